@@ -1,0 +1,3 @@
+from jmigrate.cli.app import run
+
+run()

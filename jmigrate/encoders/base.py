@@ -1,0 +1,101 @@
+"""The one interface every encoder implements: a batch of texts in, an L2-normalised float32 matrix out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Usage:
+    """What an encoder has consumed so far; `reindex` turns tokens into cost."""
+
+    requests: int = 0
+    tokens: int = 0
+    retries: int = 0
+
+
+class Encoder(ABC):
+    """Turns texts into vectors.
+
+    Implementations override `encode_batch` only. `encode` checks the result so every backend
+    gives the same guarantees: one finite, unit-length float32 row per input, in input order.
+    """
+
+    model: str
+    batch_size: int = 64
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    @abstractmethod
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        task: str | None,
+        dimensions: int | None,
+        late_chunking: bool = False,
+    ) -> np.ndarray:
+        """Embed `texts`. With `late_chunking`, `texts` are the ordered chunks of ONE document."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model counts them; backends without a tokenizer estimate."""
+        return [estimate_tokens(t) for t in texts]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        task: str | None = None,
+        dimensions: int | None = None,
+        late_chunking: bool = False,
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, dimensions or 0), dtype=np.float32)
+        out = self.encode_batch(texts, task=task, dimensions=dimensions, late_chunking=late_chunking)
+        check_vectors(out, len(texts), dimensions)
+        return out
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most encoders hold nothing
+        """Release sessions, sockets and threads."""
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def estimate_tokens(text: str) -> int:
+    """A stated estimate used only where no tokenizer is at hand: ~4 characters per token, at least 1."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def l2_normalise(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=-1, keepdims=True)
+    return (m / np.where(norms == 0, 1.0, norms)).astype(np.float32, copy=False)
+
+
+def truncate_and_normalise(m: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """Matryoshka: cut to the first `dimensions` components, then re-normalise (in that order)."""
+    if dimensions is not None:
+        m = m[..., :dimensions]
+    return l2_normalise(m)
+
+
+def check_vectors(m: np.ndarray, count: int, dimensions: int | None) -> None:
+    from jmigrate.errors import EncoderError
+
+    if m.ndim != 2 or m.shape[0] != count:
+        raise EncoderError(f"encoder returned {m.shape[0] if m.ndim else 0} vectors for {count} inputs")
+    if dimensions is not None and m.shape[1] != dimensions:
+        raise EncoderError(f"encoder returned {m.shape[1]}-dim vectors, expected {dimensions}")
+    if m.dtype != np.float32:
+        raise EncoderError(f"encoder returned {m.dtype} vectors, expected float32")
+    if not np.isfinite(m).all():
+        raise EncoderError("encoder returned NaN or infinite values")

@@ -1,0 +1,50 @@
+"""The data `plan` produces: findings (what is tied to v2 and what to do) and the edits that fix them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Applicability(str, Enum):
+    SAFE = "safe"  # applied by `apply` / shown by `plan --diff`
+    UNSAFE = "unsafe"  # changes behaviour; applied only with --unsafe
+    MANUAL = "manual"  # no automatic edit: a person must decide
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two positions of one file.
+
+    Offsets are character offsets into the file's decoded text (as stored: CRLF kept), so edits can
+    be applied back to front without re-parsing. `apply` re-checks the file text before writing.
+    """
+
+    start: int
+    end: int
+    replacement: str
+
+
+@dataclass
+class Finding:
+    code: str  # "JM101"
+    rule: str  # kebab-case name of the pattern flagged, e.g. "v2-model-name"
+    path: str  # relative to the scanned root, POSIX separators
+    line: int  # 1-based, in the file as stored
+    column: int  # 1-based, in characters
+    end_line: int
+    end_column: int
+    message: str  # what is wrong
+    fix_title: str  # what to do
+    applicability: Applicability
+    edits: list[Edit] = field(default_factory=list)
+    # Recommended v3 settings for a call site: {"model", "task", "task_reason", "dimensions", ...}
+    recommendation: dict[str, Any] = field(default_factory=dict)
+    cell: int | None = None  # notebooks: 1-based index of the cell among all cells
+    cell_line: int | None = None  # 1-based line inside that cell
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["applicability"] = self.applicability.value
+        return d

@@ -1,0 +1,25 @@
+"""The CLI shell itself: version, help, error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from jmigrate import __version__
+from jmigrate.cli.app import main
+from jmigrate.errors import CheckpointError, JMigrateError, UsageError
+
+
+def test_version_via_module() -> None:
+    out = subprocess.run([sys.executable, "-m", "jmigrate", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"jmigrate {__version__}"
+
+
+def test_unknown_command_is_usage_error(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["no-such-command"]) == 2
+    assert "no-such-command" in capsys.readouterr().err
+
+
+def test_error_classes_carry_exit_codes() -> None:
+    assert JMigrateError.exit_code == UsageError.exit_code == CheckpointError.exit_code == 2
