@@ -48,3 +48,26 @@ class Finding:
         d = asdict(self)
         d["applicability"] = self.applicability.value
         return d
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file `plan` could not read or parse: reported, never a crash."""
+
+    path: str
+    reason: str  # one line: "binary", "too large (12.3 MB > 2 MB)", "syntax error at line 4", ...
+
+
+@dataclass
+class PlanResult:
+    """Everything `jmigrate.plan()` returns; the CLI renders it, `apply` consumes it."""
+
+    root: str  # absolute path that was scanned
+    findings: list[Finding]
+    skipped: list[SkippedFile]
+    files_scanned: int
+    bytes_scanned: int
+    # sha256 of the bytes of every file that has findings, so `apply` can refuse a file changed since.
+    file_hashes: dict[str, str] = field(default_factory=dict)
+    # Migration-wide notes (ordering rule, licence note, ...) shown once at the top of a report.
+    notes: list[str] = field(default_factory=list)
