@@ -60,6 +60,21 @@ class Encoder(ABC):
         check_vectors(out, len(texts), dimensions)
         return out
 
+    def encode_late_chunked(
+        self,
+        documents: Sequence[Sequence[str]],
+        *,
+        task: str | None = None,
+        dimensions: int | None = None,
+    ) -> list[np.ndarray]:
+        """Late chunking for many documents: one matrix of chunk vectors per document.
+
+        Each document's chunks are encoded together and never mixed with another document's.
+        Backends that can run documents concurrently (the API client) override this.
+        """
+        return [self.encode(list(chunks), task=task, dimensions=dimensions, late_chunking=True)
+                for chunks in documents]
+
     def close(self) -> None:  # noqa: B027 - optional hook, most encoders hold nothing
         """Release sessions, sockets and threads."""
 
