@@ -71,3 +71,6 @@ class PlanResult:
     file_hashes: dict[str, str] = field(default_factory=dict)
     # Migration-wide notes (ordering rule, licence note, ...) shown once at the top of a report.
     notes: list[str] = field(default_factory=list)
+    # Encoding each file with findings was decoded with ("utf-8", "utf-8-sig" when it has a BOM, "cp1252",
+    # a PEP 263 declaration...): edit offsets index that decoded text; encode with it again when writing.
+    encodings: dict[str, str] = field(default_factory=dict)

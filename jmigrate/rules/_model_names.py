@@ -1,0 +1,99 @@
+"""Shared by the model-name rules (JM101-JM104): find legacy model ids, infer the task, build the finding."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+
+from jmigrate.models import V3, Model
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.python import call_name, last_part
+from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
+from jmigrate.scan.text import ModelMatch, model_matches
+
+# Loaders that run the weights on the user's machine: proposing v3 there brings the licence note.
+LOCAL_LOADERS = {
+    "SentenceTransformer",
+    "from_pretrained",
+    "TextEmbedding",
+    "pipeline",
+    "HuggingFaceEmbeddings",
+    "HuggingFaceEmbedding",
+    "SentenceTransformerEmbeddings",
+    "snapshot_download",
+    "hf_hub_download",
+    "ORTModelForFeatureExtraction",
+    "CrossEncoder",
+}
+# Loaders that cannot load v3 at all: a rewrite would break the code, so the finding is manual.
+NO_V3_LOADERS = {"TextEmbedding"}  # fastembed ships no v3 (it has no LoRA task adapters)
+
+
+def site(ctx: FileContext, match: ModelMatch) -> tuple[ast.AST | None, str]:
+    """The Python node holding the match (string literal, else None) and the call it is passed to."""
+    mod = ctx.py
+    if mod is None:
+        return None, ""
+    node = mod.string_at(match.start)
+    if node is None:
+        return None, ""
+    call = mod.enclosing_call(node)
+    return node, call_name(call) if call is not None else ""
+
+
+def guess_for(ctx: FileContext, node: ast.AST | None) -> TaskGuess:
+    mod = ctx.py
+    if mod is not None and node is not None:
+        return infer_python(mod, node)
+    return infer_text(ctx.src.text)
+
+
+def model_findings(
+    ctx: FileContext,
+    code: str,
+    wanted: Callable[[Model], bool],
+    describe: Callable[[ModelMatch], str],
+    fix: Callable[[ModelMatch, TaskGuess], str],
+    rewrite: bool,
+) -> Iterator[Finding]:
+    text = ctx.src.text
+    for match in model_matches(text):
+        if not wanted(match.model):
+            continue
+        node, called = site(ctx, match)
+        local = last_part(called) in LOCAL_LOADERS
+        guess = guess_for(ctx, node) if match.model.replacement else None
+        edits = []
+        applicability = Applicability.MANUAL
+        if rewrite and match.rewritable and last_part(called) not in NO_V3_LOADERS:
+            edits = [Edit(match.name_start, match.end, V3)]
+            # Changing the model changes every vector: never safe without re-embedding the corpus.
+            applicability = Applicability.UNSAFE
+        rec = recommendation(match.model, guess, local=local)
+        yield ctx.finding(
+            code,
+            match.start,
+            match.end + len(match.tail),
+            describe(match),
+            fix(match, guess) if guess else fix(match, TaskGuess(None, "")),
+            applicability,
+            edits,
+            rec,
+        )
+
+
+def fix_text(match: ModelMatch, guess: TaskGuess) -> str:
+    m = match.model
+    target = f"{match.org}/{V3}" if match.org else V3
+    if not match.rewritable:
+        target = f"{V3} (jinaai/{V3} on Hugging Face; check that this loader supports it)"
+    task = (
+        f"task={guess.task}"
+        if guess.task
+        else "task=retrieval.passage for documents / retrieval.query for queries"
+    )
+    return (
+        f"Use {target} with {task}; re-embed everything (dimensions=1024, or dimensions={m.dims} to keep "
+        f"the schema)"
+    )

@@ -1,0 +1,33 @@
+"""JM104: jina-embeddings-v2-base-code, which stays on v2 (reported so the decision is visible)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from jmigrate.rules._model_names import model_findings
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Finding
+
+
+@rule(
+    code="JM104",
+    name="v2-code-model-name",
+    summary="jina-embeddings-v2-base-code: keep it (v3 is weaker on code retrieval)",
+    explanation="On code retrieval v2-base-code scores 0.7753 against 0.7537 for v3 without a task and "
+    "0.7564 with its adapter, so jmigrate recommends keeping it for code corpora. It is reported "
+    "so the plan shows every v2 dependency and why it stays.",
+    example='model = "jinaai/jina-embeddings-v2-base-code"',
+    fix="None: keep the model (and its 768-dimension index). Informational, manual.",
+    applicability=Applicability.MANUAL,
+    languages=["*"],
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    yield from model_findings(
+        ctx,
+        "JM104",
+        lambda m: m.generation == "v2" and m.replacement is None,
+        lambda mm: f"{mm.model.name} is the v2 code model; it stays on v2",
+        lambda mm, g: "Keep it for code corpora: v3 scores lower on code retrieval (0.7564 vs 0.7753)",
+        False,
+    )

@@ -1,0 +1,126 @@
+"""What a rule sees: one decoded file (or notebook cell), its parsed Python if any, and project facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jmigrate.models import MODELS
+from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.text import legacy_model_mentions
+from jmigrate.scan.walk import Source
+
+if TYPE_CHECKING:
+    from jmigrate.scan.notebook import CellMap
+    from jmigrate.scan.python import PyModule
+
+
+@dataclass
+class ProjectFacts:
+    """Facts gathered over the whole tree before project-level rules run."""
+
+    # Widths of the legacy models named anywhere in the project whose replacement needs another width.
+    legacy_dims: set[int] = field(default_factory=set)
+
+
+@dataclass
+class FileContext:
+    src: Source
+    project: ProjectFacts
+    cell_map: CellMap | None = None  # set for notebook cells: positions/edits map back to the JSON
+    _py: PyModule | None = None
+    _parsed: bool = False
+    syntax_error: str | None = None
+    _models: set[str] | None = None
+
+    @property
+    def language(self) -> str:
+        return self.src.language
+
+    @property
+    def py(self) -> PyModule | None:
+        """The parsed module (Python files and notebook cells); None if it does not parse."""
+        if not self._parsed:
+            self._parsed = True
+            if self.language == "python":
+                from jmigrate.scan.python import PyModule
+
+                try:
+                    if self.cell_map is not None:
+                        from jmigrate.scan.notebook import mask_magics
+
+                        self._py = PyModule.parse(self.src, mask_magics(self.src.text))
+                    else:
+                        self._py = PyModule.parse(self.src)
+                except SyntaxError as e:
+                    self.syntax_error = f"syntax error at line {e.lineno}: {e.msg}"
+                except (ValueError, RecursionError) as e:  # NUL bytes, absurd nesting
+                    self.syntax_error = f"cannot parse ({type(e).__name__})"
+        return self._py
+
+    @property
+    def models(self) -> set[str]:
+        """Legacy (v1/v2) model names mentioned anywhere in this file's text."""
+        if self._models is None:
+            self._models = {m for m, _, _ in legacy_model_mentions(self.src.text)}
+        return self._models
+
+    @property
+    def legacy_dims(self) -> set[int]:
+        """Widths of this file's legacy models that v3 does not keep by default."""
+        v3 = MODELS["jina-embeddings-v3"].dims
+        return {MODELS[m].dims for m in self.models if MODELS[m].replacement and MODELS[m].dims != v3}
+
+    def finding(
+        self,
+        code: str,
+        start: int,
+        end: int,
+        message: str,
+        fix_title: str,
+        applicability: Applicability,
+        edits: Sequence[Edit] = (),
+        recommendation: dict[str, Any] | None = None,
+    ) -> Finding:
+        """Build a finding from character offsets into `src.text` (cell text for notebooks)."""
+        from jmigrate.rules.registry import get_rule
+
+        if applicability is not Applicability.MANUAL and not edits:
+            applicability = Applicability.MANUAL  # nothing to apply: a person decides
+        if applicability is Applicability.MANUAL:
+            edits = ()
+        line, column = self.src.position(start)
+        end_line, end_column = self.src.position(end)
+        cell = cell_line = None
+        edit_list = list(edits)
+        if self.cell_map is not None:
+            cell, cell_line = self.cell_map.cell, line
+            line, column = self.cell_map.position(start)
+            end_line, end_column = self.cell_map.position(end)
+            mapped = self.cell_map.map_edits(edit_list)
+            if mapped is None and edit_list:
+                # An edit that cannot be expressed exactly inside the notebook's JSON strings.
+                applicability, mapped = Applicability.MANUAL, []
+                fix_title += " (edit this notebook cell by hand)"
+            edit_list = mapped or []
+        return Finding(
+            code=code,
+            rule=get_rule(code).name,
+            path=self.src.path,
+            line=line,
+            column=column,
+            end_line=end_line,
+            end_column=end_column,
+            message=message,
+            fix_title=fix_title,
+            applicability=applicability,
+            edits=edit_list,
+            recommendation=recommendation or {},
+            cell=cell,
+            cell_line=cell_line,
+        )
+
+
+def findings_sorted(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.path, f.line, f.column, f.code))

@@ -1,0 +1,148 @@
+"""The `plan()` library call: walk a tree, run the selected rules on every relevant file, return findings.
+
+Files are read as bytes and only decoded and parsed when a cheap byte search says a rule could fire, which
+keeps `plan` close to `grep` speed on trees that have nothing to do with Jina.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from jmigrate.errors import InputError
+from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
+from jmigrate.rules.registry import Rule, select_rules
+from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
+from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
+from jmigrate.scan.notebook import NotebookError, notebook_cells
+from jmigrate.scan.text import DIM_NUMBER, RELEVANT
+from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes, walk
+
+
+def plan(
+    path: str | Path,
+    *,
+    select: Iterable[str] = (),
+    ignore: Iterable[str] = (),
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+) -> PlanResult:
+    """Find every place under `path` tied to Jina Embeddings v1/v2 and what to do about it.
+
+    `select` / `ignore` take rule codes or prefixes ("JM1", "JM101"). Nothing in the tree is imported or
+    executed. Raises InputError when `path` does not exist, UsageError for an unknown rule code.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"no such file or folder: {path}")
+    root = root.resolve()
+    rules = select_rules(select, ignore)
+    file_rules = [r for r in rules if not r.project_level]
+    project_rules = [r for r in rules if r.project_level]
+    project = ProjectFacts()
+
+    findings: list[Finding] = []
+    skipped: list[SkippedFile] = []
+    hashes: dict[str, str] = {}
+    encodings: dict[str, str] = {}
+    deferred: list[tuple[RawFile, list[FileContext]]] = []
+    files = size = 0
+
+    for item in walk(root, max_file_size):
+        if isinstance(item, SkippedFile):
+            skipped.append(item)
+            continue
+        files += 1
+        size += len(item.data)
+        relevant = RELEVANT.search(item.data) is not None
+        dims = bool(project_rules) and DIM_NUMBER.search(item.data) is not None
+        if not relevant and not dims:
+            continue
+        contexts = _contexts(item, project, skipped)
+        if not contexts:
+            continue
+        found: list[Finding] = []
+        for ctx in contexts:
+            project.legacy_dims |= ctx.legacy_dims
+            if relevant:
+                found += _run(file_rules, ctx)
+        errors = [
+            (f"cell {c.cell_map.cell}: " if c.cell_map else "") + c.syntax_error
+            for c in contexts
+            if c.syntax_error
+        ]
+        if errors:
+            skipped.append(
+                SkippedFile(
+                    item.path, "; ".join(errors) + ("; findings reported without fixes" if found else "")
+                )
+            )
+        if dims:
+            deferred.append((item, contexts))
+        _record(item, contexts, found, findings, hashes, encodings)
+
+    # Widths (768, 512) count only once we know which legacy models the project uses.
+    for item, contexts in deferred:
+        found = [f for ctx in contexts for f in _run(project_rules, ctx)]
+        _record(item, contexts, found, findings, hashes, encodings)
+
+    notes: list[str] = []
+    if findings:
+        notes.append(ORDERING_RULE)
+    if any(f.recommendation.get("licence") for f in findings):
+        notes.append(LICENCE_V3_NOTE)
+    return PlanResult(
+        root=str(root),
+        findings=findings_sorted(findings),
+        skipped=sorted(skipped, key=lambda s: s.path),
+        files_scanned=files,
+        bytes_scanned=size,
+        file_hashes=dict(sorted(hashes.items())),
+        notes=notes,
+        encodings=dict(sorted(encodings.items())),
+    )
+
+
+def _contexts(item: RawFile, project: ProjectFacts, skipped: list[SkippedFile]) -> list[FileContext]:
+    try:
+        text, encoding = decode_bytes(item.data, item.language)
+    except DecodeError as e:
+        skipped.append(SkippedFile(item.path, str(e)))
+        return []
+    src = Source(item.path, text, item.language, encoding)
+    if item.language != "notebook":
+        return [FileContext(src, project)]
+    try:
+        return [FileContext(c.source, project, c.cell_map) for c in notebook_cells(src)]
+    except NotebookError as e:
+        skipped.append(SkippedFile(item.path, str(e)))
+        return []
+
+
+def _run(rules: list[Rule], ctx: FileContext) -> list[Finding]:
+    out: list[Finding] = []
+    if ctx.language == "python":
+        ctx.py  # noqa: B018 -- parse now so a syntax error is reported even if no Python rule runs
+    for rule in rules:
+        if rule.applies_to(ctx.language):
+            out.extend(rule.check(ctx))
+    if ctx.syntax_error:
+        # The file does not parse now, so no rewrite of it can be checked: report, don't fix.
+        for f in out:
+            f.applicability, f.edits = Applicability.MANUAL, []
+    return out
+
+
+def _record(
+    item: RawFile,
+    contexts: list[FileContext],
+    found: list[Finding],
+    findings: list[Finding],
+    hashes: dict[str, str],
+    encodings: dict[str, str],
+) -> None:
+    if not found:
+        return
+    findings.extend(found)
+    hashes[item.path] = hashlib.sha256(item.data).hexdigest()
+    encodings[item.path] = contexts[0].src.encoding

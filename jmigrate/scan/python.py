@@ -1,0 +1,225 @@
+"""Python detection with the stdlib `ast` (libcst is ~26x slower; see MEASURED.md): parse once, map `ast`
+positions (UTF-8 byte columns) to character offsets, and answer the questions rules ask about call sites.
+
+Nothing from the scanned file is imported or executed: `ast.parse` only.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from jmigrate.scan.walk import Source
+
+
+def dotted(node: ast.AST) -> str:
+    """ "a.b.c" for Name/Attribute chains, with "()" after called parts ("KMeans().fit"); "" otherwise."""
+    parts: list[str] = []
+    called = False
+    while True:
+        if isinstance(node, ast.Call):
+            called, node = True, node.func
+            continue
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr + ("()" if called else ""))
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id + ("()" if called else ""))
+            break
+        else:
+            return ""
+        called = False
+    return ".".join(reversed(parts))
+
+
+def call_name(call: ast.Call) -> str:
+    return dotted(call.func)
+
+
+def last_part(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def kwarg(call: ast.Call, *names: str) -> ast.keyword | None:
+    for kw in call.keywords:
+        if kw.arg in names:
+            return kw
+    return None
+
+
+@dataclass
+class PyModule:
+    src: Source
+    tree: ast.Module
+    parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, src: Source, text: str | None = None) -> PyModule:
+        """Parse `src` (or `text`, a same-length stand-in such as a notebook cell with magics masked)."""
+        with warnings.catch_warnings():
+            # Invalid escape sequences in the user's code are their business, not a crash of ours.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(src.text if text is None else text, filename=src.path)
+        mod = cls(src, tree)
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                mod.parents[child] = node
+        return mod
+
+    # --- positions -------------------------------------------------------------------------------
+    def start(self, node: ast.AST) -> int:
+        return self.src.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+
+    def end(self, node: ast.AST) -> int:
+        return self.src.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        return self.start(node), self.end(node)
+
+    def segment(self, node: ast.AST) -> str:
+        s, e = self.span(node)
+        return self.src.text[s:e]
+
+    # --- structure -------------------------------------------------------------------------------
+    @cached_property
+    def calls(self) -> list[ast.Call]:
+        return [n for n in ast.walk(self.tree) if isinstance(n, ast.Call)]
+
+    @cached_property
+    def _strings(self) -> tuple[list[int], list[ast.Constant]]:
+        nodes = sorted(
+            (n for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)),
+            key=lambda n: (n.lineno, n.col_offset),
+        )
+        return [self.start(n) for n in nodes], nodes
+
+    def string_at(self, offset: int) -> ast.Constant | None:
+        """The string literal whose source span holds `offset` (None in comments)."""
+        starts, nodes = self._strings
+        i = bisect.bisect_right(starts, offset) - 1
+        while i >= 0:
+            node = nodes[i]
+            if self.end(node) > offset:
+                return node
+            if starts[i] < offset - 10_000:
+                break
+            i -= 1
+        return None
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        return self.parents.get(node)
+
+    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
+        p = self.parents.get(node)
+        while p is not None:
+            yield p
+            p = self.parents.get(p)
+
+    def enclosing_call(self, node: ast.AST) -> ast.Call | None:
+        """The call this node is an argument of (through f-strings, dicts, lists and keywords)."""
+        for p in self.ancestors(node):
+            if isinstance(p, ast.Call):
+                return p
+            if not isinstance(
+                p,
+                (
+                    ast.JoinedStr,
+                    ast.FormattedValue,
+                    ast.BinOp,
+                    ast.keyword,
+                    ast.Dict,
+                    ast.List,
+                    ast.Tuple,
+                    ast.Starred,
+                ),
+            ):
+                return None
+        return None
+
+    def enclosing_function(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        for p in self.ancestors(node):
+            if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return p
+        return None
+
+    def assigned_to(self, node: ast.AST) -> str | None:
+        """Name (dotted, e.g. "self.emb") the value of `node` is bound to, if directly assigned."""
+        p = self.parent(node)
+        while isinstance(p, ast.Await):
+            node, p = p, self.parent(p)
+        if isinstance(p, ast.Assign) and p.value is node and len(p.targets) == 1:
+            return dotted(p.targets[0]) or None
+        if isinstance(p, (ast.AnnAssign, ast.NamedExpr)) and p.value is node:
+            return dotted(p.target) or None
+        if isinstance(p, ast.withitem) and p.context_expr is node and p.optional_vars is not None:
+            return dotted(p.optional_vars) or None
+        return None
+
+    def constant_value(self, node: ast.AST | None) -> object:
+        """Literal value of a node, following a Name to a single module-level assignment of a literal."""
+        if node is None:
+            return None
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            value = self.module_constants.get(node.id)
+            return value.value if isinstance(value, ast.Constant) else None
+        return None
+
+    @cached_property
+    def module_constants(self) -> dict[str, ast.AST]:
+        out: dict[str, ast.AST] = {}
+        for stmt in self.tree.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
+                out[stmt.targets[0].id] = stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+                out[stmt.target.id] = stmt.value
+        return out
+
+    def resolve_dict(self, node: ast.AST | None) -> ast.Dict | None:
+        """A dict literal, directly or through a name assigned a dict literal in the same scope."""
+        if isinstance(node, ast.Dict):
+            return node
+        if isinstance(node, ast.Call) and call_name(node) in ("json.dumps", "dumps") and node.args:
+            return self.resolve_dict(node.args[0])
+        if isinstance(node, ast.Name):
+            scope = self.enclosing_function(node) or self.tree
+            found: ast.Dict | None = None
+            for n in ast.walk(scope):
+                if (
+                    isinstance(n, ast.Assign)
+                    and isinstance(n.value, ast.Dict)
+                    and len(n.targets) == 1
+                    and isinstance(n.targets[0], ast.Name)
+                    and n.targets[0].id == node.id
+                    and n.lineno <= node.lineno
+                ):
+                    found = n.value
+            return found
+        return None
+
+    def names_in(self, node: ast.AST) -> set[str]:
+        """Every dotted name read inside `node` ("emb", "self.emb", ...)."""
+        out: set[str] = set()
+        for n in ast.walk(node):
+            if isinstance(n, (ast.Name, ast.Attribute)):
+                d = dotted(n)
+                if d:
+                    out.add(d)
+        return out
+
+
+def dict_key(d: ast.Dict, key: str) -> int | None:
+    """Index of a string key in a dict literal."""
+    for i, k in enumerate(d.keys):
+        if isinstance(k, ast.Constant) and k.value == key:
+            return i
+    return None

@@ -1,0 +1,436 @@
+"""Task inference: which v3 task a v2 call site needs, decided from how its vectors are used, with the reason.
+
+Stored documents -> retrieval.passage, searched queries -> retrieval.query, clustering -> separation,
+classifiers -> classification, similarity/dedup -> text-matching. The analysis is per file and by name
+(no type inference): good enough to explain itself, and it says so when it cannot tell.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jmigrate.models import LICENCE_V3_NOTE, MODELS, V3, Model
+from jmigrate.scan.python import PyModule, call_name, dotted, last_part
+
+QUERY, PASSAGE = "retrieval.query", "retrieval.passage"
+SEPARATION, CLASSIFICATION, MATCHING = "separation", "classification", "text-matching"
+
+# Methods of an embedder object whose name says which side they embed.
+QUERY_METHODS = {
+    "embed_query",
+    "aembed_query",
+    "get_query_embedding",
+    "aget_query_embedding",
+    "encode_queries",
+    "encode_query",
+    "query_embed",
+    "embedQuery",
+}
+PASSAGE_METHODS = {
+    "embed_documents",
+    "aembed_documents",
+    "get_text_embedding_batch",
+    "aget_text_embedding_batch",
+    "encode_corpus",
+    "encode_documents",
+    "passage_embed",
+    "embedDocuments",
+}
+# Methods that embed whatever they are given: the argument and the result's use decide.
+GENERIC_METHODS = {
+    "encode",
+    "embed",
+    "get_text_embedding",
+    "aget_text_embedding",
+    "embed_texts",
+    "__call__",
+    "create",
+    "post",
+    "embed_text",
+}
+# Calls that receive an embedder and store documents with it / search with it.
+STORE_CALLS = {
+    "from_documents",
+    "from_texts",
+    "afrom_documents",
+    "afrom_texts",
+    "add_texts",
+    "add_documents",
+    "aadd_documents",
+    "aadd_texts",
+    "upsert",
+    "from_embeddings",
+    "build_index",
+}
+SEARCH_CALLS = {
+    "similarity_search",
+    "similarity_search_with_score",
+    "asimilarity_search",
+    "max_marginal_relevance_search",
+    "similarity_search_by_vector",
+    "as_retriever",
+    "as_query_engine",
+    "as_chat_engine",
+    "get_relevant_documents",
+    "invoke",
+    "ainvoke",
+    "retrieve",
+    "query",
+    "search",
+    "knn_search",
+    "similaritySearch",
+    "asRetriever",
+}
+# Consumers of vectors, by the last part of the called name (or the class the object was made from).
+CLUSTERING = {
+    "KMeans",
+    "MiniBatchKMeans",
+    "HDBSCAN",
+    "DBSCAN",
+    "OPTICS",
+    "AgglomerativeClustering",
+    "SpectralClustering",
+    "Birch",
+    "MeanShift",
+    "UMAP",
+    "TSNE",
+    "fit_predict",
+    "linkage",
+    "hdbscan",
+}
+CLASSIFIERS = {
+    "LogisticRegression",
+    "SVC",
+    "LinearSVC",
+    "RandomForestClassifier",
+    "KNeighborsClassifier",
+    "MLPClassifier",
+    "SGDClassifier",
+    "GradientBoostingClassifier",
+    "RidgeClassifier",
+    "XGBClassifier",
+    "LGBMClassifier",
+    "predict",
+    "predict_proba",
+}
+SIMILARITY = {
+    "cosine_similarity",
+    "cos_sim",
+    "pytorch_cos_sim",
+    "dot_score",
+    "paraphrase_mining",
+    "community_detection",
+    "pairwise_distances",
+    "cosine",
+    "dot",
+    "cdist",
+    "inner",
+    "matmul",
+}
+INDEX_ADD = {
+    "add",
+    "add_with_ids",
+    "upsert",
+    "insert",
+    "add_items",
+    "index",
+    "bulk",
+    "add_embeddings",
+    "write_documents",
+    "put",
+}
+INDEX_SEARCH = {"search", "knn_query", "query", "query_points", "search_points", "knn", "kneighbors"}
+
+_QUERY_WORDS = re.compile(r"(?i)quer(y|ies)|question|search|retriev|lookup|ask")
+_PASSAGE_WORDS = re.compile(
+    r"(?i)doc(ument)?s?\b|document|passage|corpus|chunk|ingest|index(ing)?\b|upsert|store|"
+    r"article|page"
+)
+_CLASS_WORDS = re.compile(r"(?i)label|categor|classif|intent|sentiment")
+_CLUSTER_WORDS = re.compile(r"(?i)cluster|topic|visuali[sz]|umap|tsne|t_sne")
+_MATCH_WORDS = re.compile(r"(?i)dedup|duplicate|similar|paraphrase|sts\b|match")
+
+_WORD_TASKS = (
+    (_CLUSTER_WORDS, SEPARATION),
+    (_CLASS_WORDS, CLASSIFICATION),
+    (_MATCH_WORDS, MATCHING),
+    (_QUERY_WORDS, QUERY),
+    (_PASSAGE_WORDS, PASSAGE),
+)
+
+
+@dataclass
+class TaskGuess:
+    task: str | None  # None: unclear, or both retrieval sides (see `both_sides`)
+    reason: str
+    signals: list[tuple[str, str]] = field(default_factory=list)  # (task, reason) in source order
+
+    @property
+    def both_sides(self) -> bool:
+        tasks = {t for t, _ in self.signals}
+        return QUERY in tasks and PASSAGE in tasks
+
+
+UNCLEAR = (
+    "no use of the vectors found in this file: use retrieval.passage for the documents you store "
+    "and retrieval.query for the queries you search with (text-matching for symmetric similarity)"
+)
+
+
+def decide(signals: list[tuple[str, str]]) -> TaskGuess:
+    if not signals:
+        return TaskGuess(None, UNCLEAR, [])
+    tasks = Counter(t for t, _ in signals)
+    first = {t: r for t, r in reversed(signals)}
+    if QUERY in tasks and PASSAGE in tasks:
+        return TaskGuess(
+            None,
+            f"used for both sides: {first[PASSAGE]} (retrieval.passage) and {first[QUERY]} "
+            "(retrieval.query); asymmetric retrieval needs one embedder per side",
+            signals,
+        )
+    # Retrieval beats the generic hints; among the others the most frequent wins (ties: source order).
+    for task in (PASSAGE, QUERY):
+        if task in tasks:
+            return TaskGuess(task, first[task], signals)
+    best = max(tasks, key=lambda t: (tasks[t], -[s for s, _ in signals].index(t)))
+    return TaskGuess(best, first[best], signals)
+
+
+# --- Python -------------------------------------------------------------------------------------------
+
+
+def _consumer_task(name: str, constructors: dict[str, str], n_args: int) -> str | None:
+    parts = [p.removesuffix("()") for p in name.split(".")]
+    last = parts[-1]
+    # Resolve `km.fit(...)` to the class `km` was built from, and `KMeans(...).fit(...)` to KMeans.
+    owner = constructors.get(".".join(parts[:-1]), "") if len(parts) > 1 else ""
+    words = {*parts, last_part(owner)}
+    if words & CLUSTERING:
+        return SEPARATION
+    if words & CLASSIFIERS or (last == "fit" and n_args >= 2 and not words & CLUSTERING):
+        return CLASSIFICATION
+    if last in SIMILARITY or words & {"cos_sim", "cosine_similarity"}:
+        return MATCHING
+    if last in INDEX_SEARCH:
+        return QUERY
+    if last in INDEX_ADD:
+        return PASSAGE
+    return None
+
+
+def _word_task(word: str) -> str | None:
+    for regex, task in _WORD_TASKS:
+        if regex.search(word):
+            return task
+    return None
+
+
+class _PyInference:
+    def __init__(self, mod: PyModule) -> None:
+        self.mod = mod
+        self.constructors: dict[str, str] = {}
+        self.assigned: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(mod.tree):
+            if isinstance(node, ast.Call):
+                target = mod.assigned_to(node)
+                if target:
+                    self.constructors.setdefault(target, call_name(node))
+                    self.assigned.setdefault(target, []).append(node)
+
+    def line(self, node: ast.AST) -> int:
+        return self.mod.src.position(self.mod.start(node))[0]
+
+    def handles_for(self, node: ast.AST) -> tuple[set[str], set[str]]:
+        """(names bound to the embedder/call result, names of functions that return its vectors)."""
+        mod = self.mod
+        handles: set[str] = set()
+        functions: set[str] = set()
+        start = node if isinstance(node, ast.Call) else mod.enclosing_call(node)
+        if isinstance(node, ast.Constant):
+            target = mod.assigned_to(node)
+            if target:  # MODEL = "jina-embeddings-v2-base-en": follow the calls that use MODEL
+                for call in mod.calls:
+                    if target in mod.names_in(call) and call is not start:
+                        handles |= self.handles_for(call)[0]
+                        functions |= self._returning_functions(call)
+        if start is not None:
+            # Climb nested calls: SentenceTransformer(...).encode(...) or requests.post(...).json()
+            outer: ast.AST = start
+            for p in mod.ancestors(start):
+                if isinstance(p, (ast.Call, ast.Attribute, ast.Subscript, ast.Await)):
+                    outer = p
+                    continue
+                break
+            for candidate in (start, outer):
+                target = mod.assigned_to(candidate)
+                if target:
+                    handles.add(target)
+            functions |= self._returning_functions(start)
+        # Names assigned from a handle-derived value through one more hop (resp = post(); data = resp.json())
+        for _ in range(2):
+            for name, calls in self.assigned.items():
+                if name not in handles and any(self._reads_root(c, handles) for c in calls):
+                    handles.add(name)
+        return handles, functions
+
+    def _reads_root(self, call: ast.AST, names: set[str]) -> bool:
+        node = call.func if isinstance(call, ast.Call) else call
+        root = dotted(node)
+        return any(root == n or root.startswith(n + ".") for n in names)
+
+    def _returning_functions(self, node: ast.AST) -> set[str]:
+        fn = self.mod.enclosing_function(node)
+        return {fn.name} if fn is not None else set()
+
+    def signals(self, node: ast.AST) -> list[tuple[str, str]]:
+        mod = self.mod
+        handles, functions = self.handles_for(node)
+        # Vectors produced by calling a function that wraps the call site: vecs = embed(texts)
+        for call in mod.calls:
+            if last_part(call_name(call)) in functions:
+                target = mod.assigned_to(call)
+                if target:
+                    handles.add(target)
+        out: list[tuple[int, str, str]] = []
+        weak: list[tuple[int, str, str]] = []  # guesses from names, used only when nothing else says
+        for call in mod.calls:
+            name = call_name(call)
+            parts = name.split(".")
+            last = parts[-1]
+            receiver = ".".join(parts[:-1])
+            on_handle = receiver in handles
+            args_read = (
+                set().union(*(mod.names_in(a) for a in [*call.args, *(k.value for k in call.keywords)]))
+                if (call.args or call.keywords)
+                else set()
+            )
+            uses_handle = bool(args_read & handles)
+            wraps = last in functions
+            if not (on_handle or uses_handle or wraps):
+                continue
+            line = self.line(call)
+            if on_handle and last in QUERY_METHODS:
+                out.append((line, QUERY, f"{name}() on line {line} embeds queries"))
+            elif on_handle and last in PASSAGE_METHODS:
+                out.append((line, PASSAGE, f"{name}() on line {line} embeds documents"))
+            elif on_handle and last in SEARCH_CALLS:
+                out.append((line, QUERY, f"{name}() on line {line} searches with queries"))
+            elif on_handle and last in STORE_CALLS:
+                out.append((line, PASSAGE, f"{name}() on line {line} stores documents"))
+            elif uses_handle and last in STORE_CALLS:
+                out.append((line, PASSAGE, f"{name}() on line {line} stores documents"))
+            elif uses_handle and last in SEARCH_CALLS:
+                out.append((line, QUERY, f"{name}() on line {line} searches with queries"))
+            elif uses_handle and (task := _consumer_task(name, self.constructors, len(call.args))):
+                what = {
+                    SEPARATION: "vectors passed to",
+                    CLASSIFICATION: "vectors passed to classifier",
+                    MATCHING: "vectors compared with",
+                    QUERY: "vectors used to search in",
+                    PASSAGE: "vectors stored with",
+                }[task]
+                out.append((line, task, f"{what} {name}() on line {line}"))
+            elif (on_handle and last in GENERIC_METHODS) or wraps:
+                # What is being embedded? Judge by the argument's and the enclosing function's names.
+                words = [dotted(a) for a in call.args] + [k.arg or "" for k in call.keywords]
+                fn = mod.enclosing_function(call)
+                for word, where in [
+                    *((w, "argument") for w in words if w),
+                    *([(fn.name, "function")] if fn else []),
+                ]:
+                    task = _word_task(word)
+                    if task:
+                        weak.append((line, task, f"{name}() on line {line} embeds {word!r} ({where} name)"))
+                        break
+        # Vectors that end up in a matrix product (a @ b.T) are compared with each other.
+        for node_ in ast.walk(mod.tree):
+            if (
+                isinstance(node_, ast.BinOp)
+                and isinstance(node_.op, ast.MatMult)
+                and mod.names_in(node_) & handles
+            ):
+                line = self.line(node_)
+                out.append((line, MATCHING, f"vectors compared with '@' on line {line}"))
+        return [(t, r) for _, t, r in sorted(out or weak)]
+
+
+def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
+    """Infer the task for the embedder/request/model string at `node`."""
+    signals = _PyInference(mod).signals(node)
+    if not signals:
+        fn = mod.enclosing_function(node)
+        task = _word_task(fn.name) if fn else None
+        if fn and task:
+            return decide([(task, f"called in function {fn.name}()")])
+    return decide(signals)
+
+
+# --- other languages (JS/TS, shell, ...) --------------------------------------------------------------
+
+_TEXT_SIGNALS = (
+    (
+        re.compile(
+            r"\bembedQuery\b|\bsimilaritySearch\w*|\basRetriever\b|\bembed_query\b|\bsimilarity_search\b"
+        ),
+        QUERY,
+        "queries searched with",
+    ),
+    (
+        re.compile(
+            r"\bembedDocuments\b|\baddDocuments\b|\bfromDocuments\b|\bfromTexts\b|\baddVectors\b|\bupsert\b|"
+            r"\bembed_documents\b|\bfrom_documents\b|\badd_texts\b"
+        ),
+        PASSAGE,
+        "documents stored with",
+    ),
+    (re.compile(r"(?i)\bk-?means\b|\bhdbscan\b|\bcluster"), SEPARATION, "clustering with"),
+    (re.compile(r"(?i)\bclassif|\bzero-shot"), CLASSIFICATION, "classification with"),
+    (re.compile(r"(?i)\bcosineSimilarity\b|\bcosine_similarity\b|\bdedup"), MATCHING, "similarity with"),
+)
+
+
+def infer_text(text: str) -> TaskGuess:
+    found: list[tuple[int, str, str]] = []
+    for regex, task, what in _TEXT_SIGNALS:
+        m = regex.search(text)
+        if m:
+            line = text.count("\n", 0, m.start()) + 1
+            found.append((line, task, f"{what} {m.group(0)} on line {line}"))
+    return decide([(t, r) for _, t, r in sorted(found)])
+
+
+# --- the recommendation a finding carries ------------------------------------------------------------
+
+
+def recommendation(
+    model: Model, guess: TaskGuess | None, *, local: bool = False, drop_fields: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Recommended v3 settings for a call site that uses `model` (see docs/rules.md)."""
+    v3 = MODELS[V3]
+    if model.replacement is None:
+        return {"model": model.name, "keep": True, "reason": model.note}
+    rec: dict[str, Any] = {
+        "from_model": model.name,
+        "model": model.replacement,
+        "dimensions": {"default": v3.dims, "keep_schema": model.dims}
+        if model.dims != v3.dims
+        else {"default": v3.dims},
+    }
+    if guess is not None:
+        rec["task"] = guess.task
+        rec["task_reason"] = guess.reason
+        if guess.both_sides or guess.task is None:
+            rec["tasks"] = {"documents": PASSAGE, "queries": QUERY}
+    if drop_fields:
+        rec["drop_fields"] = sorted(set(drop_fields))
+    if model.bilingual:
+        rec["note"] = f"{model.name} is bilingual ({'/'.join(model.languages)}); v3 covers both languages"
+    if local:
+        rec["licence"] = LICENCE_V3_NOTE
+    return rec

@@ -1,0 +1,106 @@
+"""Line and regex scanning shared by the rules: model-name matching (every file kind) and the small helpers
+the JS/TS, SQL, YAML, TOML, JSON, .env, shell, Dockerfile and Markdown checks use.
+
+Model names come from `jmigrate.models`; nothing here hard-codes a model fact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from jmigrate.models import MODELS, V3, Model, legacy_models
+
+
+@lru_cache(maxsize=1)
+def _legacy_re() -> re.Pattern[str]:
+    names = sorted((m.name for m in legacy_models()), key=len, reverse=True)
+    # An optional "org/" (Hugging Face id, LiteLLM provider, Ollama namespace, local folder) before the name.
+    return re.compile(
+        r"(?:(?P<org>[\w.\-]+)/)?(?P<name>" + "|".join(map(re.escape, names)) + r")(?P<tail>[\w\-.]*)"
+    )
+
+
+# A v2 id with a part filled in at run time: "jina-embeddings-v2-{size}-en", "jina-embeddings-v2-" + size.
+PARTIAL_V2 = re.compile(r"jina-embeddings-v2-(?!(?:small|base)-(?:en|de|es|zh|code)(?![\w]))")
+
+# Cheap test before any parsing: a file that mentions none of these cannot hold a finding of ours.
+RELEVANT = re.compile(rb"(?i)jina")
+# Files without "jina" can still carry a vector width tied to a v2 model named elsewhere in the project.
+DIM_NUMBER = re.compile(rb"\b(?:312|512|768)\b")
+
+# Org prefixes for which "<org>/jina-embeddings-v3" is a real id: Jina's HF org and LiteLLM's provider.
+REWRITABLE_ORGS = frozenset({"", "jinaai", "jina_ai"})
+
+
+@dataclass(frozen=True)
+class ModelMatch:
+    model: Model
+    org: str  # "" when bare
+    start: int  # start of the whole id (org included)
+    name_start: int
+    end: int  # end of the model name (a tail like "-onnx" is not included)
+    tail: str  # characters glued to the name ("" normally)
+
+    @property
+    def rewritable(self) -> bool:
+        """True when swapping the name for v3 yields an id that exists (not a folder, mirror or tag)."""
+        return self.org in REWRITABLE_ORGS and not self.tail
+
+    def replacement(self) -> str:
+        return V3
+
+
+def model_matches(text: str) -> Iterator[ModelMatch]:
+    for m in _legacy_re().finditer(text):
+        org = m.group("org") or ""
+        start = m.start("org") if org else m.start("name")
+        yield ModelMatch(MODELS[m.group("name")], org, start, m.start("name"), m.end("name"), m.group("tail"))
+
+
+def legacy_model_mentions(text: str) -> list[tuple[str, int, int]]:
+    return [(m.model.name, m.name_start, m.end) for m in model_matches(text)]
+
+
+def line_of(text: str, offset: int) -> tuple[int, int]:
+    """(start, end) offsets of the line holding `offset` (end excludes the newline)."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    return start, end
+
+
+def balanced_end(text: str, open_at: int) -> int:
+    """Offset just past the bracket matching text[open_at] ('{', '(' or '['), skipping quoted strings.
+
+    Returns -1 when unbalanced. Good enough for JS/JSON/shell payloads; Python goes through `ast`.
+    """
+    pairs = {"{": "}", "(": ")", "[": "]"}
+    stack = [pairs[text[open_at]]]
+    i, n = open_at + 1, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'`":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c in pairs:
+            stack.append(pairs[c])
+        elif c in ")}]":
+            if c != stack[-1]:
+                return -1
+            stack.pop()
+            if not stack:
+                return i + 1
+        i += 1
+    return -1
+
+
+def window(text: str, offset: int, before: int = 400, after: int = 400) -> str:
+    return text[max(0, offset - before) : offset + after]

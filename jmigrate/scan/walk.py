@@ -1,0 +1,271 @@
+"""Walk a tree for `plan`: which files to read, how to decode them, and how to turn offsets into positions.
+
+Honours .gitignore files (nested ones too), skips VCS/dependency/virtualenv folders, binaries, huge files
+and symlinks. Symlinks are never followed: a link inside the root points at something that is scanned at
+its real path anyway, a link that leaves the root must not be read (and `apply` must not write through it),
+and not following links makes loops impossible. Unreadable files become `SkippedFile`s, never exceptions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import os
+import re
+import tokenize
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import pathspec
+
+from jmigrate.scan.finding import SkippedFile
+
+DEFAULT_MAX_FILE_SIZE = 2_000_000
+BINARY_SNIFF_BYTES = 8192
+
+# Folders that never hold the user's own code. Virtualenvs are also recognised by their pyvenv.cfg.
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "env",
+        "__pycache__",
+        "site-packages",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+    }
+)
+
+# File kinds the rules understand, by suffix; anything else that is text is scanned as plain text.
+LANGUAGES: dict[str, str] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".ipynb": "notebook",
+    ".js": "js",
+    ".mjs": "js",
+    ".cjs": "js",
+    ".jsx": "js",
+    ".ts": "js",
+    ".tsx": "js",
+    ".mts": "js",
+    ".cts": "js",
+    ".sql": "sql",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".json": "json",
+    ".sh": "shell",
+    ".bash": "shell",
+    ".zsh": "shell",
+    ".env": "env",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".rst": "markdown",
+}
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def language_of(rel_path: str) -> str:
+    name = rel_path.rsplit("/", 1)[-1]
+    if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".dockerfile"):
+        return "dockerfile"
+    if name == ".env" or name.startswith(".env."):
+        return "env"
+    return LANGUAGES.get(os.path.splitext(name)[1].lower(), "text")
+
+
+class DecodeError(Exception):
+    """Raised by `decode_bytes` when the bytes are not text in any encoding we accept."""
+
+
+def decode_bytes(data: bytes, language: str = "text") -> tuple[str, str]:
+    """Decode file bytes; returns (text, encoding). Re-encoding the text with `encoding` gives the bytes back.
+
+    UTF-8 (a BOM is kept out of the text: the "utf-8-sig" codec adds it back). Python files follow their
+    PEP 263 coding declaration and are refused if they don't decode with it (they would not run either).
+    Other files fall back to cp1252, then latin-1 (which decodes anything), and the encoding says so.
+    """
+    if language == "python":
+        try:
+            encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+            return data.decode(encoding), encoding
+        except (SyntaxError, UnicodeDecodeError, LookupError) as e:
+            raise DecodeError(f"cannot decode Python source ({type(e).__name__})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data.decode("utf-8-sig"), "utf-8-sig"
+        except UnicodeDecodeError:
+            raise DecodeError("invalid UTF-8 after a UTF-8 byte-order mark") from None
+    for encoding in ("utf-8", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise DecodeError("undecodable")  # unreachable: latin-1 decodes every byte
+
+
+@dataclass
+class Source:
+    """One decoded file (or one notebook cell) and the mapping from character offsets to positions."""
+
+    path: str  # relative to the root, POSIX separators
+    text: str
+    language: str
+    encoding: str = "utf-8"
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def line_starts(self) -> list[int]:
+        if not self._line_starts:
+            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]
+        return self._line_starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column in characters) of a character offset."""
+        starts = self.line_starts
+        i = bisect.bisect_right(starts, offset) - 1
+        return i + 1, offset - starts[i] + 1
+
+    def offset(self, line: int, utf8_col: int) -> int:
+        """Character offset of an `ast` position: 1-based line, column in UTF-8 bytes (as `ast` reports)."""
+        start = self.line_starts[line - 1]
+        if utf8_col == 0:
+            return start
+        # Slice a generous window of the line; only non-ASCII lines need the byte->char conversion.
+        chunk = self.text[start : start + utf8_col]
+        if chunk.isascii():
+            return start + utf8_col
+        return start + len(
+            self.text[start : start + 4 * utf8_col]
+            .encode("utf-8")[:utf8_col]
+            .decode("utf-8", errors="ignore")
+        )
+
+    def line_text(self, line: int) -> str:
+        starts = self.line_starts
+        end = starts[line] if line < len(starts) else len(self.text)
+        return self.text[starts[line - 1] : end].rstrip("\r\n")
+
+
+@dataclass
+class RawFile:
+    """A file the walker accepted: its bytes are read, decoding is left to the caller (often not needed)."""
+
+    path: str  # relative, POSIX
+    abs_path: str
+    data: bytes
+    language: str
+
+
+@dataclass
+class _Ignore:
+    base: str  # folder of the .gitignore, relative to the root ("" for the root), with a trailing "/"
+    spec: pathspec.GitIgnoreSpec
+
+
+def _load_gitignore(folder: str, base: str) -> _Ignore | None:
+    try:
+        with open(os.path.join(folder, ".gitignore"), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return _Ignore(base, pathspec.GitIgnoreSpec.from_lines(lines)) if lines else None
+
+
+def _ignored(rel: str, is_dir: bool, ignores: list[_Ignore]) -> bool:
+    # Patterns of a nested .gitignore are relative to its own folder; deeper files get the last word.
+    candidate = rel + "/" if is_dir else rel
+    verdict = False
+    for ig in ignores:
+        if not candidate.startswith(ig.base):
+            continue
+        sub = candidate[len(ig.base) :]
+        result = ig.spec.check_file(sub)
+        if result.include is not None:
+            verdict = bool(result.include)
+    return verdict
+
+
+def walk(root: str | Path, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Iterator[RawFile | SkippedFile]:
+    """Yield every candidate file under `root` (sorted, deterministic) or a SkippedFile saying why not."""
+    root_path = Path(root).resolve()
+    if root_path.is_file():
+        yield from _file(str(root_path), root_path.name, max_file_size)
+        return
+    yield from _walk_dir(str(root_path), "", [], max_file_size)
+
+
+def _walk_dir(
+    folder: str, rel: str, ignores: list[_Ignore], max_file_size: int
+) -> Iterator[RawFile | SkippedFile]:
+    ig = _load_gitignore(folder, rel + "/" if rel else "")
+    if ig is not None:
+        ignores = [*ignores, ig]
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        yield SkippedFile(rel or ".", f"cannot list folder ({e.strerror})")
+        return
+    for entry in entries:
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        try:
+            if entry.is_symlink():
+                yield from _symlink(entry.path, child, ignores)
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError as e:
+            yield SkippedFile(child, f"cannot stat ({e.strerror})")
+            continue
+        if is_dir:
+            if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+                continue
+            if _ignored(child, True, ignores):
+                continue
+            yield from _walk_dir(entry.path, child, ignores, max_file_size)
+        elif entry.is_file(follow_symlinks=False) and not _ignored(child, False, ignores):
+            yield from _file(entry.path, child, max_file_size)
+
+
+def _symlink(path: str, rel: str, ignores: list[_Ignore]) -> Iterator[SkippedFile]:
+    if _ignored(rel, os.path.isdir(path), ignores):
+        return
+    try:
+        target = os.path.realpath(path, strict=True)
+    except (OSError, RuntimeError):
+        # realpath(strict=True) raises for dangling links and for links that point back at themselves.
+        yield SkippedFile(rel, "broken symlink or symlink loop")
+        return
+    root = path[: len(path) - len(rel)].rstrip(os.sep)
+    if os.path.commonpath([root, target]) != root:
+        yield SkippedFile(rel, "symlink that leaves the scanned folder (not followed)")
+    elif os.path.isdir(path) and os.path.commonpath([target, path]) == target:
+        yield SkippedFile(rel, "symlink loop (points at a parent folder; not followed)")
+    # A link to something inside the root: its target is scanned at its real path.
+
+
+def _file(path: str, rel: str, max_file_size: int) -> Iterator[RawFile | SkippedFile]:
+    try:
+        size = os.stat(path).st_size
+        if size > max_file_size:
+            yield SkippedFile(rel, f"too large ({size / 1e6:.1f} MB > {max_file_size / 1e6:g} MB)")
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        yield SkippedFile(rel, f"cannot read ({e.strerror})")
+        return
+    language = language_of(rel)
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        yield SkippedFile(rel, "binary (NUL byte in the first 8 KiB)")
+        return
+    yield RawFile(rel, path, data, language)
