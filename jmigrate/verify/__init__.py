@@ -1,0 +1,1 @@
+"""`jmigrate verify`: search both indexes, score them against qrels, compare them, report."""

@@ -1,0 +1,640 @@
+"""Open the vector indexes `verify` compares and check their integrity.
+
+An index is a `reindex` folder (manifest.json + Parquet shards), a single Parquet file, an NPY matrix
+with an ids file beside it, or JSONL with an id and a vector per line (a v2 store exported). Vectors
+are never loaded whole: `iter_blocks` streams them in row blocks so an index larger than memory works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from jmigrate.errors import InputError, UsageError
+from jmigrate.models import get_model
+
+INDEX_FORMAT = "jmigrate-index"
+INDEX_FORMAT_VERSION = 1
+ID_KEYS = ("id", "_id", "doc_id", "docid")
+VECTOR_KEYS = ("vector", "embedding", "embeddings", "values")
+TEXT_KEYS = ("text", "content", "body")
+# Rows whose norm is further than this from 1 in an index that claims to be normalised get reported.
+NORM_TOLERANCE = 1e-3
+
+
+@dataclass
+class Issue:
+    """One integrity finding. `error`s make the comparison untrustworthy; `warning`s are worth a look."""
+
+    severity: str  # "error" | "warning"
+    index: str  # "v2" | "v3" | "both"
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "index": self.index, "code": self.code, "message": self.message}
+
+
+@dataclass
+class VectorStats:
+    """What one streaming pass over the vectors saw; filled in by the search."""
+
+    rows: int = 0
+    nonfinite_rows: int = 0
+    zero_rows: int = 0
+    off_unit_rows: int = 0
+    min_norm: float = float("inf")
+    max_norm: float = 0.0
+
+    def add(self, norms: np.ndarray, finite: np.ndarray) -> None:
+        self.rows += len(norms)
+        self.nonfinite_rows += int((~finite).sum())
+        ok = norms[finite]
+        self.zero_rows += int((ok == 0).sum())
+        self.off_unit_rows += int((np.abs(ok - 1.0) > NORM_TOLERANCE).sum())
+        if len(ok):
+            self.min_norm = min(self.min_norm, float(ok.min()))
+            self.max_norm = max(self.max_norm, float(ok.max()))
+
+
+@dataclass
+class VectorIndex:
+    """An opened index: its declared space, the id of every vector row, and a block reader."""
+
+    side: str
+    path: Path
+    kind: str  # "jmigrate-index" | "parquet" | "npy" | "jsonl"
+    model: str
+    task: str | None
+    dimensions: int
+    normalized: bool | None
+    row_ids: np.ndarray  # object array of str, one per vector row (repeats when chunked)
+    chunked: bool
+    manifest: dict[str, Any] | None = None
+    files: list[Path] = field(default_factory=list)
+    vector_column: str = "vector"
+    id_column: str = "id"
+    text_column: str | None = None
+    chunk_keys: np.ndarray | None = None  # chunk_index per row when the index has one
+    issues: list[Issue] = field(default_factory=list)
+    _matrix: np.ndarray | None = None  # only for JSONL, which has no random-access layout
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_ids)
+
+    def doc_ids(self) -> set[str]:
+        return set(self.row_ids.tolist())
+
+    def iter_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first row, float32 matrix of at most `block_rows` rows) in row order."""
+        block_rows = max(1, block_rows)
+        if self.kind == "npy":
+            yield from _npy_blocks(self.files[0], self.dimensions, self.rows, block_rows)
+        elif self.kind == "jsonl":
+            assert self._matrix is not None
+            for start in range(0, self.rows, block_rows):
+                yield start, self._matrix[start : start + block_rows]
+        else:
+            start = 0
+            for f in self.files:
+                pf = pq.ParquetFile(f)
+                for batch in pf.iter_batches(batch_size=block_rows, columns=[self.vector_column]):
+                    m = vectors_from_arrow(batch.column(0), self.dimensions, f)
+                    yield start, m
+                    start += len(m)
+
+    def texts(self, wanted: set[str], limit: int = 300) -> dict[str, str]:
+        """Text snippets (first `limit` characters, first chunk wins) for the ids in `wanted`."""
+        out: dict[str, str] = {}
+        if not wanted:
+            return out
+        if self.text_column and self.kind in ("jmigrate-index", "parquet"):
+            for f in self.files:
+                pf = pq.ParquetFile(f)
+                for batch in pf.iter_batches(columns=[self.id_column, self.text_column]):
+                    ids = batch.column(0).cast(pa.string()).to_pylist()
+                    texts = batch.column(1).to_pylist()
+                    for i, t in zip(ids, texts, strict=True):
+                        if i in wanted and i not in out and t is not None:
+                            out[i] = str(t)[:limit]
+        elif self.manifest is not None:
+            out.update(_source_texts(self.manifest, wanted, limit))
+        return out
+
+
+def open_index(
+    path: str | Path,
+    *,
+    side: str,
+    model: str | None = None,
+    task: str | None = None,
+    ids_path: str | Path | None = None,
+    verify_checksums: bool = True,
+) -> VectorIndex:
+    """Open an index of any accepted kind; flags fill in what a file without a manifest cannot say."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{side} index not found: {p}")
+    if p.is_dir():
+        if (p / "manifest.json").exists():
+            idx = _open_manifest_dir(p, side, model, task, verify_checksums)
+        else:
+            files = sorted(p.glob("*.parquet"))
+            if not files:
+                raise InputError(f"{side} index {p} has neither manifest.json nor Parquet files")
+            idx = _open_parquet(files, p, side, _require_model(model, side), task)
+    elif p.suffix == ".parquet":
+        idx = _open_parquet([p], p, side, _require_model(model, side), task)
+    elif p.suffix == ".npy":
+        idx = _open_npy(p, side, _require_model(model, side), task, ids_path)
+    elif p.suffix in (".jsonl", ".ndjson"):
+        idx = _open_jsonl(p, side, _require_model(model, side), task)
+    else:
+        raise InputError(f"{side} index {p}: expected a reindex folder, .parquet, .npy or .jsonl")
+    _check_ids(idx)
+    _check_model(idx)
+    return idx
+
+
+def _require_model(model: str | None, side: str) -> str:
+    if not model:
+        raise UsageError(f"the {side} index has no manifest: name its model with --{side}-model")
+    return get_model(model).name
+
+
+def _default_task(model: str, task: str | None) -> str | None:
+    """Without a manifest, a v3 index is taken to hold passages (what `reindex` writes by default)."""
+    if task is not None:
+        return task
+    return "retrieval.passage" if get_model(model).generation == "v3" else None
+
+
+def _open_manifest_dir(
+    p: Path, side: str, model: str | None, task: str | None, verify_checksums: bool
+) -> VectorIndex:
+    try:
+        manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{side} index {p}: unreadable manifest.json ({e})") from e
+    if not isinstance(manifest, dict):
+        raise InputError(f"{side} index {p}: manifest.json is not an object")
+    issues: list[Issue] = []
+    if manifest.get("format") != INDEX_FORMAT or manifest.get("format_version") != INDEX_FORMAT_VERSION:
+        raise InputError(
+            f"{side} index {p}: manifest says format {manifest.get('format')!r} version "
+            f"{manifest.get('format_version')!r}, expected {INDEX_FORMAT!r} version {INDEX_FORMAT_VERSION}"
+        )
+    m_model = manifest.get("model")
+    if not isinstance(m_model, str):
+        raise InputError(f"{side} index {p}: manifest has no model")
+    if model and get_model(model).name != get_model(m_model).name:
+        raise UsageError(f"--{side}-model {model} contradicts the {side} index manifest ({m_model})")
+    m_task = manifest.get("task")
+    if task and m_task and task != m_task:
+        raise UsageError(f"--{side}-task {task} contradicts the {side} index manifest ({m_task})")
+    dims = manifest.get("dimensions")
+    if not isinstance(dims, int) or dims <= 0:
+        raise InputError(f"{side} index {p}: manifest has no valid dimensions")
+    status = manifest.get("status")
+    if status != "complete":
+        issues.append(
+            Issue(
+                "error",
+                side,
+                "incomplete-index",
+                f"manifest status is {status!r}, not 'complete': rows may be missing "
+                "(rerun reindex to finish it)",
+            )
+        )
+    shards = manifest.get("shards") or []
+    files: list[Path] = []
+    shard_rows = 0
+    for s in shards:
+        f = p / str(s.get("file", ""))
+        if not f.is_file():
+            raise InputError(f"{side} index {p}: shard {s.get('file')} listed in the manifest is missing")
+        files.append(f)
+        actual = pq.ParquetFile(f).metadata.num_rows
+        shard_rows += actual
+        if s.get("rows") is not None and s.get("rows") != actual:
+            issues.append(
+                Issue(
+                    "error",
+                    side,
+                    "shard-rows",
+                    f"{f.name}: manifest says {s.get('rows')} rows, the file has {actual}",
+                )
+            )
+        if verify_checksums and s.get("sha256"):
+            digest = _sha256(f)
+            if digest != s["sha256"]:
+                issues.append(
+                    Issue(
+                        "error",
+                        side,
+                        "shard-checksum",
+                        f"{f.name}: sha256 differs from the manifest (file changed or corrupt)",
+                    )
+                )
+    unlisted = sorted({f.name for f in p.glob("*.parquet")} - {f.name for f in files})
+    if unlisted:
+        issues.append(
+            Issue(
+                "warning",
+                side,
+                "unlisted-shards",
+                f"{len(unlisted)} Parquet file(s) not in the manifest were ignored: "
+                f"{', '.join(unlisted[:3])}",
+            )
+        )
+    if not files:
+        raise InputError(f"{side} index {p}: the manifest lists no shards")
+    rows = manifest.get("rows") or {}
+    written = rows.get("written")
+    if isinstance(written, int) and written != shard_rows:
+        issues.append(
+            Issue(
+                "error",
+                side,
+                "row-count",
+                f"manifest says {written} rows written, the shards hold {shard_rows}",
+            )
+        )
+    source_rows, rejected = rows.get("source"), rows.get("rejected") or 0
+    if isinstance(rejected, int) and rejected > 0:
+        issues.append(
+            Issue(
+                "warning",
+                side,
+                "rejected-rows",
+                f"{rejected} source row(s) were rejected by reindex and are not in this index",
+            )
+        )
+    idx = _open_parquet(
+        files, p, side, get_model(m_model).name, m_task, manifest=manifest, dims=dims, default_task=False
+    )
+    if isinstance(source_rows, int):
+        docs = len(idx.doc_ids())
+        accounted = docs + (rejected if isinstance(rejected, int) else 0)
+        if accounted != source_rows:
+            issues.append(
+                Issue(
+                    "error",
+                    side,
+                    "source-rows",
+                    f"the source had {source_rows} rows; the index holds {docs} documents "
+                    f"and {rejected} were rejected ({source_rows - accounted:+d} unaccounted)",
+                )
+            )
+    idx.normalized = manifest.get("normalized")
+    idx.issues = issues + idx.issues
+    return idx
+
+
+def _sha256(f: Path) -> str:
+    h = hashlib.sha256()
+    with f.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pick(names: Sequence[str], keys: Sequence[str]) -> str | None:
+    return next((k for k in keys if k in names), None)
+
+
+def _open_parquet(
+    files: list[Path],
+    root: Path,
+    side: str,
+    model: str,
+    task: str | None,
+    *,
+    manifest: dict[str, Any] | None = None,
+    dims: int | None = None,
+    default_task: bool = True,
+) -> VectorIndex:
+    schema = pq.read_schema(files[0])
+    names = schema.names
+    id_col, vec_col = _pick(names, ID_KEYS), _pick(names, VECTOR_KEYS)
+    if id_col is None or vec_col is None:
+        raise InputError(f"{side} index {files[0]}: needs an id column and a vector column, found {names}")
+    vtype = schema.field(vec_col).type
+    if pa.types.is_fixed_size_list(vtype):
+        width = vtype.list_size
+    elif pa.types.is_list(vtype) or pa.types.is_large_list(vtype):
+        width = _first_list_length(files[0], vec_col)
+    else:
+        raise InputError(f"{side} index {files[0]}: column {vec_col!r} is {vtype}, not a list of floats")
+    if dims is not None and width != dims:
+        raise InputError(f"{side} index {root}: manifest says {dims} dimensions, the vectors have {width}")
+    has_chunks = "chunk_index" in names
+    cols = [id_col] + (["chunk_index"] if has_chunks else [])
+    ids: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
+    for f in files:
+        t = pq.read_table(f, columns=cols)
+        if t.num_columns != len(cols):
+            raise InputError(f"{side} index {f}: columns differ from the first shard's")
+        ids.append(_ids_array(t.column(0), f))
+        if has_chunks:
+            chunks.append(t.column(1).to_numpy(zero_copy_only=False))
+    text_col = _pick(names, TEXT_KEYS)
+    row_ids = np.concatenate(ids) if ids else np.empty(0, dtype=object)
+    return VectorIndex(
+        side=side,
+        path=root,
+        kind="jmigrate-index" if manifest is not None else "parquet",
+        model=model,
+        task=task if not default_task else _default_task(model, task),
+        dimensions=width,
+        normalized=None,
+        row_ids=row_ids,
+        chunked=has_chunks,
+        manifest=manifest,
+        files=files,
+        vector_column=vec_col,
+        id_column=id_col,
+        text_column=text_col,
+        chunk_keys=np.concatenate(chunks) if has_chunks else None,
+    )
+
+
+def _ids_array(col: pa.ChunkedArray, f: Path) -> np.ndarray:
+    if col.null_count:
+        raise InputError(f"{f}: {col.null_count} row(s) have no id")
+    return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+
+
+def _first_list_length(f: Path, col: str) -> int:
+    for batch in pq.ParquetFile(f).iter_batches(batch_size=1, columns=[col]):
+        return len(batch.column(0)[0].values)
+    raise InputError(f"{f}: the index is empty")
+
+
+def vectors_from_arrow(arr: pa.Array | pa.ChunkedArray, dims: int, where: Path | str) -> np.ndarray:
+    """A (rows, dims) float32 matrix from a fixed_size_list or list column; checks every row's length."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        raise InputError(f"{where}: {arr.null_count} row(s) have no vector")
+    if pa.types.is_fixed_size_list(arr.type):
+        if arr.type.list_size != dims:
+            raise InputError(f"{where}: vectors have {arr.type.list_size} dimensions, expected {dims}")
+        flat = arr.flatten()
+    else:
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths != dims).any():
+            bad = int((lengths != dims).sum())
+            raise InputError(f"{where}: {bad} vector(s) do not have {dims} dimensions")
+        flat = arr.flatten()
+    m = flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return m.reshape(len(arr), dims)
+
+
+def _open_npy(p: Path, side: str, model: str, task: str | None, ids_path: str | Path | None) -> VectorIndex:
+    try:
+        m = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{side} index {p}: not a readable NPY matrix ({e})") from e
+    if m.ndim != 2 or m.dtype.kind != "f":
+        raise InputError(f"{side} index {p}: expected a 2-D float matrix, found {m.dtype} {m.shape}")
+    idf = Path(ids_path) if ids_path else _find_ids_file(p)
+    if idf is None:
+        raise UsageError(
+            f"{side} index {p}: no ids file beside it ({p.stem}.ids.txt/.json/.parquet); pass --{side}-ids"
+        )
+    ids = read_ids_file(idf)
+    if len(ids) != m.shape[0]:
+        raise InputError(f"{side} index {p}: {m.shape[0]} vectors but {len(ids)} ids in {idf.name}")
+    return VectorIndex(
+        side=side,
+        path=p,
+        kind="npy",
+        model=model,
+        task=_default_task(model, task),
+        dimensions=int(m.shape[1]),
+        normalized=None,
+        row_ids=np.asarray(ids, dtype=object),
+        chunked=False,
+        files=[p],
+    )
+
+
+def _find_ids_file(p: Path) -> Path | None:
+    for stem in (f"{p.stem}.ids", p.stem, "ids"):
+        for ext in (".txt", ".json", ".parquet"):
+            c = p.with_name(stem + ext)
+            if c.is_file():
+                return c
+    return None
+
+
+def read_ids_file(f: Path) -> list[str]:
+    """Ids, one per vector row: a text file (one per line), a JSON list, or Parquet with an id column."""
+    try:
+        if f.suffix == ".json":
+            data = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(data, list):
+                raise InputError(f"{f}: expected a JSON list of ids")
+            return [str(x) for x in data]
+        if f.suffix == ".parquet":
+            t = pq.read_table(f)
+            col = _pick(t.column_names, ID_KEYS) or t.column_names[0]
+            return [str(x) for x in t.column(col).to_pylist()]
+        return [line.rstrip("\r\n") for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise InputError(f"unreadable ids file {f}: {e}") from e
+
+
+def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    # Read with plain file reads rather than a memory map: mapped pages stay resident and count
+    # against the process, which would defeat the memory budget on an index larger than memory.
+    header = np.load(p, mmap_mode="r", allow_pickle=False)
+    dtype, fortran, offset = (
+        header.dtype,
+        header.flags.f_contiguous and not header.flags.c_contiguous,
+        header.offset,
+    )
+    del header
+    if fortran:
+        raise InputError(f"{p}: Fortran-ordered NPY is not supported; save it with np.save of a C array")
+    with p.open("rb") as fh:
+        for start in range(0, rows, block_rows):
+            n = min(block_rows, rows - start)
+            fh.seek(offset + start * dims * dtype.itemsize)
+            block = np.fromfile(fh, dtype=dtype, count=n * dims).reshape(n, dims)
+            yield start, block.astype(np.float32, copy=False)
+
+
+def _open_jsonl(p: Path, side: str, model: str, task: str | None) -> VectorIndex:
+    ids: list[str] = []
+    vecs: list[list[float]] = []
+    with p.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise InputError(f"{p}:{n}: not JSON ({e})") from e
+            id_key, vec_key = _pick(list(rec), ID_KEYS), _pick(list(rec), VECTOR_KEYS)
+            if id_key is None or vec_key is None:
+                raise InputError(f"{p}:{n}: needs an id and a vector field")
+            ids.append(str(rec[id_key]))
+            vecs.append(rec[vec_key])
+    if not ids:
+        raise InputError(f"{side} index {p} is empty")
+    dims = len(vecs[0])
+    if any(len(v) != dims for v in vecs):
+        raise InputError(f"{side} index {p}: vectors do not all have {dims} dimensions")
+    matrix = np.asarray(vecs, dtype=np.float32)
+    return VectorIndex(
+        side=side,
+        path=p,
+        kind="jsonl",
+        model=model,
+        task=_default_task(model, task),
+        dimensions=dims,
+        normalized=None,
+        row_ids=np.asarray(ids, dtype=object),
+        chunked=False,
+        files=[p],
+        _matrix=matrix,
+    )
+
+
+def _check_ids(idx: VectorIndex) -> None:
+    if idx.rows == 0:
+        raise InputError(f"{idx.side} index {idx.path} holds no vectors")
+    if idx.chunked and idx.chunk_keys is not None:
+        keys = Counter(zip(idx.row_ids.tolist(), idx.chunk_keys.tolist(), strict=True))
+        what = "(id, chunk_index) pair"
+    else:
+        keys = Counter(idx.row_ids.tolist())
+        what = "id"
+    dups = [k for k, c in keys.items() if c > 1]
+    if dups:
+        idx.issues.append(
+            Issue(
+                "error",
+                idx.side,
+                "duplicate-ids",
+                f"{len(dups)} duplicate {what}(s), e.g. {dups[0]!r}: a document may be returned twice",
+            )
+        )
+    if any(not i for i in idx.row_ids.tolist()):
+        idx.issues.append(Issue("error", idx.side, "empty-ids", "some rows have an empty id"))
+
+
+def _check_model(idx: VectorIndex) -> None:
+    m = get_model(idx.model)
+    if idx.dimensions > m.dims:
+        idx.issues.append(
+            Issue(
+                "error",
+                idx.side,
+                "dimensions",
+                f"{idx.dimensions}-dim vectors, but {m.name} produces at most {m.dims}",
+            )
+        )
+    elif idx.dimensions != m.dims and m.generation != "v3":
+        idx.issues.append(
+            Issue(
+                "error",
+                idx.side,
+                "dimensions",
+                f"{idx.dimensions}-dim vectors, but {m.name} produces {m.dims}",
+            )
+        )
+
+
+def compare_indexes(v2: VectorIndex, v3: VectorIndex) -> list[Issue]:
+    """Documents present in one index and not the other: the comparison is only fair on a shared corpus."""
+    a, b = v2.doc_ids(), v3.doc_ids()
+    issues = []
+    for name, only in (("v2", sorted(a - b)), ("v3", sorted(b - a))):
+        if only:
+            issues.append(
+                Issue(
+                    "warning",
+                    "both",
+                    f"only-in-{name}",
+                    f"{len(only)} document id(s) only in the {name} index, e.g. "
+                    f"{', '.join(repr(x) for x in only[:3])}",
+                )
+            )
+    return issues
+
+
+def vector_issues(idx: VectorIndex, stats: VectorStats) -> list[Issue]:
+    """Turn what the search pass saw into findings."""
+    out = []
+    if stats.nonfinite_rows:
+        out.append(
+            Issue(
+                "error",
+                idx.side,
+                "non-finite",
+                f"{stats.nonfinite_rows} vector(s) contain NaN or inf (never returned by search)",
+            )
+        )
+    if stats.zero_rows:
+        out.append(Issue("error", idx.side, "zero-vectors", f"{stats.zero_rows} vector(s) are all zeros"))
+    if stats.off_unit_rows:
+        sev = "warning"
+        claim = "the manifest says normalized" if idx.normalized else "vectors are compared by cosine"
+        out.append(
+            Issue(
+                sev,
+                idx.side,
+                "norms",
+                f"{stats.off_unit_rows} vector(s) are not unit length (norms {stats.min_norm:.4g}"
+                f"..{stats.max_norm:.4g}; {claim}; they were normalised before search)",
+            )
+        )
+    return out
+
+
+def _source_texts(manifest: dict[str, Any], wanted: set[str], limit: int) -> dict[str, str]:
+    """Snippets from the corpus the index was built from, when it is still where the manifest says."""
+    src = manifest.get("source") or {}
+    path, id_col, text_col = src.get("path"), src.get("id_column"), src.get("text_column")
+    if not (path and id_col and text_col) or not Path(path).is_file():
+        return {}
+    p = Path(path)
+    out: dict[str, str] = {}
+    try:
+        if p.suffix == ".parquet":
+            t = pq.read_table(p, columns=[id_col, text_col])
+            for i, s in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True):
+                if str(i) in wanted and s is not None:
+                    out[str(i)] = str(s)[:limit]
+        elif p.suffix in (".jsonl", ".ndjson"):
+            with p.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        rec = json.loads(line)
+                        if str(rec.get(id_col)) in wanted and rec.get(text_col) is not None:
+                            out[str(rec[id_col])] = str(rec[text_col])[:limit]
+        elif p.suffix in (".csv", ".tsv"):
+            import csv
+
+            with p.open(encoding="utf-8", newline="") as fh:
+                for rec in csv.DictReader(fh, delimiter="\t" if p.suffix == ".tsv" else ","):
+                    if str(rec.get(id_col)) in wanted and rec.get(text_col) is not None:
+                        out[str(rec[id_col])] = str(rec[text_col])[:limit]
+    except (OSError, ValueError, pa.ArrowException):
+        return {}  # snippets are a convenience; a moved or changed source only loses them
+    return out

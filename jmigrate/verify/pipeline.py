@@ -1,0 +1,264 @@
+"""`verify` as one library call: open both indexes, embed or load queries, search, score, compare.
+
+The CLI parses flags into `VerifyOptions`, calls `run_verify`, and renders the `VerifyResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jmigrate.encoders.base import Encoder
+from jmigrate.errors import UsageError
+from jmigrate.models import get_model
+from jmigrate.verify import agreement as agr
+from jmigrate.verify.guard import Space, check_space, query_task_for
+from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_index, vector_issues
+from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
+from jmigrate.verify.queries import Query, align_query_vectors, load_qrels, load_queries, load_query_vectors
+from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, search, write_run
+from jmigrate.verify.stats import Comparison, compare_all, language_slices
+
+SIDES = ("v2", "v3")
+EncoderFactory = Callable[[str], Encoder]  # model name → encoder
+
+
+@dataclass
+class SideOptions:
+    index: str
+    model: str | None = None
+    task: str | None = None
+    ids: str | None = None
+    query_vectors: str | None = None
+
+
+@dataclass
+class VerifyOptions:
+    v2: SideOptions
+    v3: SideOptions
+    queries: str
+    qrels: str | None = None
+    k: int = 10
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    backend: str = "numpy"
+    run_dir: str | None = None
+    alpha: float = 0.05
+    examples: int = 5
+    verify_checksums: bool = True
+
+
+@dataclass
+class Side:
+    name: str
+    index: VectorIndex
+    query_space: Space
+    query_source: str  # "precomputed: FILE" or "encoded: MODEL"
+    ranking: Ranking
+    evaluation: Evaluation | None = None
+
+
+@dataclass
+class VerifyResult:
+    options: VerifyOptions
+    queries: list[Query]
+    sides: dict[str, Side]
+    comparisons: list[Comparison] = field(default_factory=list)
+    languages: list[Comparison] = field(default_factory=list)
+    agreement: list[agr.QueryAgreement] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)
+
+    @property
+    def has_qrels(self) -> bool:
+        return self.options.qrels is not None
+
+    def main(self) -> Comparison | None:
+        return next((c for c in self.comparisons if c.metric == MAIN_METRIC), None)
+
+    @property
+    def integrity_errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def v3_worse(self) -> bool:
+        c = self.main()
+        return c is not None and c.difference < 0 and c.p_value < self.options.alpha
+
+    @property
+    def exit_code(self) -> int:
+        """1 when v3 is significantly worse on the main metric or an index failed its integrity checks."""
+        return 1 if self.v3_worse or self.integrity_errors else 0
+
+
+def run_verify(
+    opts: VerifyOptions,
+    encoder_factory: EncoderFactory | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> VerifyResult:
+    if opts.k < 1:
+        raise UsageError("-k must be at least 1")
+    if not 0 < opts.alpha < 1:
+        raise UsageError("--alpha must be between 0 and 1")
+    indexes = {}
+    for name in SIDES:
+        so: SideOptions = getattr(opts, name)
+        progress(f"opening the {name} index {so.index}")
+        indexes[name] = open_index(
+            so.index,
+            side=name,
+            model=so.model,
+            task=so.task,
+            ids_path=so.ids,
+            verify_checksums=opts.verify_checksums,
+        )
+    _check_generations(indexes)
+    queries = load_queries(opts.queries)
+    qrels = load_qrels(opts.qrels) if opts.qrels else None
+    depth = max(opts.k, DEPTH) if qrels else opts.k
+    qids = [q.id for q in queries]
+    sides: dict[str, Side] = {}
+    for name in SIDES:
+        so = getattr(opts, name)
+        idx = indexes[name]
+        vectors, space, source = _query_vectors(name, so, idx, queries, encoder_factory, progress)
+        progress(f"searching the {name} index ({idx.rows:,} vectors) for {len(queries)} queries")
+        ranking = search(idx, vectors, qids, depth, memory_budget=opts.memory_budget, backend=opts.backend)
+        idx.issues.extend(vector_issues(idx, ranking.stats))
+        sides[name] = Side(name, idx, space, source, ranking)
+    result = VerifyResult(opts, queries, sides)
+    result.issues = [
+        *indexes["v2"].issues,
+        *indexes["v3"].issues,
+        *compare_indexes(indexes["v2"], indexes["v3"]),
+    ]
+    if opts.run_dir:
+        for name, side in sides.items():
+            write_run(Path(opts.run_dir) / f"{name}.run", side.ranking, f"jmigrate-{name}")
+    if qrels is not None:
+        _score(result, qrels)
+    runs = {n: s.ranking.as_run() for n, s in sides.items()}
+    result.agreement = agr.agreement(runs["v2"], runs["v3"], qids, opts.k)
+    result.examples = _examples(result, qrels, runs)
+    return result
+
+
+def _check_generations(indexes: dict[str, VectorIndex]) -> None:
+    """--v2 should hold a legacy model and --v3 a v3 model; swapped flags would invert the verdict."""
+    for name, want in (("v2", ("v1", "v2")), ("v3", ("v3",))):
+        gen = get_model(indexes[name].model).generation
+        if gen not in want:
+            raise UsageError(
+                f"the --{name} index was built with {indexes[name].model} (a {gen} model); "
+                f"--{name} expects a {'/'.join(want)} index"
+            )
+
+
+def _query_vectors(
+    name: str,
+    so: SideOptions,
+    idx: VectorIndex,
+    queries: list[Query],
+    encoder_factory: EncoderFactory | None,
+    progress: Callable[[str], None],
+) -> tuple[np.ndarray, Space, str]:
+    index_space = Space(idx.model, idx.task, idx.dimensions)
+    if so.query_vectors:
+        qv = load_query_vectors(so.query_vectors)
+        space = Space(qv.model, qv.task, qv.matrix.shape[1])
+        check_space(name, index_space, space, query_task_known=qv.task is not None)
+        return align_query_vectors(qv, queries, name), space, f"precomputed: {so.query_vectors}"
+    if encoder_factory is None:
+        raise UsageError(f"no --{name}-query-vectors and no encoder to embed the {name} queries")
+    model = get_model(idx.model)
+    task = query_task_for(idx.task) if model.generation == "v3" else None
+    # Matryoshka: v3 queries are cut to the index's size; older models have one size only.
+    dims = idx.dimensions if model.generation == "v3" else None
+    progress(
+        f"embedding {len(queries)} queries for {name} with {model.name}" + (f" ({task})" if task else "")
+    )
+    with encoder_factory(model.name) as enc:
+        vectors = enc.encode([q.text for q in queries], task=task, dimensions=dims)
+    space = Space(model.name, task, vectors.shape[1])
+    check_space(name, index_space, space)
+    return vectors, space, f"encoded: {model.name}"
+
+
+def _score(result: VerifyResult, qrels: dict[str, dict[str, int]]) -> None:
+    qids = [q.id for q in result.queries]
+    for side in result.sides.values():
+        side.evaluation = evaluate_run(qrels, scored_run(side.ranking.as_run()), qids)
+    ev2, ev3 = result.sides["v2"].evaluation, result.sides["v3"].evaluation
+    assert ev2 is not None and ev3 is not None
+    result.judged = ev2.judged
+    if not result.judged:
+        raise UsageError("none of the queries has a judgement in --qrels (do the query ids match?)")
+    result.comparisons = compare_all(list(METRICS), ev2.per_query, ev3.per_query, result.judged)
+    langs = {q.id: q.language for q in result.queries}
+    if any(langs[q] for q in result.judged):
+        result.languages = language_slices(
+            MAIN_METRIC, ev2.per_query[MAIN_METRIC], ev3.per_query[MAIN_METRIC], langs
+        )
+    unjudged = len(result.queries) - len(result.judged)
+    if unjudged:
+        result.issues.append(
+            Issue(
+                "warning",
+                "both",
+                "unjudged-queries",
+                f"{unjudged} quer(ies) have no qrels and are left out of the metrics",
+            )
+        )
+    corpus = result.sides["v2"].index.doc_ids() | result.sides["v3"].index.doc_ids()
+    judged_docs = {d for q in result.judged for d, rel in qrels[q].items() if rel > 0}
+    missing = sorted(judged_docs - corpus)
+    if missing:
+        result.issues.append(
+            Issue(
+                "warning",
+                "both",
+                "qrels-not-indexed",
+                f"{len(missing)} relevant document(s) in the qrels are in neither index, "
+                f"e.g. {missing[0]!r}: recall cannot reach 1",
+            )
+        )
+
+
+def _examples(
+    result: VerifyResult, qrels: dict[str, dict[str, int]] | None, runs: dict[str, dict[str, list[str]]]
+) -> list[dict[str, Any]]:
+    """The queries where the systems disagree most, with both top lists and document snippets."""
+    k = min(result.options.k, 10)
+    worst = agr.most_different(result.agreement, result.options.examples)
+    wanted = {d for a in worst for n in SIDES for d in runs[n][a.query_id][:k]}
+    snippets: dict[str, str] = {}
+    for n in SIDES:
+        missing = wanted - set(snippets)
+        snippets.update(result.sides[n].index.texts(missing))
+    texts = {q.id: q.text for q in result.queries}
+    out = []
+    for a in worst:
+        ex: dict[str, Any] = {
+            "query_id": a.query_id,
+            "query": texts[a.query_id],
+            "jaccard": a.jaccard,
+            "rbo": a.rbo,
+        }
+        for n in SIDES:
+            r = result.sides[n].ranking
+            i = r.query_ids.index(a.query_id)
+            ex[n] = [
+                {
+                    "id": d,
+                    "score": s,
+                    "snippet": snippets.get(d),
+                    "relevance": (qrels or {}).get(a.query_id, {}).get(d),
+                }
+                for d, s in zip(r.doc_ids[i][:k], r.scores[i][:k], strict=True)
+            ]
+        out.append(ex)
+    return out

@@ -1,0 +1,278 @@
+"""Exact top-k search by inner product over normalised vectors, streamed block by block.
+
+The index is read in row blocks sized from a memory budget; each block is scored with one matrix
+product and merged into a running top-k, so an index larger than memory works. Ties are broken by
+document id (ascending), so two runs always agree. Chunked indexes (several rows per id) are ranked
+per document by the best chunk's score (max-pooling). faiss, when installed, scores the blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jmigrate.errors import InputError, UsageError
+from jmigrate.verify.indexes import VectorIndex, VectorStats
+
+DEFAULT_MEMORY_BUDGET = 1 << 30  # 1 GiB for the vector block and its score matrix
+_NEG = np.float32(-np.inf)
+
+
+@dataclass
+class Ranking:
+    """Top-k documents per query, best first, with their scores."""
+
+    query_ids: list[str]
+    doc_ids: list[list[str]]
+    scores: list[list[float]]
+    stats: VectorStats = field(default_factory=VectorStats)
+    block_rows: int = 0
+    passes: int = 0
+    backend: str = "numpy"
+
+    def as_run(self) -> dict[str, list[str]]:
+        return dict(zip(self.query_ids, self.doc_ids, strict=True))
+
+
+def parse_size(text: str) -> int:
+    """'512MB', '2G', '1.5GiB' or plain bytes → bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*", text.lower())
+    if not m:
+        raise UsageError(f"cannot read the size {text!r}; use e.g. 512MB or 2GB")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2)]
+    return int(float(m.group(1)) * scale)
+
+
+def plan_blocks(budget: int, dims: int, n_queries: int) -> tuple[int, int]:
+    """(index rows per block, queries per pass) that keep one block's working set within `budget`.
+
+    Per block row: the raw and normalised vectors (8 * dims bytes) and, per query, a float32 score,
+    an int64 partition index and a bool mask (~20 bytes). Many queries on a tight budget are split
+    into passes over the index rather than shrinking blocks below 1,024 rows.
+    """
+    per_query = 20
+    rows = budget // (8 * dims + per_query * max(1, n_queries))
+    if rows >= 1024 or n_queries <= 1:
+        return max(1, int(rows)), max(1, n_queries)
+    rows = 1024
+    q = max(1, (budget // rows - 8 * dims) // per_query)
+    return rows, int(q)
+
+
+def _faiss() -> Any | None:
+    try:
+        import faiss  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return faiss
+
+
+def search(
+    index: VectorIndex,
+    queries: np.ndarray,
+    query_ids: Sequence[str],
+    k: int,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    block_rows: int | None = None,
+    backend: str = "numpy",
+) -> Ranking:
+    """Exact top-`k` documents of `index` for each query row (inner product of normalised vectors)."""
+    if queries.ndim != 2 or queries.shape[1] != index.dimensions:
+        raise InputError(
+            f"query vectors have shape {queries.shape}; the {index.side} index has "
+            f"{index.dimensions} dimensions"
+        )
+    if len(query_ids) != len(queries):
+        raise InputError("query ids and query vectors differ in number")
+    if k < 1:
+        raise UsageError("-k must be at least 1")
+    fa = None
+    if backend == "faiss":
+        fa = _faiss()
+        if fa is None:
+            raise UsageError("--search-backend faiss needs faiss-cpu (pip install 'jmigrate[faiss]')")
+    elif backend != "numpy":
+        raise UsageError(f"unknown search backend {backend!r}; use numpy or faiss")
+    if index.chunked:
+        fa = None  # faiss returns rows, not documents: several chunks of one id would crowd others out
+    q = _normalise_queries(queries)
+    # Sorted unique ids: a document's code orders like its id, so ties sort by id for free.
+    uniq, codes = np.unique(index.row_ids, return_inverse=True)
+    codes = codes.astype(np.int64).ravel()
+    rows_per_block, q_per_pass = plan_blocks(memory_budget, index.dimensions, len(q))
+    if block_rows is not None:
+        rows_per_block = block_rows
+    best_s = np.full((len(q), k), _NEG, dtype=np.float32)
+    best_c = np.full((len(q), k), -1, dtype=np.int64)
+    stats = VectorStats()
+    passes = 0
+    for q0 in range(0, len(q), q_per_pass):
+        passes += 1
+        qs = slice(q0, q0 + q_per_pass)
+        for start, block in index.iter_blocks(rows_per_block):
+            xn, bad = _normalise_block(block, stats if q0 == 0 else None)
+            c = codes[start : start + len(block)]
+            if fa is not None:
+                cand_s, cand_c = _faiss_candidates(fa, q[qs], xn, bad, c, k)
+            else:
+                s = q[qs] @ xn.T
+                if bad.any():
+                    s[:, bad] = _NEG
+                if index.chunked:
+                    s, c = _max_per_doc(s, c)
+                cand_s, cand_c = _candidates(s, c, best_s[qs, -1], k)
+            best_s[qs], best_c[qs] = _merge(best_s[qs], best_c[qs], cand_s, cand_c, k, index.chunked)
+    doc_ids: list[list[str]] = []
+    scores: list[list[float]] = []
+    for srow, crow in zip(best_s, best_c, strict=True):
+        keep = np.isfinite(srow) & (crow >= 0)
+        doc_ids.append([str(uniq[i]) for i in crow[keep]])
+        scores.append([float(x) for x in srow[keep]])
+    return Ranking(
+        list(query_ids),
+        doc_ids,
+        scores,
+        stats,
+        rows_per_block,
+        passes,
+        "faiss" if fa is not None else "numpy",
+    )
+
+
+def _normalise_queries(queries: np.ndarray) -> np.ndarray:
+    q = np.asarray(queries, dtype=np.float32)
+    norms = np.linalg.norm(q, axis=1, keepdims=True)
+    if not np.isfinite(norms).all() or (norms == 0).any():
+        raise InputError("some query vectors are zero or contain NaN/inf")
+    return np.ascontiguousarray(q / norms, dtype=np.float32)
+
+
+def _normalise_block(block: np.ndarray, stats: VectorStats | None) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length rows; rows with NaN/inf or zero norm are zeroed and flagged `bad` (never returned)."""
+    norms = np.linalg.norm(block, axis=1)
+    finite = np.isfinite(norms)
+    if stats is not None:
+        stats.add(norms, finite)
+    bad = ~finite | (norms == 0)
+    safe = np.where(bad, 1.0, norms).astype(np.float32)
+    xn = block / safe[:, None]
+    if bad.any():
+        xn[bad] = 0.0
+    return np.ascontiguousarray(xn, dtype=np.float32), bad
+
+
+def _max_per_doc(s: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse chunk columns to one column per document holding its best chunk's score."""
+    order = np.argsort(c, kind="stable")
+    cs = c[order]
+    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+    return np.maximum.reduceat(s[:, order], starts, axis=1), cs[starts]
+
+
+def _candidates(s: np.ndarray, c: np.ndarray, threshold: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of `s` that may enter each row's top-k: (scores, codes) padded with -inf / -1.
+
+    Anything below the running k-th best score cannot enter; once the running top-k has filled up
+    that removes almost every column without sorting. Scores equal to the threshold stay candidates
+    because a smaller id wins the tie.
+    """
+    mask = s >= threshold[:, None]
+    total = int(np.count_nonzero(mask))
+    if total <= 4 * k * len(s):
+        rows, cols = np.nonzero(mask)
+    else:
+        kk = min(k, s.shape[1])
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        kth = np.take_along_axis(s, part, axis=1).min(axis=1)
+        ties = np.count_nonzero(s >= kth[:, None], axis=1) > kk
+        if not ties.any():
+            return np.take_along_axis(s, part, axis=1), c[part]
+        # A tie across the k-th place: keep every tied column of those rows so ids can decide.
+        keep = np.zeros_like(mask)
+        np.put_along_axis(keep, part, True, axis=1)
+        keep[ties] = s[ties] >= kth[ties, None]
+        rows, cols = np.nonzero(keep)
+    counts = np.bincount(rows, minlength=len(s))
+    width = max(1, int(counts.max()) if len(counts) else 1)
+    pos = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    out_s = np.full((len(s), width), _NEG, dtype=np.float32)
+    out_c = np.full((len(s), width), -1, dtype=np.int64)
+    out_s[rows, pos] = s[rows, cols]
+    out_c[rows, pos] = c[cols]
+    return out_s, out_c
+
+
+def _faiss_candidates(
+    fa: Any, q: np.ndarray, xn: np.ndarray, bad: np.ndarray, c: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """faiss scores the block; rows whose (k+1)-th score ties the k-th are redone with numpy for ids."""
+    kk = min(k + 1, len(xn))
+    ix = fa.IndexFlatIP(xn.shape[1])
+    ix.add(xn)
+    d, i = ix.search(q, kk)
+    d = d.astype(np.float32)
+    valid = i >= 0
+    codes = np.where(valid, c[np.where(valid, i, 0)], -1)
+    d[~valid] = _NEG
+    if bad.any():
+        d[valid & bad[np.where(valid, i, 0)]] = _NEG
+    if kk <= k:
+        return d, codes
+    tied = d[:, k] == d[:, k - 1]
+    d, codes = d[:, :k], codes[:, :k]
+    if tied.any():
+        s = q[tied] @ xn.T
+        s[:, bad] = _NEG
+        ts, tc = _candidates(s, c, np.full(len(s), _NEG, dtype=np.float32), k)
+        width = max(k, ts.shape[1])
+        d = np.pad(d, ((0, 0), (0, width - k)), constant_values=_NEG)
+        codes = np.pad(codes, ((0, 0), (0, width - k)), constant_values=-1)
+        d[tied, : ts.shape[1]], codes[tied, : ts.shape[1]] = ts, tc
+        d[tied, ts.shape[1] :], codes[tied, ts.shape[1] :] = _NEG, -1
+    return d, codes
+
+
+def _merge(
+    best_s: np.ndarray, best_c: np.ndarray, cand_s: np.ndarray, cand_c: np.ndarray, k: int, dedupe: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running top-k ∪ candidates → new top-k, sorted by score descending then id ascending."""
+    s = np.concatenate([best_s, cand_s], axis=1)
+    c = np.concatenate([best_c, cand_c], axis=1)
+    if dedupe:
+        # A document split across blocks can arrive twice: keep its best score only.
+        o = np.lexsort((-s, c), axis=-1)
+        s, c = np.take_along_axis(s, o, axis=1), np.take_along_axis(c, o, axis=1)
+        dup = np.zeros_like(c, dtype=bool)
+        dup[:, 1:] = (c[:, 1:] == c[:, :-1]) & (c[:, 1:] >= 0)
+        s = np.where(dup, _NEG, s)
+        c = np.where(dup, -1, c)
+    # Padding (code -1) sorts after real documents with the same -inf score.
+    o = np.lexsort((np.where(c < 0, np.iinfo(np.int64).max, c), -s), axis=-1)[:, :k]
+    return np.take_along_axis(s, o, axis=1), np.take_along_axis(c, o, axis=1)
+
+
+def write_run(path: Path, ranking: Ranking, run_id: str) -> None:
+    """A TREC run file (`qid Q0 docid rank score runid`), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for qid, docs, scores in zip(ranking.query_ids, ranking.doc_ids, ranking.scores, strict=True):
+        for r, (d, sc) in enumerate(zip(docs, scores, strict=True), 1):
+            lines.append(f"{qid} Q0 {d} {r} {sc:.6f} {run_id}\n")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
