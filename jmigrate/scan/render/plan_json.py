@@ -1,0 +1,89 @@
+"""The JSON plan: `plan --format json` writes it, `apply --plan` reads it back. Schema: plan.schema.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jmigrate import __version__
+from jmigrate.errors import InputError
+from jmigrate.scan.finding import Applicability, Edit, Finding, PlanResult, SkippedFile
+from jmigrate.scan.render.summary import migration_checklist, sorted_findings, summarize
+
+PLAN_VERSION = 1
+
+
+@cache
+def plan_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) every plan file must satisfy; shipped inside the package."""
+    text = resources.files("jmigrate.scan.render").joinpath("plan.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def plan_to_dict(result: PlanResult) -> dict[str, Any]:
+    s = summarize(result)
+    return {
+        "version": PLAN_VERSION,
+        "tool": "jmigrate",
+        "tool_version": __version__,
+        "root": result.root,
+        "summary": {
+            "files_scanned": s.files_scanned,
+            "bytes_scanned": s.bytes_scanned,
+            "files_with_findings": s.files_with_findings,
+            "findings": s.findings,
+            "fixable": s.fixable,
+            "by_applicability": s.by_applicability,
+            "by_code": s.by_code,
+            "skipped": s.skipped,
+        },
+        "notes": migration_checklist(result),
+        "findings": [f.to_dict() for f in sorted_findings(result)],
+        "skipped": [asdict(k) for k in sorted(result.skipped, key=lambda k: k.path)],
+        "file_hashes": dict(sorted(result.file_hashes.items())),
+        "encodings": dict(sorted(result.encodings.items())),
+    }
+
+
+def render_json(result: PlanResult) -> str:
+    return json.dumps(plan_to_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def validate_plan(data: Any) -> None:
+    """Raise InputError naming the first place where `data` breaks the plan schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(plan_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise InputError(f"not a jmigrate plan (version {PLAN_VERSION}): at {where}: {error.message[:200]}")
+
+
+def plan_from_dict(data: Any) -> PlanResult:
+    """Rebuild a PlanResult from a validated plan document."""
+    validate_plan(data)
+    findings = [
+        Finding(
+            code=f["code"], rule=f["rule"], path=f["path"], line=f["line"], column=f["column"],
+            end_line=f["end_line"], end_column=f["end_column"], message=f["message"],
+            fix_title=f["fix_title"], applicability=Applicability(f["applicability"]),
+            edits=[Edit(e["start"], e["end"], e["replacement"]) for e in f["edits"]],
+            recommendation=f["recommendation"], cell=f["cell"], cell_line=f["cell_line"],
+        )
+        for f in data["findings"]
+    ]
+    return PlanResult(
+        root=data["root"],
+        findings=findings,
+        skipped=[SkippedFile(k["path"], k["reason"]) for k in data["skipped"]],
+        files_scanned=data["summary"]["files_scanned"],
+        bytes_scanned=data["summary"]["bytes_scanned"],
+        file_hashes=dict(data["file_hashes"]),
+        encodings=dict(data["encodings"]),
+        notes=list(data["notes"]),
+    )

@@ -1,0 +1,110 @@
+"""What every report shows first: the migration checklist and the counts, computed once for all formats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from jmigrate.models import LICENCE_V3_NOTE, MATRYOSHKA_DIMS, MODELS, ORDERING_RULE, TASKS, V3
+from jmigrate.scan.finding import Applicability, Finding, PlanResult
+
+
+def sorted_findings(result: PlanResult) -> list[Finding]:
+    return sorted(result.findings, key=lambda f: (f.path, f.line, f.column, f.code))
+
+
+def migration_checklist(result: PlanResult) -> list[str]:
+    """The steps of a v2 -> v3 migration, in order, then any notes the rules added (without repeats)."""
+    v3 = MODELS[V3]
+    # Widths a v2/v1 schema may already have that v3 can produce through Matryoshka truncation.
+    keep = sorted({m.dims for m in MODELS.values() if m.is_legacy and m.replacement and m.dims in
+                   MATRYOSHKA_DIMS and m.dims != v3.dims})
+    keep_text = " or ".join(f"dimensions={d}" for d in keep)
+    code_models = [m.name for m in MODELS.values() if m.is_legacy and m.replacement is None]
+    query, passage = TASKS["retrieval.query"], TASKS["retrieval.passage"]
+    items = [
+        ORDERING_RULE,
+        f"Pass a task on every v3 call: {passage.name} for {passage.use}, {query.name} for {query.use}; "
+        "one encoder instance cannot serve both sides of asymmetric retrieval.",
+        f"v3 returns {v3.dims} dimensions: resize vector columns and collections to {v3.dims}, or request "
+        f"{keep_text} to keep the current schema (the vectors still change, so re-index anyway).",
+        "Drop `normalized` from API payloads (v3 vectors are normalised) and never send OpenAI's "
+        "`encoding_format` to the Jina API.",
+        LICENCE_V3_NOTE,
+    ]
+    if code_models:
+        items.append(f"Keep {', '.join(code_models)} for code corpora: {MODELS[code_models[0]].note}.")
+    for note in result.notes:
+        if note not in items:
+            items.append(note)
+    return items
+
+
+@dataclass(frozen=True)
+class Summary:
+    files_scanned: int
+    bytes_scanned: int
+    files_with_findings: int
+    findings: int
+    by_applicability: dict[str, int]
+    by_code: dict[str, int]
+    rule_names: dict[str, str]
+    skipped: int
+
+    @property
+    def fixable(self) -> int:
+        return self.by_applicability[Applicability.SAFE.value]
+
+
+def summarize(result: PlanResult) -> Summary:
+    by_app = Counter(f.applicability.value for f in result.findings)
+    by_code = Counter(f.code for f in result.findings)
+    return Summary(
+        files_scanned=result.files_scanned,
+        bytes_scanned=result.bytes_scanned,
+        files_with_findings=len({f.path for f in result.findings}),
+        findings=len(result.findings),
+        by_applicability={a.value: by_app.get(a.value, 0) for a in Applicability},
+        by_code=dict(sorted(by_code.items())),
+        rule_names={f.code: f.rule for f in sorted_findings(result)},
+        skipped=len(result.skipped),
+    )
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, dict):
+        return " / ".join(f"{k} {_value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(_value, v))
+    return str(v)
+
+
+def recommendation_text(finding: Finding) -> str:
+    """One line: the v3 settings recommended for a call site, model and task (with its reason) first."""
+    rec = {k: v for k, v in finding.recommendation.items() if v not in (None, "", [], {})}
+    parts = []
+    if "model" in rec:
+        parts.append(f"model={_value(rec.pop('model'))}")
+    task, reason = rec.pop("task", None), rec.pop("task_reason", None)
+    if task:
+        parts.append(f"task={_value(task)}" + (f" ({reason})" if reason else ""))
+    elif reason:
+        parts.append(str(reason))
+    parts.extend(f"{k}={_value(v)}" for k, v in rec.items())
+    return "; ".join(parts)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} GB"
+
+
+def location_text(finding: Finding) -> str:
+    loc = f"{finding.line}:{finding.column}"
+    if finding.cell is not None:
+        loc += f" (cell {finding.cell}" + (f", line {finding.cell_line})" if finding.cell_line else ")")
+    return loc
