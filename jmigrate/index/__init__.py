@@ -1,0 +1,1 @@
+"""Reading corpora and writing crash-safe Parquet indexes (`jmigrate reindex`)."""

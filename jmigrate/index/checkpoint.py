@@ -1,0 +1,162 @@
+"""Resume state of an output folder: the run lock, the settings fingerprint, and crash clean-up.
+
+A run commits work in this order: unit journal file (tmp + rename) → shard (tmp + fsync + rename) →
+rejects appended → manifest (atomic). Whatever a crash leaves behind is reconciled here against the
+manifest, the only source of truth: shards it does not list are deleted, rejects.jsonl is cut back to
+its recorded length, and journal units already inside a recorded shard are dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from jmigrate.errors import CheckpointError
+from jmigrate.index.manifest import MANIFEST, read_manifest
+from jmigrate.index.rejects import REJECTS
+
+LOCK = ".jmigrate.lock"
+WORK = ".jmigrate-work"
+UNIT_PATTERN = "unit-{:09d}.arrow"
+
+
+def fingerprint_of(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class RunLock:
+    """An exclusive `flock` on DIR/.jmigrate.lock; the kernel drops it when the process dies, even by
+    SIGKILL, so a crashed run never leaves a stale lock behind."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        self._fh: BinaryIO | None = None
+
+    def __enter__(self) -> RunLock:
+        fh = open(self.path, "a+b")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().decode(errors="replace").strip() or "?"
+            fh.close()
+            raise CheckpointError(f"another jmigrate reindex (pid {holder}) is writing {self.path.parent}; "
+                                  "wait for it or stop it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()).encode())
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+@dataclass
+class ResumeState:
+    manifest: dict[str, Any] | None  # None: a fresh run
+    journal: dict[int, Path] = field(default_factory=dict)  # finished units not yet in a shard
+    cleaned: list[str] = field(default_factory=list)
+
+
+def _ours(name: str) -> bool:
+    return (name in (MANIFEST, REJECTS, LOCK, WORK)
+            or (name.startswith("part-") and name.endswith(".parquet"))
+            or name.startswith(".part-") or name.startswith(f".{MANIFEST}.tmp"))
+
+
+def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart: bool,
+            describe_change: Any = None) -> ResumeState:
+    """Check that `folder` may be (re)used by a run with these fingerprints and clean crash leftovers.
+
+    Must be called with the RunLock held. `describe_change(old_manifest)` names what changed, for the
+    refusal message.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(folder)
+    foreign = sorted(p.name for p in folder.iterdir() if not _ours(p.name))
+    if manifest is None and any(p.name.startswith("part-") for p in folder.iterdir()):
+        raise CheckpointError(f"{folder} holds shards but no manifest.json; use an empty folder or --restart")
+    if foreign and manifest is None:
+        raise CheckpointError(f"{folder} is not empty and is not a jmigrate index ({foreign[0]}, ...); "
+                              "choose a new or empty folder")
+    if manifest is not None and not restart:
+        changes = []
+        if manifest.get("fingerprint") != fingerprint:
+            changes.append(describe_change(manifest) if describe_change else "settings changed")
+        if manifest.get("source", {}).get("fingerprint") != source_fingerprint:
+            changes.append("the source files changed")
+        if changes:
+            raise CheckpointError(
+                f"{folder} was written by a run with different input: {'; '.join(changes)}. "
+                "Rerun with --restart to discard it and start over, or choose another --out")
+    state = ResumeState(None if restart else manifest)
+    if restart:
+        for p in folder.iterdir():
+            if _ours(p.name) and p.name != LOCK:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                state.cleaned.append(p.name)
+        return state
+    recorded = {s["file"] for s in (manifest or {}).get("shards", [])}
+    for p in folder.iterdir():
+        if p.name.startswith("part-") and p.name not in recorded or p.name.startswith(".part-") \
+                or p.name.startswith(f".{MANIFEST}.tmp"):
+            p.unlink()  # written but never recorded: the run died between rename and manifest
+            state.cleaned.append(p.name)
+    if manifest is None:
+        (folder / REJECTS).unlink(missing_ok=True)
+    next_unit = (manifest or {}).get("checkpoint", {}).get("next_unit", 0)
+    work = folder / WORK
+    if work.is_dir():
+        for p in sorted(work.iterdir()):
+            unit = _unit_index(p.name)
+            if unit is None or unit < next_unit or not _readable(p):
+                p.unlink()
+            else:
+                state.journal[unit] = p
+    return state
+
+
+def _unit_index(name: str) -> int | None:
+    if name.startswith("unit-") and name.endswith(".arrow"):
+        try:
+            return int(name[5:-6])
+        except ValueError:
+            return None
+    return None
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_unit(path)
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def read_unit(path: Path) -> pa.Table:
+    with pa.OSFile(str(path), "rb") as src:
+        return pa.ipc.open_file(src).read_all()
+
+
+def write_unit(work: Path, unit: int, table: pa.Table) -> Path:
+    """Journal one encoded unit. Renamed into place complete; not fsynced: it only has to survive the
+    process dying (a lost journal file after a power cut is re-encoded, never duplicated)."""
+    final = work / UNIT_PATTERN.format(unit)
+    tmp = work / f".{final.name}.tmp"
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    os.replace(tmp, final)
+    return final

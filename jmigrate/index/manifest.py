@@ -1,0 +1,93 @@
+"""The index manifest (`manifest.json`): what an index folder holds and how it was made.
+
+The format is a contract: `verify` and users' own code read it. Keys may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jmigrate.errors import InputError
+
+FORMAT = "jmigrate-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_PATTERN = "part-{:05d}.parquet"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so a reader (or a crash) sees the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    # A rename is only durable once the directory entry is on disk.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of `folder`, None when there is none; InputError when it is not ours or unreadable."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {path}: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{path} is not a jmigrate index manifest")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path} has format_version {data.get('format_version')}; this jmigrate reads "
+                         f"{FORMAT_VERSION}")
+    return data
+
+
+def new_manifest(*, tool_version: str, model: str, task: str | None, dimensions: int, late_chunking: bool,
+                 chunking: dict[str, Any] | None, encoder: str, source: dict[str, Any],
+                 settings: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": tool_version,
+        "model": model,
+        "task": task,
+        "dimensions": dimensions,
+        "normalized": True,
+        "late_chunking": late_chunking,
+        "chunking": chunking,
+        "encoder": encoder,
+        "source": source,
+        "rows": {"source": 0, "written": 0, "rejected": 0},
+        "shards": [],
+        "started_at": now(),
+        "finished_at": None,
+        "status": "running",
+        # Additions beyond the contract: the settings that decide the output, their fingerprint, the
+        # resume point and what was spent.
+        "settings": settings,
+        "fingerprint": fingerprint,
+        "checkpoint": {"next_unit": 0, "rejects_bytes": 0},
+        "usage": {"requests": 0, "tokens": 0, "retries": 0},
+    }

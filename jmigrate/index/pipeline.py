@@ -1,0 +1,685 @@
+"""The reindex pipeline: read → validate → encode → journal → shard, in three threads with bounded queues.
+
+Exactly once, and never paying twice for finished work:
+- The source is cut into *units* of `unit_rows` consecutive source rows. Unit boundaries depend only on
+  the source and the settings, so a rerun sees the same units.
+- Each encoded unit is journalled at once (`.jmigrate-work/unit-N.arrow`, written then renamed). A
+  crash loses at most the units still being encoded, i.e. the requests in flight.
+- Units are gathered into shards of about `shard_rows` output rows. A shard is written to a temp name,
+  fsynced and renamed, then its rejects are appended, then the manifest records it and the resume point
+  (`checkpoint.next_unit`). Checkpoint reconciliation is in `checkpoint.py`.
+- On resume the reader re-reads the committed rows without encoding them (ids for duplicate detection,
+  and a digest compared with the one recorded, so an edited source is caught), reuses journalled units,
+  and encodes the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from jmigrate import __version__
+from jmigrate.encoders.base import Encoder
+from jmigrate.errors import CheckpointError, UsageError
+from jmigrate.index import checkpoint as ckpt
+from jmigrate.index.idset import IdSet
+from jmigrate.index.manifest import SHARD_PATTERN, new_manifest, now, write_manifest
+from jmigrate.index.rejects import RejectsFile, reject
+from jmigrate.index.shards import ShardWriter, output_schema, vector_array
+from jmigrate.index.sources import RawBatch, RowProblem, Source, empty_table
+
+QUEUE_UNITS = 8  # units buffered between stages: bounds memory whatever the corpus size
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the output. All of it is fingerprinted, so a change is detected."""
+
+    model: str
+    task: str | None
+    dimensions: int
+    encoder: str = "api"
+    late_chunking: bool = False
+    chunk_by: str | None = None  # "tokens" | "sentences"; None: one vector per row
+    chunk_size: int = 512
+    chunk_overlap: int = 0
+    on_long: str = "reject"  # what to do with a row over the model's token limit
+    limit: int | None = None
+    store_text: bool = True
+    unit_rows: int = 256
+    shard_rows: int = 100_000
+    row_group_rows: int = 8192
+
+    @property
+    def chunked(self) -> bool:
+        return self.late_chunking or self.chunk_by is not None or self.on_long == "chunk"
+
+    def chunking(self) -> dict[str, Any] | None:
+        if self.chunk_by is None:
+            return None
+        return {"by": self.chunk_by, "size": self.chunk_size, "overlap": self.chunk_overlap}
+
+    def check(self) -> None:
+        if self.on_long not in ("truncate", "chunk", "reject"):
+            raise UsageError(f"--on-long must be truncate, chunk or reject, not {self.on_long!r}")
+        if self.chunk_by not in (None, "tokens", "sentences"):
+            raise UsageError(f"--chunk-by must be tokens or sentences, not {self.chunk_by!r}")
+        if self.late_chunking and self.chunk_by is None:
+            raise UsageError("--late-chunking needs --chunk-by tokens|sentences")
+        if self.chunk_by and not 0 <= self.chunk_overlap < self.chunk_size:
+            raise UsageError("--chunk-overlap must be at least 0 and smaller than --chunk-size")
+        if self.dimensions <= 0:
+            raise UsageError("--dimensions must be positive")
+        if self.limit is not None and self.limit < 0:
+            raise UsageError("--limit must be at least 0")
+
+
+@dataclass
+class Stats:
+    """Live counters for progress and the final summary (written by the pipeline threads)."""
+
+    total_rows: int | None = None
+    resumed_rows: int = 0  # committed or journalled by an earlier run
+    source_rows: int = 0  # source rows handled (all runs)
+    written: int = 0  # output rows journalled (all runs)
+    rejected: int = 0
+    truncated: int = 0
+    tokens: int = 0  # tokens sent by this run (counted by the encoder's tokenizer or its estimate)
+    shards: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Result:
+    out: Path
+    status: str  # complete | interrupted | failed
+    manifest: dict[str, Any]
+    stats: Stats
+    usage: dict[str, int]
+    cleaned: list[str]
+
+
+@dataclass
+class Unit:
+    index: int
+    first_row: int
+    n_rows: int
+    digest: str
+    skip: bool = False  # committed by an earlier run: read only for ids and digest
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    chunks: list[tuple[int, int, int]] | None = None  # (chunk_index, start, end) per output row
+    docs: list[int] = field(default_factory=list)  # late chunking: output rows per document, in order
+    meta: pa.Table | None = None
+    tokens: int = 0
+    truncated: int = 0
+    journal: Path | None = None
+    table: pa.Table | None = None
+
+
+# --------------------------------------------------------------------------- reading and validation
+
+def _rebatch(batches: Iterator[RawBatch], n: int, limit: int | None) -> Iterator[RawBatch]:
+    """Exactly `n` rows per batch (the last may be short), stopping after `limit` rows."""
+    parts: list[RawBatch] = []
+    have = 0
+    seen = 0
+    for b in batches:
+        start = 0
+        if limit is not None and seen + len(b) > limit:
+            b = _slice(b, 0, limit - seen)
+        seen += len(b)
+        while start < len(b):
+            take = min(n - have, len(b) - start)
+            parts.append(_slice(b, start, start + take))
+            have += take
+            start += take
+            if have == n:
+                yield _concat(parts)
+                parts, have = [], 0
+        if limit is not None and seen >= limit:
+            break
+    if parts:
+        yield _concat(parts)
+
+
+def _slice(b: RawBatch, a: int, z: int) -> RawBatch:
+    meta = b.metadata.slice(a, z - a) if b.metadata.num_columns else empty_table(z - a)
+    return RawBatch(b.ids[a:z], b.texts[a:z], meta, b.problems[a:z] if b.problems else [None] * (z - a))
+
+
+def _concat(parts: list[RawBatch]) -> RawBatch:
+    if len(parts) == 1:
+        return parts[0]
+    n = sum(len(p) for p in parts)
+    meta = pa.concat_tables([p.metadata for p in parts]) if parts[0].metadata.num_columns else empty_table(n)
+    return RawBatch([i for p in parts for i in p.ids], [t for p in parts for t in p.texts], meta,
+                    [q for p in parts for q in p.problems])
+
+
+def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | None]:
+    """(id, problem)."""
+    if not has_column:
+        return str(row), None
+    if rid is None:
+        return None, "id is null"
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        return None, f"id is {type(rid).__name__}, not a string or integer"
+    rid = str(rid)
+    if not rid.strip():
+        return None, "id is empty"
+    return rid, None
+
+
+class Preparer:
+    """Turns raw rows into a unit: rejects with reasons, ids, the texts to embed, chunk spans."""
+
+    def __init__(self, source: Source, settings: Settings, encoder: Encoder, max_tokens: int) -> None:
+        self.source = source
+        self.s = settings
+        self.encoder = encoder
+        self.ids = IdSet()
+        self.max_tokens = max_tokens
+
+    def unit(self, index: int, first_row: int, raw: RawBatch, skip: bool) -> Unit:
+        h = hashlib.blake2b(digest_size=16)
+        keep: list[int] = []
+        u = Unit(index, first_row, len(raw), "", skip=skip)
+        texts: list[str] = []
+        for i in range(len(raw)):
+            row = first_row + i
+            rid, problem = _norm_id(raw.ids[i], row, self.source.id_column is not None)
+            text = raw.texts[i]
+            h.update(repr(raw.ids[i]).encode("utf-8", "surrogatepass"))
+            h.update(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else repr(text).encode())
+            if rid is not None and not self.ids.add(rid):
+                problem = problem or "duplicate id (its first row is kept)"
+            if skip:
+                continue
+            problem = problem or raw.problems[i] or _text_problem(text)
+            if problem:
+                u.rejects.append(reject(row, rid if rid is not None else raw.ids[i], problem))
+                continue
+            keep.append(i)
+            texts.append(text)
+            u.ids.append(rid)  # type: ignore[arg-type]  # rid is set when there is no problem
+        u.digest = h.hexdigest()
+        if not skip:
+            self._shape(u, raw, keep, texts)
+        return u
+
+    def _shape(self, u: Unit, raw: RawBatch, keep: list[int], texts: list[str]) -> None:
+        """Apply the token limit and chunking; fills the unit's output rows."""
+        s = self.s
+        ids, u.ids = u.ids, []
+        rows: list[int] = []  # source index within the unit, per output row
+        if s.chunk_by is not None:
+            u.chunks = []
+            for i, rid, text in zip(keep, ids, texts, strict=True):
+                spans = chunk_spans(text, s.chunk_by, s.chunk_size, s.chunk_overlap, self.encoder)
+                for c, (a, z) in enumerate(spans):
+                    u.ids.append(rid)
+                    u.texts.append(text[a:z])
+                    u.chunks.append((c, a, z))
+                    rows.append(i)
+                u.docs.append(len(spans))
+            u.tokens = sum(self.encoder.count_tokens(u.texts)) if u.texts else 0
+        else:
+            counts = self.encoder.count_tokens(texts) if texts else []
+            chunks: list[tuple[int, int, int]] | None = [] if s.on_long == "chunk" else None
+            u.chunks = chunks
+            for i, rid, text, n in zip(keep, ids, texts, counts, strict=True):
+                if n > self.max_tokens:
+                    if s.on_long == "reject":
+                        u.rejects.append(reject(u.first_row + i, rid,
+                                                f"too long: {n} tokens > {self.max_tokens} "
+                                                "(use --on-long truncate or chunk)"))
+                        continue
+                    if s.on_long == "truncate":
+                        text, n = truncate_to(text, self.max_tokens, self.encoder)
+                        u.truncated += 1
+                    else:
+                        spans = chunk_spans(text, "tokens", self.max_tokens, 0, self.encoder)
+                        for c, (a, z) in enumerate(spans):
+                            u.ids.append(rid)
+                            u.texts.append(text[a:z])
+                            assert chunks is not None
+                            chunks.append((c, a, z))
+                            rows.append(i)
+                        u.tokens += sum(self.encoder.count_tokens([text[a:z] for a, z in spans]))
+                        continue
+                u.ids.append(rid)
+                u.texts.append(text)
+                if chunks is not None:
+                    chunks.append((0, 0, len(text)))
+                rows.append(i)
+                u.tokens += n
+        u.meta = raw.metadata.take(pa.array(rows, pa.int64())) if raw.metadata.num_columns else None
+        u.rejects.sort(key=lambda r: r["row"])
+
+
+def _text_problem(text: Any) -> str | None:
+    if isinstance(text, RowProblem):
+        return str(text)
+    if text is None:
+        return "text is null"
+    if not isinstance(text, str):
+        return f"text is {type(text).__name__}, not a string"
+    if not text.strip():
+        return "text is empty"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (lone surrogate)"
+    return None
+
+
+def truncate_to(text: str, max_tokens: int, encoder: Encoder) -> tuple[str, int]:
+    """Cut `text` until the encoder counts at most `max_tokens` tokens (works with any token counter)."""
+    n = encoder.count_tokens([text])[0]
+    while n > max_tokens and len(text) > 1:
+        text = text[: max(1, int(len(text) * max_tokens / n * 0.98))]
+        n = encoder.count_tokens([text])[0]
+    return text, n
+
+
+def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder) -> list[tuple[int, int]]:
+    """Character spans of the chunks of `text`, by the encoders' chunkers.
+
+    Token chunks need the model's tokenizer offsets; an encoder without a tokenizer (the HTTP API)
+    gets windows of the stated estimate (4 characters per token) cut at whitespace.
+    """
+    from jmigrate.encoders import chunking
+
+    tokenizer = getattr(encoder, "tokenizer", None)
+    if by == "sentences":
+        def count(t: str) -> int:
+            return encoder.count_tokens([t])[0]
+
+        out: list[tuple[int, int]] = []
+        for c in chunking.chunk_by_sentences(text, size, count):
+            if count(c.text) > size:  # one sentence over the budget: split it by tokens
+                out += [(c.chunk_start + a, c.chunk_start + z)
+                        for a, z in chunk_spans(c.text, "tokens", size, 0, encoder)]
+            else:
+                out.append((c.chunk_start, c.chunk_end))
+        return out
+    if tokenizer is not None:
+        chunks = chunking.chunk_by_tokens(text, tokenizer, size, overlap)
+        return [(c.chunk_start, c.chunk_end) for c in chunks]
+    return _estimated_token_windows(text, size, overlap)
+
+
+def _estimated_token_windows(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
+    width, step = size * 4, (size - overlap) * 4
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + width)
+        if end < len(text):  # back off to the last whitespace so words stay whole
+            cut = text.rfind(" ", start + width // 2, end)
+            end = cut if cut > start else end
+        a, z = start, end
+        while a < z and text[a].isspace():
+            a += 1
+        while z > a and text[z - 1].isspace():
+            z -= 1
+        if z > a:
+            spans.append((a, z))
+        if end >= len(text):
+            break
+        start = max(start + 1, end - (width - step))
+    return spans
+
+
+# --------------------------------------------------------------------------- the run
+
+class _Stop(Exception):
+    pass
+
+
+def reindex(
+    source: Source,
+    out: Path,
+    encoder: Encoder,
+    settings: Settings,
+    *,
+    restart: bool = False,
+    on_progress: Callable[[Stats, Encoder], None] | None = None,
+    stop: threading.Event | None = None,
+    concurrency: int = 1,
+) -> Result:
+    """Embed `source` into the index folder `out`, resuming a previous run of the same settings."""
+    from jmigrate.models import API_MAX_TOKENS, MODELS, TASKS
+
+    settings.check()
+    stop = stop or threading.Event()
+    model = MODELS.get(settings.model.rsplit("/", 1)[-1])
+    max_tokens = model.max_tokens if model else API_MAX_TOKENS
+    task = TASKS.get(settings.task or "")
+    if task and task.prefix:
+        max_tokens -= encoder.count_tokens([task.prefix])[0]
+    src_fp = source.fingerprint()
+    fp_settings = {**asdict(settings), "source": source.describe()}
+    fingerprint = ckpt.fingerprint_of(fp_settings)
+    out.mkdir(parents=True, exist_ok=True)
+    with ckpt.RunLock(out):
+        state = ckpt.prepare(
+            out, fingerprint=fingerprint, source_fingerprint=src_fp, restart=restart,
+            describe_change=lambda old: _describe_change(old.get("settings", {}), fp_settings))
+        manifest = state.manifest
+        if manifest is None:
+            manifest = new_manifest(
+                tool_version=__version__, model=settings.model, task=settings.task,
+                dimensions=settings.dimensions, late_chunking=settings.late_chunking,
+                chunking=settings.chunking(), encoder=settings.encoder,
+                source={**source.describe(), "fingerprint": src_fp}, settings=fp_settings,
+                fingerprint=fingerprint)
+            write_manifest(out, manifest)
+        stats = Stats(total_rows=_total(source, settings))
+        if manifest["status"] == "complete":
+            stats.source_rows = stats.resumed_rows = manifest["rows"]["source"]
+            stats.written, stats.rejected = manifest["rows"]["written"], manifest["rows"]["rejected"]
+            stats.shards = len(manifest["shards"])
+            return Result(out, "complete", manifest, stats, dict(manifest["usage"]), state.cleaned)
+        run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
+        return run.go(on_progress)
+
+
+def _total(source: Source, s: Settings) -> int | None:
+    if source.rows is None:
+        return s.limit
+    return min(source.rows, s.limit) if s.limit is not None else source.rows
+
+
+def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    diffs = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
+             if old.get(k) != new.get(k)]
+    return "settings changed: " + ", ".join(diffs) if diffs else "settings changed"
+
+
+class _Run:
+    def __init__(self, source: Source, out: Path, encoder: Encoder, settings: Settings,
+                 manifest: dict[str, Any], state: ckpt.ResumeState, stats: Stats, stop: threading.Event,
+                 max_tokens: int, concurrency: int) -> None:
+        self.source, self.out, self.encoder, self.s = source, out, encoder, settings
+        self.manifest, self.state, self.stats, self.stop = manifest, state, stats, stop
+        self.prep = Preparer(source, settings, encoder, max_tokens)
+        self.schema = output_schema(settings.dimensions, chunked=settings.chunked,
+                                    store_text=settings.store_text, metadata=source.metadata_schema)
+        self.work = out / ckpt.WORK
+        self.work.mkdir(exist_ok=True)
+        self.rejects = RejectsFile(out, manifest["checkpoint"]["rejects_bytes"])
+        self.base_usage = dict(manifest["usage"])
+        self.errors: list[BaseException] = []
+        self.gather = max(1, concurrency) * max(1, encoder.batch_size)
+        self.q_encode: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
+        self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
+        rows = manifest["rows"]
+        stats.source_rows, stats.written, stats.rejected = rows["source"], rows["written"], rows["rejected"]
+        stats.resumed_rows = rows["source"]
+        stats.shards = len(manifest["shards"])
+
+    # ---- stages
+    def _put(self, q: queue.Queue[Unit | None], item: Unit | None) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue[Unit | None]) -> Unit | None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _stage(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except _Stop:
+                pass
+            except BaseException as e:  # handed to the main thread, which re-raises it
+                self.errors.append(e)
+                self.stop.set()
+        return run
+
+    def read(self) -> None:
+        next_unit = self.manifest["checkpoint"]["next_unit"]
+        expected = {sh["units"][1] - 1: (sh["units"][0], sh["source_digest"])
+                    for sh in self.manifest["shards"]}
+        running: Any = None
+        row = 0
+        for index, raw in enumerate(_rebatch(self.source.batches(self.s.unit_rows), self.s.unit_rows,
+                                             self.s.limit)):
+            if self.stop.is_set():
+                raise _Stop
+            skip = index < next_unit
+            unit = self.prep.unit(index, row, raw, skip)
+            row += len(raw)
+            if skip:
+                running = _check_digest(index, unit.digest, expected, running)
+                continue
+            unit.journal = self.state.journal.get(index)
+            self._put(self.q_encode, unit)
+        self._put(self.q_encode, None)
+
+    def encode(self) -> None:
+        done = False
+        while not done:
+            first = self._get(self.q_encode)
+            if first is None:
+                break
+            group = [first]
+            texts = 0 if first.journal else len(first.texts)
+            while texts < self.gather:  # fill the encoder's concurrency with units already read
+                try:
+                    nxt = self.q_encode.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    done = True
+                    break
+                group.append(nxt)
+                texts += 0 if nxt.journal else len(nxt.texts)
+            self._encode_group([u for u in group if u.journal is None and u.texts])
+            for u in group:
+                self._put(self.q_write, u)
+        self._put(self.q_write, None)
+
+    def _encode_group(self, units: list[Unit]) -> None:
+        if not units:
+            return
+        s = self.s
+        if s.late_chunking:
+            docs: list[list[str]] = []
+            for u in units:
+                pos = 0
+                for n in u.docs:
+                    docs.append(u.texts[pos:pos + n])
+                    pos += n
+            mats = self.encoder.encode_late_chunked(docs, task=s.task, dimensions=s.dimensions)
+            vectors = np.concatenate(mats, axis=0) if mats else np.zeros((0, s.dimensions), np.float32)
+        else:
+            texts = [t for u in units for t in u.texts]
+            vectors = self.encoder.encode(texts, task=s.task, dimensions=s.dimensions)
+        pos = 0
+        for u in units:
+            n = len(u.texts)
+            u.table = self._table(u, vectors[pos:pos + n])
+            pos += n
+            self.stats.tokens += u.tokens
+
+    def _table(self, u: Unit, vectors: np.ndarray) -> pa.Table:
+        arrays: list[pa.Array] = [pa.array(u.ids, pa.string())]
+        if self.s.chunked:
+            chunks = u.chunks or [(0, 0, len(t)) for t in u.texts]
+            arrays += [pa.array([c[0] for c in chunks], pa.int32()),
+                       pa.array([c[1] for c in chunks], pa.int64()),
+                       pa.array([c[2] for c in chunks], pa.int64())]
+        if self.s.store_text:
+            arrays.append(pa.array(u.texts, pa.string()))
+        if u.meta is not None:
+            arrays += [c.combine_chunks() for c in u.meta.columns]
+        vtype = self.schema.field("vector").type
+        arrays.append(vector_array(vectors) if len(vectors) else pa.array([], vtype))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def write(self) -> None:
+        writer: ShardWriter | None = None
+        pending: list[Unit] = []
+        buffer: list[pa.Table] = []
+        buffered = 0
+        shard_rows = 0
+        while True:
+            u = self._get(self.q_write)
+            if u is None:
+                break
+            if u.journal is not None:
+                u.table = ckpt.read_unit(u.journal)
+                self.stats.resumed_rows += u.n_rows
+            elif u.table is not None and u.table.num_rows:
+                u.journal = ckpt.write_unit(self.work, u.index, u.table)
+            self.stats.source_rows += u.n_rows
+            self.stats.rejected += len(u.rejects)
+            self.stats.truncated += u.truncated
+            rows = u.table.num_rows if u.table is not None else 0
+            self.stats.written += rows
+            pending.append(u)
+            if rows:
+                assert u.table is not None
+                buffer.append(u.table.replace_schema_metadata(None))
+                buffered += rows
+                shard_rows += rows
+                u.table = None  # keep memory flat: the rows now live in `buffer` or the shard
+            if buffered >= self.s.row_group_rows:
+                writer = writer or self._open_shard(pending[0])
+                writer.write(pa.concat_tables(buffer))
+                buffer, buffered = [], 0
+            if shard_rows >= self.s.shard_rows:
+                writer = writer or self._open_shard(pending[0])
+                if buffer:
+                    writer.write(pa.concat_tables(buffer))
+                    buffer, buffered = [], 0
+                self._commit(writer, pending)
+                writer, pending, shard_rows = None, [], 0
+        if pending or not self.manifest["shards"]:
+            writer = writer or self._open_shard(pending[0] if pending else None)
+            if buffer:
+                writer.write(pa.concat_tables(buffer))
+            self._commit(writer, pending)
+
+    def _open_shard(self, first: Unit | None) -> ShardWriter:
+        index = len(self.manifest["shards"])
+        kv = {"jmigrate.manifest": {k: v for k, v in self.manifest.items()
+                                    if k not in ("shards", "rows", "status", "checkpoint", "usage",
+                                                 "finished_at")},
+              "jmigrate.shard": {"index": index, "first_unit": first.index if first else 0,
+                                 "first_row": first.first_row if first else 0}}
+        return ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)
+
+    def _commit(self, writer: ShardWriter, units: list[Unit]) -> None:
+        rec = writer.commit()
+        digest = hashlib.blake2b(digest_size=16)
+        for u in units:
+            digest.update(u.digest.encode())
+        first = units[0] if units else None
+        rec.update({"units": [first.index if first else 0, units[-1].index + 1 if units else 0],
+                    "first_row": first.first_row if first else 0,
+                    "source_rows": sum(u.n_rows for u in units), "source_digest": digest.hexdigest()})
+        rejects = [r for u in units for r in u.rejects]
+        m = self.manifest
+        m["checkpoint"]["rejects_bytes"] = self.rejects.append(rejects)
+        m["shards"].append(rec)
+        m["rows"]["source"] += rec["source_rows"]
+        m["rows"]["written"] += rec["rows"]
+        m["rows"]["rejected"] += len(rejects)
+        if units:
+            m["checkpoint"]["next_unit"] = units[-1].index + 1
+        m["usage"] = self._usage()
+        write_manifest(self.out, m)
+        self.stats.shards = len(m["shards"])
+        for u in units:  # recorded: the journal copies are no longer needed
+            if u.journal is not None:
+                u.journal.unlink(missing_ok=True)
+
+    def _usage(self) -> dict[str, int]:
+        u = self.encoder.usage
+        return {"requests": self.base_usage.get("requests", 0) + u.requests,
+                "tokens": self.base_usage.get("tokens", 0) + u.tokens,
+                "retries": self.base_usage.get("retries", 0) + u.retries}
+
+    # ---- orchestration
+    def go(self, on_progress: Callable[[Stats, Encoder], None] | None) -> Result:
+        m = self.manifest
+        m["status"] = "running"
+        m["finished_at"] = None
+        write_manifest(self.out, m)
+        threads = [threading.Thread(target=self._stage(f), name=f"reindex-{f.__name__}", daemon=True)
+                   for f in (self.read, self.encode, self.write)]
+        for t in threads:
+            t.start()
+        writer = threads[2]
+        interrupted = False
+        try:
+            while writer.is_alive():
+                writer.join(0.2)
+                if on_progress:
+                    on_progress(self.stats, self.encoder)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()
+            writer.join()  # the writer finishes the unit in hand; journal and manifest stay consistent
+        if self.errors:
+            status = "failed"
+        elif interrupted or self.stop.is_set():
+            status = "interrupted"
+        else:
+            status = "complete"
+        m["status"] = status
+        m["usage"] = self._usage()
+        if status == "complete":
+            m["finished_at"] = now()
+            try:
+                self.work.rmdir()
+            except OSError:
+                pass
+        write_manifest(self.out, m)
+        if on_progress:
+            on_progress(self.stats, self.encoder)
+        if self.errors:
+            raise self.errors[0]
+        if interrupted:
+            raise KeyboardInterrupt
+        return Result(self.out, status, m, self.stats, m["usage"], self.state.cleaned)
+
+
+def _check_digest(index: int, digest: str, expected: dict[int, tuple[int, str]], running: Any) -> Any:
+    """Compare the digests of re-read committed units with what the manifest recorded for their shard."""
+    if running is None:
+        running = hashlib.blake2b(digest_size=16)
+    running.update(digest.encode())
+    if index in expected:
+        first, want = expected[index]
+        if running.hexdigest() != want:
+            raise CheckpointError(f"the source changed in rows already indexed (units {first}..{index}); "
+                                  "rerun with --restart to start over")
+        return None
+    return running
