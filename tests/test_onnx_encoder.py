@@ -280,3 +280,9 @@ def test_licence_note_goes_to_stderr(v3_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == ""
     assert done.stderr.count("CC BY-NC 4.0") == 1
+
+
+def test_tiny_model_with_layers(tmp_path: Path) -> None:
+    folder = build_model_dir(tmp_path / "deep", layers=2, seed=3)
+    got = OnnxEncoder.from_pretrained(path=folder, batch_size=2).encode(TEXTS, task="retrieval.query")
+    np.testing.assert_allclose(got, by_hand(folder, TEXTS, 0, QUERY), atol=1e-5)

@@ -342,7 +342,13 @@ class OnnxEncoder(Encoder):
     def count_tokens(self, texts: Sequence[str], task: str | None = None) -> list[int]:
         """Tokens per text as the model sees them: special tokens included, and the task's prefix if given."""
         prefix = get_task(task).prefix if task is not None and self.has_task_input else ""
-        return [len(e.ids) for e in self.tokenizer.encode_batch([add_prefix(t, prefix) for t in texts])]
+        return [len(e.ids) for e in self._encode_batch_fast([add_prefix(t, prefix) for t in texts])]
+
+    def _encode_batch_fast(self, texts: list[str]) -> list[Any]:
+        # Offsets are only needed for late chunking; skipping them saves ~25% of tokenizing time
+        # (`encode_batch_fast` arrived in tokenizers 0.20).
+        fast = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return list(fast(texts))
 
     def encode_batch(
         self,
@@ -356,7 +362,7 @@ class OnnxEncoder(Encoder):
         self._check_dimensions(dimensions)
         if late_chunking:
             return truncate_and_normalise(self._late_chunks(texts, task_id, prefix), dimensions)
-        encodings = self.tokenizer.encode_batch([add_prefix(t, prefix) for t in texts])
+        encodings = self._encode_batch_fast([add_prefix(t, prefix) for t in texts])
         token_ids = [self._fit(e.ids, e.special_tokens_mask, i) for i, e in enumerate(encodings)]
         pooled = np.empty((len(texts), self.dims), dtype=np.float32)
         for batch in plan_batches([len(t) for t in token_ids], self.batch_size, self.max_batch_tokens,

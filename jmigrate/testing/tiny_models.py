@@ -103,7 +103,7 @@ def _graph(kind: Kind, vocab_size: int, dims: int, layers: int, seed: int) -> An
     h = "h1"
     # Optional per-token layers (residual tanh MLP) so benchmarks spend realistic time in session.run.
     for i in range(layers):
-        w = rng.standard_normal((dims, dims)).astype(np.float32) / np.sqrt(dims)
+        w = (rng.standard_normal((dims, dims)) / np.sqrt(dims)).astype(np.float32)
         inits.append(init(f"w{i}", w))
         nodes.append(helper.make_node("MatMul", [h, f"w{i}"], [f"mm{i}"]))
         nodes.append(helper.make_node("Tanh", [f"mm{i}"], [f"act{i}"]))
