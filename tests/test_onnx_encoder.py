@@ -246,12 +246,16 @@ def test_loads_from_the_hugging_face_cache_offline(tmp_path: Path, v3_dir: Path)
     np.testing.assert_allclose(enc.encode(TEXTS, task="classification"),
                                OnnxEncoder.from_pretrained(path=v3_dir).encode(TEXTS, task="classification"),
                                atol=1e-6)
-    build_hf_cache(cache, repo_id="Xenova/jina-embeddings-v2-base-en", kind="v2")
-    mirror = OnnxEncoder.from_pretrained(V2, cache_dir=cache, repo_id="Xenova/jina-embeddings-v2-base-en")
-    assert mirror.encode(["x"]).shape == (1, 768)
-    missing = r"jinaai/jina-embeddings-v2-base-en is not in the Hugging Face cache \(.*hub\); allow downloads"
-    with pytest.raises(EncoderError, match=missing):
+    missing = (r"Xenova/jina-embeddings-v2-base-en is not in the Hugging Face cache \(.*hub\); allow downloads"
+               r".* \(tried jinaai/jina-embeddings-v2-base-en first\)")
+    with pytest.raises(EncoderError, match=missing):  # the official repo, then its mirror, were looked for
         OnnxEncoder.from_pretrained(V2, cache_dir=cache)
+    build_hf_cache(cache, repo_id="Xenova/jina-embeddings-v2-base-en", kind="v2")
+    mirror = OnnxEncoder.from_pretrained(V2, cache_dir=cache)
+    assert "models--Xenova--jina-embeddings-v2-base-en" in str(mirror.model_file)
+    assert mirror.encode(["x"]).shape == (1, 768)
+    with pytest.raises(EncoderError, match="jinaai/jina-embeddings-v2-base-de is not in the Hugging Face"):
+        OnnxEncoder.from_pretrained(V2, cache_dir=cache, repo_id="jinaai/jina-embeddings-v2-base-de")
 
 
 def test_device_and_threads(v3_dir: Path) -> None:

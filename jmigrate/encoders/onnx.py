@@ -194,12 +194,22 @@ class OnnxEncoder(Encoder):
         """Load from a model folder (`path`) or, without one, from the Hugging Face cache (offline unless
         `allow_download`). `model` is the catalogue name; `repo_id` overrides its Hub id (e.g. a mirror)."""
         spec = get_model(model)
-        if path is None:
-            folder = snapshot_from_hub(repo_id or spec.hf_id, precision=precision,
-                                       allow_download=allow_download, cache_dir=cache_dir, revision=revision)
-        else:
+        if path is not None:
             folder = Path(path)
-        model_file, tokenizer_file = find_model_files(folder, precision)
+            model_file, tokenizer_file = find_model_files(folder, precision)
+        else:
+            # The official repo first, then the catalogue's ONNX mirrors (some v2 repos lack an export).
+            repos = [repo_id] if repo_id else [spec.hf_id, *spec.onnx_mirrors]
+            for i, repo in enumerate(repos):
+                try:
+                    folder = snapshot_from_hub(repo, precision=precision, allow_download=allow_download,
+                                               cache_dir=cache_dir, revision=revision)
+                    model_file, tokenizer_file = find_model_files(folder, precision)
+                    break
+                except EncoderError as e:
+                    if i == len(repos) - 1:
+                        tried = f" (tried {', '.join(repos[:-1])} first)" if len(repos) > 1 else ""
+                        raise EncoderError(f"{e}{tried}") from e
         config = folder / "config.json"
         return cls(model_file, tokenizer_file, model=spec.name, device=device, threads=threads,
                    batch_size=batch_size, truncate=truncate,
