@@ -246,8 +246,8 @@ def test_loads_from_the_hugging_face_cache_offline(tmp_path: Path, v3_dir: Path)
     np.testing.assert_allclose(enc.encode(TEXTS, task="classification"),
                                OnnxEncoder.from_pretrained(path=v3_dir).encode(TEXTS, task="classification"),
                                atol=1e-6)
-    missing = (r"Xenova/jina-embeddings-v2-base-en is not in the Hugging Face cache \(.*hub\); allow downloads"
-               r".* \(tried jinaai/jina-embeddings-v2-base-en first\)")
+    missing = (r"Xenova/jina-embeddings-v2-base-en is not in the Hugging Face cache \(.*hub\); "
+               r"allow downloads.* \(tried jinaai/jina-embeddings-v2-base-en first\)")
     with pytest.raises(EncoderError, match=missing):  # the official repo, then its mirror, were looked for
         OnnxEncoder.from_pretrained(V2, cache_dir=cache)
     build_hf_cache(cache, repo_id="Xenova/jina-embeddings-v2-base-en", kind="v2")
