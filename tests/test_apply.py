@@ -183,7 +183,8 @@ def test_diff_is_a_patch_git_can_apply(tmp_path: Path) -> None:
                                finding("c.yaml", f"model: {OLD}\r\n")])
     patch = diff(plan)
     assert patch.startswith("--- a/c.yaml\n+++ b/c.yaml\n")
-    assert f'-M = "{OLD}"\n\\ No newline at end of file\n+M = "{NEW}"\n\\ No newline at end of file\n' in patch
+    no_eol = "\\ No newline at end of file\n"
+    assert f'-M = "{OLD}"\n{no_eol}+M = "{NEW}"\n{no_eol}' in patch
     assert (tmp_path / "sub" / "m.py").read_text() == f'import os\nM = "{OLD}"'  # diff writes nothing
     copy = tmp_path.parent / "copy"
     shutil.copytree(tmp_path, copy)
