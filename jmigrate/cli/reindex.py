@@ -190,6 +190,9 @@ def run(source_path: str, opts: dict[str, Any], *, restart: bool, dry_run: bool,
         err_console.print("note: no id column found; the row number is used as the id (pass --id-column)")
     if source.vector_columns and not quiet:
         err_console.print(f"note: old vectors in {', '.join(source.vector_columns)} are not carried over")
+    if source.skipped_columns and not quiet:
+        err_console.print(f"note: column(s) {', '.join(source.skipped_columns)} not carried (named like an "
+                          "index column); pass --metadata-columns to choose")
     if dry_run:
         return _dry_run(source, opts, as_json, api_key)
     encoder = open_encoder(opts, api_key)

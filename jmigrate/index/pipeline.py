@@ -206,7 +206,7 @@ class Preparer:
                 problem = problem or "duplicate id (its first row is kept)"
             if skip:
                 continue
-            problem = problem or raw.problems[i] or _text_problem(text)
+            problem = raw.problems[i] or problem or _text_problem(text)
             if problem:
                 u.rejects.append(reject(row, rid if rid is not None else raw.ids[i], problem))
                 continue

@@ -31,6 +31,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 META_SNIFF_ROWS = 1000
+RESERVED = frozenset({"id", "vector", "chunk_index", "chunk_start", "chunk_end", "text"})
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at the head and at the tail of every file
 
 
@@ -64,6 +65,7 @@ class Source:
     metadata_schema: pa.Schema
     rows: int | None  # known up front for Parquet; counted lines otherwise
     vector_columns: list[str] = field(default_factory=list)  # old embeddings found (not carried)
+    skipped_columns: list[str] = field(default_factory=list)  # named like an index column (not carried)
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "id_column": self.id_column,
@@ -110,26 +112,30 @@ def open_source(
     txt = _pick([c for c in columns if c != idc and c not in vectors], text_column, TEXT_CANDIDATES, "text",
                 required=True, types=types)
     assert txt is not None
+    skipped: list[str] = []
     if metadata_columns is None:
         meta = [c for c in columns if c not in (idc, txt) and c not in vectors]
+        # A source column named like an index column (e.g. `text` when the text is in `body`) cannot
+        # be carried under its name; it is left out and the CLI says so.
+        skipped = [c for c in meta if c in RESERVED]
+        meta = [c for c in meta if c not in RESERVED]
     else:
         missing = [c for c in metadata_columns if c not in columns]
         if missing:
             raise UsageError(f"metadata column(s) not in {path}: {', '.join(missing)}; "
                              f"columns: {', '.join(columns)}")
         meta = list(metadata_columns)
-    reserved = {"id", "vector", "chunk_index", "chunk_start", "chunk_end", "text"}
-    clash = [c for c in meta if c in reserved]
-    if clash:
-        raise UsageError(f"metadata column(s) {', '.join(clash)} clash with index columns; "
-                         "pass --metadata-columns without them")
+        clash = [c for c in meta if c in RESERVED]
+        if clash:
+            raise UsageError(f"metadata column(s) {', '.join(clash)} clash with index columns "
+                             f"({', '.join(sorted(RESERVED))})")
     if fmt == "parquet":
         schema = pa.schema([pa.field(c, types[c]) for c in meta])
     elif fmt.endswith("jsonl"):
         schema = _sniff_jsonl_metadata(files, meta)
     else:
         schema = pa.schema([pa.field(c, pa.string()) for c in meta])
-    return Source(path, fmt, files, idc, txt, meta, schema, rows, vectors)
+    return Source(path, fmt, files, idc, txt, meta, schema, rows, vectors, skipped)
 
 
 def _resolve(path: str) -> tuple[list[Path], str]:
