@@ -30,7 +30,10 @@ def verify(
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Write TREC run files DIR/v2.run, DIR/v3.run."
     ),
-    encoder: str = typer.Option("api", "--encoder", help="How to embed queries: api, onnx or openai."),
+    encoder: str = typer.Option(
+        "api", "--encoder", help="How to embed queries: api, onnx, openai (fake: test vectors, rehearsals)."
+    ),
+    model_path: Path | None = typer.Option(None, "--model-path", help="Model folder for --encoder onnx."),
     api_url: str | None = typer.Option(
         None, "--api-url", envvar="JMIGRATE_API_URL", help="Embeddings endpoint (default: Jina's)."
     ),
@@ -79,8 +82,8 @@ def verify(
 
     if output_format not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {output_format!r}")
-    if encoder not in ("api", "onnx", "openai"):
-        raise UsageError(f"--encoder must be api, onnx or openai, not {encoder!r}")
+    if encoder not in ("api", "onnx", "openai", "fake"):
+        raise UsageError(f"--encoder must be api, onnx, openai or fake, not {encoder!r}")
     opts = VerifyOptions(
         v2=SideOptions(v2, v2_model, v2_task, v2_ids, v2_query_vectors),
         v3=SideOptions(v3, v3_model, v3_task, v3_ids, v3_query_vectors),
@@ -96,9 +99,16 @@ def verify(
     )
 
     def factory(model: str) -> Encoder:
+        if encoder == "fake":
+            # Same vectors as `reindex --encoder fake`, to rehearse the whole pipeline offline.
+            from jmigrate.models import get_model
+            from jmigrate.testing.fake import FakeEncoder
+
+            return FakeEncoder(model=model, dims=get_model(model).dims)
         from jmigrate.encoders.factory import open_encoder
 
-        return open_encoder(encoder, model, api_url=api_url, api_key=api_key)
+        extra = {"model_path": model_path} if model_path else {}
+        return open_encoder(encoder, model, api_url=api_url, api_key=api_key, **extra)
 
     def progress(msg: str) -> None:
         err_console.print(f"[dim]{msg}[/]", highlight=False)
