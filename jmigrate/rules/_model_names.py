@@ -27,7 +27,9 @@ LOCAL_LOADERS = {
     "CrossEncoder",
 }
 # Loaders that cannot load v3 at all: a rewrite would break the code, so the finding is manual.
-NO_V3_LOADERS = {"TextEmbedding"}  # fastembed ships no v3 (it has no LoRA task adapters)
+NO_V3_LOADERS = {"TextEmbedding"}
+# Ids other rules own: LiteLLM's provider prefix (JM307) and Ollama's namespace (JM311).
+OWNED_ORGS = {"jina_ai", "jina"}  # fastembed ships no v3 (it has no LoRA task adapters)
 
 
 def site(ctx: FileContext, match: ModelMatch) -> tuple[ast.AST | None, str]:
@@ -59,7 +61,7 @@ def model_findings(
 ) -> Iterator[Finding]:
     text = ctx.src.text
     for match in model_matches(text):
-        if not wanted(match.model):
+        if not wanted(match.model) or match.org in OWNED_ORGS:
             continue
         node, called = site(ctx, match)
         local = last_part(called) in LOCAL_LOADERS

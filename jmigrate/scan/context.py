@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jmigrate.models import MODELS
+from jmigrate.models import MODELS, V3
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.text import legacy_model_mentions
 from jmigrate.scan.walk import Source
@@ -20,8 +20,18 @@ if TYPE_CHECKING:
 class ProjectFacts:
     """Facts gathered over the whole tree before project-level rules run."""
 
-    # Widths of the legacy models named anywhere in the project whose replacement needs another width.
-    legacy_dims: set[int] = field(default_factory=set)
+    # Legacy models (being replaced) named anywhere in the project, by name.
+    legacy_models: set[str] = field(default_factory=set)
+
+    @property
+    def legacy_dims(self) -> set[int]:
+        return replaced_dims(self.legacy_models)
+
+
+def replaced_dims(models: set[str]) -> set[int]:
+    """Widths of those models that are replaced (not base-code) and differ from v3's default width."""
+    v3 = MODELS[V3].dims
+    return {MODELS[m].dims for m in models if MODELS[m].replacement and MODELS[m].dims != v3}
 
 
 @dataclass
@@ -69,8 +79,7 @@ class FileContext:
     @property
     def legacy_dims(self) -> set[int]:
         """Widths of this file's legacy models that v3 does not keep by default."""
-        v3 = MODELS["jina-embeddings-v3"].dims
-        return {MODELS[m].dims for m in self.models if MODELS[m].replacement and MODELS[m].dims != v3}
+        return replaced_dims(self.models)
 
     def finding(
         self,

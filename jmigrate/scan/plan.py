@@ -63,7 +63,7 @@ def plan(
             continue
         found: list[Finding] = []
         for ctx in contexts:
-            project.legacy_dims |= ctx.legacy_dims
+            project.legacy_models |= ctx.models
             if relevant:
                 found += _run(file_rules, ctx)
         errors = [

@@ -160,12 +160,27 @@ class PyModule:
         return None
 
     def constant_value(self, node: ast.AST | None) -> object:
-        """Literal value of a node, following a Name to a single module-level assignment of a literal."""
+        """Literal value of a node, following a Name to its last literal assignment in the enclosing
+        function (before the use) or at module level."""
         if node is None:
             return None
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
+            fn = self.enclosing_function(node)
+            if fn is not None:
+                local: ast.AST | None = None
+                for n in ast.walk(fn):
+                    if (
+                        isinstance(n, ast.Assign)
+                        and len(n.targets) == 1
+                        and isinstance(n.targets[0], ast.Name)
+                        and n.targets[0].id == node.id
+                        and n.lineno < node.lineno
+                    ):
+                        local = n.value
+                if local is not None:
+                    return local.value if isinstance(local, ast.Constant) else None
             value = self.module_constants.get(node.id)
             return value.value if isinstance(value, ast.Constant) else None
         return None

@@ -275,7 +275,10 @@ class _PyInference:
         # Names assigned from a handle-derived value through one more hop (resp = post(); data = resp.json())
         for _ in range(2):
             for name, calls in self.assigned.items():
-                if name not in handles and any(self._reads_root(c, handles) for c in calls):
+                # Built from the embedder (a vector store) or derived from its output (vectors).
+                if name not in handles and any(
+                    self._reads_root(c, handles) or self._takes(c, handles) for c in calls
+                ):
                     handles.add(name)
         return handles, functions
 
@@ -283,6 +286,11 @@ class _PyInference:
         node = call.func if isinstance(call, ast.Call) else call
         root = dotted(node)
         return any(root == n or root.startswith(n + ".") for n in names)
+
+    def _takes(self, call: ast.AST, names: set[str]) -> bool:
+        if not isinstance(call, ast.Call):
+            return False
+        return any(self.mod.names_in(a) & names for a in [*call.args, *(k.value for k in call.keywords)])
 
     def _returning_functions(self, node: ast.AST) -> set[str]:
         fn = self.mod.enclosing_function(node)
@@ -360,8 +368,22 @@ class _PyInference:
         return [(t, r) for _, t, r in sorted(out or weak)]
 
 
+# Components whose class already says which side they embed.
+CLASS_TASKS = {
+    "JinaTextEmbedder": QUERY,
+    "JinaDocumentEmbedder": PASSAGE,
+    "SentenceTransformersTextEmbedder": QUERY,
+    "SentenceTransformersDocumentEmbedder": PASSAGE,
+}
+
+
 def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
     """Infer the task for the embedder/request/model string at `node`."""
+    call = node if isinstance(node, ast.Call) else mod.enclosing_call(node)
+    cls = last_part(call_name(call)) if call is not None else ""
+    if cls in CLASS_TASKS:
+        side = "queries" if CLASS_TASKS[cls] == QUERY else "documents"
+        return decide([(CLASS_TASKS[cls], f"{cls} embeds {side}")])
     signals = _PyInference(mod).signals(node)
     if not signals:
         fn = mod.enclosing_function(node)

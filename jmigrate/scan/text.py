@@ -104,3 +104,93 @@ def balanced_end(text: str, open_at: int) -> int:
 
 def window(text: str, offset: int, before: int = 400, after: int = 400) -> str:
     return text[max(0, offset - before) : offset + after]
+
+
+# --- embeddings requests outside Python (fetch, axios, curl) ------------------------------------------
+
+_ENDPOINT = re.compile(r"api\.jina\.ai/v1/embeddings")
+_STRINGIFY = re.compile(r"JSON\.stringify\(\s*(?:(\{)|(\w+)\s*\))")
+_CURL_DATA = re.compile(r"""(?:-d|--data(?:-raw|-binary)?)\s+(['"])\s*(\{)""")
+_AXIOS_BODY = re.compile(r"""^\s*['"`]?\s*,\s*(\{)""")
+_KEY = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z_]\w*)(?P=q)\s*:\s*""")
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """A request to the embeddings endpoint found by scanning text, with its JSON/JS object payload."""
+
+    url_start: int
+    url_end: int
+    body_start: int  # offset of "{" (-1 when the payload is not visible)
+    body_end: int  # offset just past "}"
+
+    def keys(self, text: str) -> dict[str, tuple[int, int, int]]:
+        """Top-level-ish keys of the payload: name -> (key start, value start, value end)."""
+        if self.body_start < 0:
+            return {}
+        out: dict[str, tuple[int, int, int]] = {}
+        body = text[self.body_start : self.body_end]
+        for m in _KEY.finditer(body):
+            value_start = m.end()
+            v = value_start
+            if v < len(body) and body[v] in "{[":
+                end = balanced_end(body, v)
+                v = end if end > 0 else v + 1
+            else:
+                while v < len(body) and body[v] not in ",}\n":
+                    if body[v] in "\"'":
+                        close = body.find(body[v], v + 1)
+                        v = close if close > 0 else v
+                    v += 1
+            out.setdefault(
+                m.group("key"),
+                (
+                    self.body_start + m.start(),
+                    self.body_start + value_start,
+                    self.body_start + len(body[:v].rstrip()),
+                ),
+            )
+        return out
+
+
+def text_requests(text: str) -> list[TextRequest]:
+    out = []
+    for m in _ENDPOINT.finditer(text):
+        after = text[m.end() : m.end() + 1500]
+        start = -1
+        if s := _STRINGIFY.search(after):
+            if s.group(1):
+                start = m.end() + s.start(1)
+            else:  # JSON.stringify(payload): find `const payload = {`
+                decl = re.search(r"(?:const|let|var)\s+" + re.escape(s.group(2)) + r"\s*=\s*(\{)", text)
+                start = decl.start(1) if decl else -1
+        elif a := _AXIOS_BODY.search(after):
+            start = m.end() + a.start(1)
+        else:
+            near = [c for c in _CURL_DATA.finditer(text, max(0, m.start() - 800), m.end() + 1500)]
+            if near:
+                c = min(near, key=lambda c: abs(c.start() - m.start()))
+                start = c.start(2)
+        end = balanced_end(text, start) if start >= 0 else -1
+        out.append(TextRequest(m.start(), m.end(), start if end > 0 else -1, end))
+    return out
+
+
+def delete_entry_span(
+    text: str, key_start: int, value_end: int, body_start: int, body_end: int
+) -> tuple[int, int]:
+    """Span that removes `key: value` from a JS/JSON object together with one separating comma."""
+    j = value_end
+    while j < body_end and text[j] in " \t":
+        j += 1
+    if j < body_end and text[j] == ",":
+        j += 1
+        while j < body_end and text[j] in " \t":
+            j += 1
+        return key_start, j
+    i = key_start
+    while i > body_start + 1 and text[i - 1] in " \t\r\n":
+        i -= 1
+    if text[i - 1] == ",":
+        return i - 1, value_end
+    return key_start, value_end

@@ -1,0 +1,167 @@
+"""Python call sites that create a Jina embedder or send an embeddings request (shared by JM2xx-JM5xx)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import cached_property
+
+from jmigrate.models import MODELS, V3, Model
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Edit
+from jmigrate.scan.python import PyModule, call_name, dict_key, kwarg, last_part
+from jmigrate.scan.text import model_matches
+
+# Constructor (last part of the called name) -> integration kind.
+KINDS = {
+    "JinaEmbeddings": "langchain",
+    "JinaEmbedding": "llamaindex",
+    "JinaTextEmbedder": "haystack-text",
+    "JinaDocumentEmbedder": "haystack-document",
+    "JinaEmbeddingFunction": "chroma",  # "milvus" when the file imports pymilvus
+    "SentenceTransformer": "sentence-transformers",
+    "from_pretrained": "transformers",
+    "TextEmbedding": "fastembed",
+    "embedding": "litellm",
+    "aembedding": "litellm",
+}
+# Integrations whose default model is a v2 model: no model argument still means v2.
+DEFAULT_V2 = {"langchain": "jina-embeddings-v2-base-en", "chroma": "jina-embeddings-v2-base-en"}
+MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
+
+
+@dataclass
+class Site:
+    call: ast.Call
+    kind: str
+    model: Model | None  # the legacy model it uses (None: not a legacy model)
+    model_node: ast.AST | None  # where the model is given (None: the integration's default)
+
+    @property
+    def is_default_model(self) -> bool:
+        return self.model is not None and self.model_node is None
+
+
+def _model_arg(call: ast.Call) -> ast.AST | None:
+    kw = kwarg(call, *MODEL_KWARGS)
+    if kw is not None:
+        return kw.value
+    return call.args[0] if call.args else None
+
+
+def model_of(mod: PyModule, node: ast.AST | None) -> Model | None | str:
+    """The legacy model a model argument names; "v3"/"other" for known non-legacy values; None if unknown."""
+    value = mod.constant_value(node)
+    if not isinstance(value, str):
+        return None
+    for m in model_matches(value):
+        return m.model
+    return "v3" if V3 in value else "other"
+
+
+class Sites:
+    """All Jina call sites of one parsed module."""
+
+    def __init__(self, ctx: FileContext, mod: PyModule) -> None:
+        self.ctx, self.mod = ctx, mod
+
+    @cached_property
+    def embedders(self) -> list[Site]:
+        out = []
+        milvus = "pymilvus" in self.ctx.src.text
+        for call in self.mod.calls:
+            kind = KINDS.get(last_part(call_name(call)))
+            if kind is None:
+                continue
+            if kind == "chroma" and milvus:
+                kind = "milvus"
+            node = _model_arg(call)
+            model = model_of(self.mod, node)
+            if isinstance(model, Model):
+                out.append(Site(call, kind, model, node))
+            elif node is None and kind in DEFAULT_V2:
+                out.append(Site(call, kind, MODELS[DEFAULT_V2[kind]], None))
+        return out
+
+    def of_kind(self, *kinds: str) -> list[Site]:
+        return [s for s in self.embedders if s.kind in kinds]
+
+    @cached_property
+    def requests(self) -> list[tuple[ast.Call, ast.Dict | None]]:
+        """HTTP POSTs to Jina's embeddings endpoint and their payload dict literal (if visible)."""
+        mod, text = self.mod, self.ctx.src.text
+        out = []
+        for call in mod.calls:
+            name = call_name(call)
+            if last_part(name) not in ("post", "request", "fetch"):
+                continue
+            url_kw = kwarg(call, "url")
+            url_expr = url_kw.value if url_kw else (call.args[0] if call.args else None)
+            url = mod.constant_value(url_expr)
+            if isinstance(url_expr, ast.JoinedStr):
+                url = mod.segment(url_expr)
+            if not isinstance(url, str) or "embeddings" not in url:
+                continue
+            if "jina.ai" not in url and "api.jina.ai" not in text:
+                continue
+            body = kwarg(call, "json", "data", "content")
+            out.append((call, mod.resolve_dict(body.value) if body else None))
+        return out
+
+
+def dict_entry_span(mod: PyModule, d: ast.Dict, i: int) -> tuple[int, int]:
+    """Span to delete entry `i` of a dict literal, with the comma that separates it from its neighbour."""
+    key, value = d.keys[i], d.values[i]
+    assert key is not None
+    start, end = mod.start(key), mod.end(value)
+    text = mod.src.text
+    if i + 1 < len(d.keys):  # remove up to the next key, so the next entry takes this one's place
+        nxt = d.keys[i + 1]
+        return start, mod.start(nxt) if nxt is not None else mod.start(d.values[i + 1])
+    if i > 0:  # last entry: remove from the end of the previous value
+        return mod.end(d.values[i - 1]), end
+    # Only entry: remove it and a trailing comma, if any.
+    j = end
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    return start, j + 1 if j < len(text) and text[j] == "," else end
+
+
+def add_dict_entry(mod: PyModule, d: ast.Dict, key: str, value: str, after: int = -1) -> Edit:
+    """Insert `"key": "value"` after entry `after` of a non-empty dict literal (string-quote style kept).
+
+    Inserting after an entry no other rule deletes (the model) keeps edits of different rules disjoint.
+    """
+    last = d.values[after]
+    quote = "'" if mod.segment(d.keys[after] or last).startswith("'") else '"'
+    return Edit(mod.end(last), mod.end(last), f", {quote}{key}{quote}: {quote}{value}{quote}")
+
+
+def add_keyword(mod: PyModule, call: ast.Call, name: str, value: str) -> Edit:
+    """Insert `name="value"` as the last argument of a call."""
+    args: list[ast.AST] = [*call.args, *call.keywords]
+    if not args:
+        pos = mod.end(call) - 1  # just before ")"
+        return Edit(pos, pos, f'{name}="{value}"')
+    last = max(args, key=lambda a: mod.end(a))
+    pos = mod.end(last)
+    return Edit(pos, pos, f', {name}="{value}"')
+
+
+def string_key(d: ast.Dict, key: str) -> ast.Constant | None:
+    i = dict_key(d, key)
+    k = d.keys[i] if i is not None else None
+    return k if isinstance(k, ast.Constant) else None
+
+
+def site_span(sites: Sites, site: Site) -> tuple[int, int]:
+    """Where an integration finding points: the called name (`JinaEmbeddings` in `JinaEmbeddings(...)`)."""
+    return sites.mod.span(site.call.func)
+
+
+def python_sites(ctx: FileContext, *kinds: str) -> tuple[Sites | None, list[Site]]:
+    mod = ctx.py
+    if mod is None:
+        return None, []
+    sites = Sites(ctx, mod)
+    return sites, sites.of_kind(*kinds)

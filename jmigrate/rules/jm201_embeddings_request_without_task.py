@@ -1,0 +1,88 @@
+"""JM201: a raw HTTP request to Jina's /v1/embeddings without a `task`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from jmigrate.models import V3
+from jmigrate.rules._requests import other_requests, python_requests
+from jmigrate.rules._sites import add_dict_entry
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.python import dict_key
+from jmigrate.scan.tasks import infer_python, infer_text
+
+MESSAGE = "request to api.jina.ai/v1/embeddings without a task (v2 payload)"
+
+
+def _fix(task: str | None, reason: str) -> str:
+    if task:
+        return f'Send "model": "{V3}" and "task": "{task}" ({reason})'
+    return (
+        f'Send "model": "{V3}" and a task: "retrieval.passage" for documents you store, '
+        '"retrieval.query" for queries (one request per side)'
+    )
+
+
+@rule(
+    code="JM201",
+    name="embeddings-request-without-task",
+    summary="raw HTTP request to /v1/embeddings with no task (requests, httpx, aiohttp, fetch, axios, curl)",
+    explanation="v2 requests send only model and input. v3 has task adapters: without `task` it returns "
+    "generic vectors that retrieve worse. Documents and queries need different tasks "
+    "(retrieval.passage / retrieval.query).",
+    example='requests.post("https://api.jina.ai/v1/embeddings", json={"model": MODEL, "input": docs})',
+    fix='Adds "task": "<inferred task>" to the payload when the use of the vectors makes the task clear '
+    "(unsafe: the vectors change); otherwise manual, with the guidance for both sides.",
+    applicability=Applicability.UNSAFE,
+    languages=["python", "js", "shell", "markdown", "dockerfile", "text"],
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    mod = ctx.py
+    for req in python_requests(ctx):
+        assert mod is not None
+        payload = req.payload
+        if payload is not None:
+            model = dict_key(payload, "model")
+            if dict_key(payload, "task") is not None or (
+                model is not None and mod.constant_value(payload.values[model]) == V3
+            ):
+                continue
+        guess = infer_python(mod, req.call)
+        edits = []
+        if payload is not None and payload.keys and guess.task and None not in payload.keys:
+            model_at = dict_key(payload, "model")
+            edits = [add_dict_entry(mod, payload, "task", guess.task, -1 if model_at is None else model_at)]
+        start, end = mod.span(req.call.func)
+        yield ctx.finding(
+            "JM201",
+            start,
+            end,
+            MESSAGE,
+            _fix(guess.task, guess.reason),
+            Applicability.UNSAFE,
+            edits,
+            {"model": V3, "task": guess.task, "task_reason": guess.reason},
+        )
+    text = ctx.src.text
+    for treq in other_requests(ctx):
+        keys = treq.keys(text)
+        if "task" in keys or (V3 in text[treq.body_start : treq.body_end] if treq.body_start >= 0 else False):
+            continue
+        guess = infer_text(text)
+        edits = []
+        if treq.body_start >= 0 and guess.task and "model" in keys:
+            key_start, _, value_end = keys["model"]
+            quote = text[key_start] if text[key_start] in "\"'" else ""
+            edits = [Edit(value_end, value_end, f', {quote}task{quote}: "{guess.task}"')]
+        yield ctx.finding(
+            "JM201",
+            treq.url_start,
+            treq.url_end,
+            MESSAGE,
+            _fix(guess.task, guess.reason),
+            Applicability.UNSAFE,
+            edits,
+            {"model": V3, "task": guess.task, "task_reason": guess.reason},
+        )

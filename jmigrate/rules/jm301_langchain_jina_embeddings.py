@@ -1,0 +1,71 @@
+"""JM301: LangChain's JinaEmbeddings (Python and JS) on a v2 model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from jmigrate.rules._sites import python_sites, site_span
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.tasks import infer_python, infer_text, recommendation
+from jmigrate.scan.text import balanced_end, model_matches
+
+FIX = (
+    "Use model jina-embeddings-v3, and for search/RAG embed documents with task retrieval.passage and "
+    "queries with retrieval.query (LangChain's JinaEmbeddings cannot pass a task: call the API directly "
+    "or use an integration that can)"
+)
+_JS_NEW = re.compile(r"new\s+JinaEmbeddings\s*\(\s*(\{)?")
+
+
+@rule(
+    code="JM301",
+    name="langchain-jina-embeddings",
+    summary="LangChain JinaEmbeddings (Python or JS) using a v2 model (or the v2 default)",
+    explanation="LangChain's JinaEmbeddings sends only model and input: it cannot pass task or dimensions. "
+    "The Python class defaults to jina-embeddings-v2-base-en when no model_name is given. With v3 "
+    "it would produce task-less vectors, and one instance embeds both queries and documents.",
+    example='emb = JinaEmbeddings(model_name="jina-embeddings-v2-base-en")',
+    fix="None automatic (the model string itself is JM101's fix). Decide how to send task: two embedders "
+    "(documents: retrieval.passage, queries: retrieval.query) through the API or another integration.",
+    applicability=Applicability.MANUAL,
+    languages=["python", "js"],
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    sites, found = python_sites(ctx, "langchain")
+    for site in found:
+        assert sites is not None and site.model is not None
+        guess = infer_python(sites.mod, site.call)
+        default = " (its default model)" if site.is_default_model else ""
+        start, end = site_span(sites, site)
+        yield ctx.finding(
+            "JM301",
+            start,
+            end,
+            f"LangChain JinaEmbeddings on {site.model.name}{default} cannot send a v3 task",
+            FIX,
+            Applicability.MANUAL,
+            (),
+            recommendation(site.model, guess),
+        )
+    if ctx.language != "js":
+        return
+    text = ctx.src.text
+    for m in _JS_NEW.finditer(text):
+        end = balanced_end(text, m.start(1)) if m.group(1) else -1
+        models = list(model_matches(text[m.start() : end])) if end > 0 else []
+        if not models:
+            continue
+        model = models[0].model
+        yield ctx.finding(
+            "JM301",
+            m.start(),
+            m.start() + len("new JinaEmbeddings"),
+            f"LangChain.js JinaEmbeddings on {model.name} cannot send a v3 task",
+            FIX,
+            Applicability.MANUAL,
+            (),
+            recommendation(model, infer_text(text)),
+        )

@@ -1,0 +1,40 @@
+"""JM311: an Ollama tag of a Jina v2 model (`jina/jina-embeddings-v2-...`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.tasks import recommendation
+from jmigrate.scan.text import model_matches
+
+
+@rule(
+    code="JM311",
+    name="ollama-v2-model",
+    summary="Ollama model tag jina/jina-embeddings-v2-* (ollama pull, model=...)",
+    explanation="Ollama's library carries the v2 models under the `jina/` namespace. There is no official "
+    "jina-embeddings-v3 tag (v3's task adapters are not part of a GGUF export), so the tag "
+    "cannot just be renamed.",
+    example="ollama pull jina/jina-embeddings-v2-base-en",
+    fix="None automatic: use the Jina API or a local ONNX Runtime backend of v3 instead of Ollama.",
+    applicability=Applicability.MANUAL,
+    languages=["*"],
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    for match in model_matches(ctx.src.text):
+        if match.org != "jina" or match.model.replacement is None:
+            continue
+        yield ctx.finding(
+            "JM311",
+            match.start,
+            match.end + len(match.tail),
+            f"Ollama tag jina/{match.model.name} is a {match.model.generation} model",
+            "Move to the Jina API (model jina-embeddings-v3 with a task) or a local ONNX backend; "
+            "Ollama has no official v3",
+            Applicability.MANUAL,
+            (),
+            recommendation(match.model, None, local=True),
+        )

@@ -1,0 +1,101 @@
+"""JM402: a vector index or collection schema declared with a v2 width."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+
+from jmigrate.rules._widths import tied, width_finding
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.python import call_name, dict_key, kwarg, last_part
+
+# Python: constructor -> keyword that holds the width (and positional index as a fallback).
+_KEYWORD = {
+    "VectorParams": ("size", None),
+    "FieldSchema": ("dim", None),
+    "create_index": ("dimension", None),
+    "create_collection": ("dimension", None),
+    "ServerlessSpec": ("dimension", None),
+    "IndexFlatIP": ("d", 0),
+    "IndexFlatL2": ("d", 0),
+    "IndexHNSWFlat": ("d", 0),
+    "IndexFlat": ("d", 0),
+    "IndexLSH": ("d", 0),
+    "IndexScalarQuantizer": ("d", 0),
+    "IndexPQ": ("d", 0),
+    "IndexIVFFlat": ("d", 1),
+    "IndexIVFPQ": ("d", 1),
+    "AnnoyIndex": ("f", 0),
+    "list_": ("list_size", 1),
+    "Index": ("dim", None),
+    "FixedSizeListArray": ("list_size", None),
+}
+# Other files: key = width, recognised only with a vector word nearby.
+_CONFIG = re.compile(r"""(?im)["']?\b(size|dims|dim|dimension|vector_size)["']?\s*[:=]\s*(\d{3,4})\b""")
+_CONTEXT = {
+    "size": re.compile(r"(?i)distance|cosine|\bdot\b|euclid|qdrant|vectors?\b"),
+    "vector_size": re.compile(r"(?i)."),
+    "dims": re.compile(r"dense_vector"),
+    "dimension": re.compile(r"(?i)pinecone|metric|createIndex|create_index|serverless|\bindex\b"),
+    "dim": re.compile(r"(?i)FLOAT_VECTOR|milvus|FieldSchema|vector"),
+}
+
+
+@rule(
+    code="JM402",
+    name="v2-width-in-index-schema",
+    summary="index/collection schema of a v2 width (Qdrant size, Pinecone dimension, Milvus dim, ES dims, "
+    "FAISS, pyarrow)",
+    explanation="Qdrant VectorParams(size=768) / `size: 768`, Pinecone dimension=768, Milvus "
+    "FieldSchema(dim=768), Elasticsearch dense_vector dims: 768, FAISS IndexFlatIP(768), "
+    "pyarrow/LanceDB pa.list_(pa.float32(), 768): the index holds v2-wide vectors. v3 is "
+    "1024 wide unless dimensions=768 is requested.",
+    example="client.create_collection('docs', vectors_config=VectorParams(size=768, distance=Distance.DOT))",
+    fix="Writes 1024 (unsafe: a new index is built), or keep the width with dimensions=768. Reported only "
+    "when the project uses a v1/v2 model of that width.",
+    applicability=Applicability.UNSAFE,
+    languages=["*"],
+    project_level=True,
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    mod = ctx.py
+    if ctx.language == "python":
+        if mod is None:
+            return
+        for call in mod.calls:
+            name = last_part(call_name(call))
+            if name not in _KEYWORD:
+                continue
+            if name == "Index" and kwarg(call, "dim") is None:
+                continue
+            key, pos = _KEYWORD[name]
+            kw = kwarg(call, key)
+            node = kw.value if kw else (call.args[pos] if pos is not None and len(call.args) > pos else None)
+            yield from _literal(ctx, node, f"{name}() schema")
+        for dnode in ast.walk(mod.tree):
+            if isinstance(dnode, ast.Dict):
+                t, d = dict_key(dnode, "type"), dict_key(dnode, "dims")
+                if t is not None and d is not None and mod.constant_value(dnode.values[t]) == "dense_vector":
+                    yield from _literal(ctx, dnode.values[d], "Elasticsearch dense_vector mapping")
+        return
+    text = ctx.src.text
+    for m in _CONFIG.finditer(text):
+        key, width = m.group(1).lower(), int(m.group(2))
+        near = text[max(0, m.start() - 300) : m.end() + 300]
+        if _CONTEXT[key].search(near) and tied(ctx, width, strong=True):
+            yield width_finding(ctx, "JM402", m.start(2), m.end(2), width, f"vector schema `{m.group(1)}`")
+
+
+def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Finding]:
+    mod = ctx.py
+    if (
+        mod is not None
+        and isinstance(node, ast.Constant)
+        and type(node.value) is int
+        and tied(ctx, node.value, strong=True)
+    ):
+        start, end = mod.span(node)
+        yield width_finding(ctx, "JM402", start, end, node.value, what)
