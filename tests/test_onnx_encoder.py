@@ -290,3 +290,13 @@ def test_tiny_model_with_layers(tmp_path: Path) -> None:
     folder = build_model_dir(tmp_path / "deep", layers=2, seed=3)
     got = OnnxEncoder.from_pretrained(path=folder, batch_size=2).encode(TEXTS, task="retrieval.query")
     np.testing.assert_allclose(got, by_hand(folder, TEXTS, 0, QUERY), atol=1e-5)
+
+
+def test_hf_hub_cache_environment_is_honoured(tmp_path: Path) -> None:
+    build_hf_cache(tmp_path / "hub")
+    code = ("from jmigrate.encoders.onnx import OnnxEncoder\n"
+            "enc = OnnxEncoder.from_pretrained()\n"
+            "print(enc.encode(['a cat'], task='retrieval.query', dimensions=32).shape)\n")
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "(1, 32)"

@@ -159,7 +159,7 @@ class OnnxEncoder(Encoder):
         self.dims = self.spec.dims
         self.max_tokens = max_tokens or self.spec.max_tokens
         self.batch_size = batch_size
-        self.max_batch_tokens = max(max_batch_tokens, self.max_tokens)
+        self.max_batch_tokens = max_batch_tokens  # an input longer than this still runs, alone
         self.truncate = truncate
         self.truncated = 0  # inputs cut to max_tokens so far
         self.sort_by_length = sort_by_length
