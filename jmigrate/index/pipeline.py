@@ -441,14 +441,17 @@ class _Run:
             except queue.Full:
                 continue
 
-    def _get(self, q: queue.Queue[Unit | None]) -> Unit | None:
+    def _get(self, q: queue.Queue[Unit | None], *, drain: bool = False) -> Unit | None:
+        """Next item; on stop, raise at once, or (`drain`) only once the queue is empty, so units
+        already encoded are journalled rather than paid for again."""
         while True:
-            if self.stop.is_set():
+            if self.stop.is_set() and not drain:
                 raise _Stop
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
-                continue
+                if self.stop.is_set():
+                    raise _Stop from None
 
     def _stage(self, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -549,7 +552,7 @@ class _Run:
         buffered = 0
         shard_rows = 0
         while True:
-            u = self._get(self.q_write)
+            u = self._get(self.q_write, drain=True)
             if u is None:
                 break
             if u.journal is not None:
@@ -647,6 +650,8 @@ class _Run:
             interrupted = True
             self.stop.set()
             writer.join()  # the writer finishes the unit in hand; journal and manifest stay consistent
+        if any(isinstance(e, KeyboardInterrupt) for e in self.errors):
+            interrupted, self.errors = True, []
         if self.errors:
             status = "failed"
         elif interrupted or self.stop.is_set():
