@@ -164,15 +164,17 @@ class OnnxEncoder(Encoder):
         self.truncated = 0  # inputs cut to max_tokens so far
         self.sort_by_length = sort_by_length
         self.window_overlap = window_overlap
+        if not 0 <= window_overlap < self.max_tokens:
+            raise UsageError(f"window_overlap must be in [0, {self.max_tokens}), got {window_overlap}")
         self.model_file = Path(model_file)
-        if self.spec.generation == "v3":
-            show_licence_note_once()
-            if config_file is not None:
-                self._check_task_order(Path(config_file))
+        if self.spec.generation == "v3" and config_file is not None:
+            self._check_task_order(Path(config_file))
         self.tokenizer = self._load_tokenizer(Path(tokenizer_file))
         self.pad_id = self._pad_id()
         self.session = self._load_session(device, threads, inter_op_threads)
         self._check_signature()
+        if self.spec.generation == "v3":
+            show_licence_note_once()  # once the backend is really up
 
     @classmethod
     def from_pretrained(
