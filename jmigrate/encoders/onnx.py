@@ -148,7 +148,7 @@ class OnnxEncoder(Encoder):
         truncate: bool = False,
         max_tokens: int | None = None,
         sort_by_length: bool = True,
-        window_overlap: int = 256,
+        window_overlap: int | None = None,
         config_file: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
@@ -163,8 +163,9 @@ class OnnxEncoder(Encoder):
         self.truncate = truncate
         self.truncated = 0  # inputs cut to max_tokens so far
         self.sort_by_length = sort_by_length
-        self.window_overlap = window_overlap
-        if not 0 <= window_overlap < self.max_tokens:
+        # Late chunking of over-long documents: the reference's 256-token overlap, less for tiny limits.
+        self.window_overlap = min(256, self.max_tokens // 4) if window_overlap is None else window_overlap
+        if not 0 <= self.window_overlap < self.max_tokens:
             raise UsageError(f"window_overlap must be in [0, {self.max_tokens}), got {window_overlap}")
         self.model_file = Path(model_file)
         if self.spec.generation == "v3" and config_file is not None:
