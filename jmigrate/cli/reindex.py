@@ -263,7 +263,7 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
         "model": m["model"], "task": m["task"], "dimensions": m["dimensions"],
         "tokens": usage.get("tokens", 0), "requests": usage.get("requests", 0),
         "retries": usage.get("retries", 0),
-        "cost": round(usage.get("tokens", 0) / 1e6 * price, 6) if price is not None else None,
+        "cost": usage.get("tokens", 0) / 1e6 * price if price is not None else None,
         "rejects_file": str(out / "rejects.jsonl") if rows["rejected"] else None,
     }
     if as_json:

@@ -65,7 +65,7 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         "tokens_counted_by": ESTIMATE_NOTE if uses_estimate(encoder) else "the model's tokenizer",
         "requests": requests,
         "price_per_mtok": price_per_mtok,
-        "cost": round(tokens / 1e6 * price_per_mtok, 6) if price_per_mtok is not None else None,
+        "cost": tokens / 1e6 * price_per_mtok if price_per_mtok is not None else None,
         "limits": {"rpm": rpm, "tpm": tpm, "concurrency": concurrency},
         "duration_seconds": round(bound[1] * 60, 1) if bound else None,
         "bound_by": bound[0] if bound else None,
