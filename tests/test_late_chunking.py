@@ -162,3 +162,25 @@ def test_windows_drop_the_overlap() -> None:
     out = windowed_token_embeddings(run, np.arange(10), window=6, overlap=2)
     assert seen == [[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9]]
     assert out[:, 0].tolist() == list(range(10))
+
+
+def test_many_documents_share_runs_without_mixing(v3_dir: Path) -> None:
+    docs = [CHUNKS, ["The cat sat on the road.", "A dog came."], [CHUNKS[1]], [], CHUNKS[::-1]]
+    enc = OnnxEncoder.from_pretrained(path=v3_dir, batch_size=8)
+    got = enc.encode_late_chunked(docs, task="retrieval.passage", dimensions=256)
+    assert enc.usage.requests == 1  # four non-empty documents, one padded batch
+    assert [m.shape for m in got] == [(3, 256), (2, 256), (1, 256), (0, 256), (3, 256)]
+    for chunks, vectors in zip(docs, got, strict=True):
+        if chunks:
+            expected = late_by_hand(v3_dir, chunks, 1, PASSAGE)[:, :256]
+            np.testing.assert_allclose(vectors, normalise(expected), atol=1e-5)
+
+
+def test_many_documents_mixing_long_and_short(v3_dir: Path) -> None:
+    long_doc = [" ".join(["one two three four five six seven eight"] * 2) + "." for _ in range(3)]
+    enc = OnnxEncoder.from_pretrained(path=v3_dir, max_tokens=16, window_overlap=4)
+    docs = [long_doc, ["a cat.", "a dog."], long_doc[:1]]
+    got = enc.encode_late_chunked(docs, task="classification")
+    for chunks, vectors in zip(docs, got, strict=True):
+        np.testing.assert_allclose(vectors, enc.encode(chunks, task="classification", late_chunking=True),
+                                   atol=1e-6)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jmigrate.encoders.base import Encoder, truncate_and_normalise
+from jmigrate.encoders.base import Encoder, check_vectors, truncate_and_normalise
 from jmigrate.encoders.late_chunking import join_chunks, pool_spans, token_spans, windowed_token_embeddings
 from jmigrate.errors import EncoderError, InputError, UsageError
 from jmigrate.models import LICENCE_V3_NOTE, TASKS, V3, Model, get_model, get_task
@@ -374,35 +374,80 @@ class OnnxEncoder(Encoder):
         task_id, prefix = self._task(task)
         self._check_dimensions(dimensions)
         if late_chunking:
-            return truncate_and_normalise(self._late_chunks(texts, task_id, prefix), dimensions)
+            return self._late_chunked([texts], task_id, prefix, dimensions)[0]
         encodings = self._encode_batch_fast([add_prefix(t, prefix) for t in texts])
         token_ids = [self._fit(e.ids, e.special_tokens_mask, i) for i, e in enumerate(encodings)]
         pooled = np.empty((len(texts), self.dims), dtype=np.float32)
         for batch in plan_batches([len(t) for t in token_ids], self.batch_size, self.max_batch_tokens,
                                   self.sort_by_length):
-            width = max(len(token_ids[i]) for i in batch)
-            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                ids[row, : len(token_ids[i])] = token_ids[i]
-                mask[row, : len(token_ids[i])] = 1
+            ids, mask = self._padded([token_ids[i] for i in batch])
             pooled[batch] = mean_pool(self.run_tokens(ids, mask, task_id), mask)
         return truncate_and_normalise(pooled, dimensions)
 
-    def _late_chunks(self, chunks: Sequence[str], task_id: int | None, prefix: str) -> np.ndarray:
-        """Pooled (not yet normalised) chunk vectors of one document; see `late_chunking.py`."""
+    def encode_late_chunked(
+        self,
+        documents: Sequence[Sequence[str]],
+        *,
+        task: str | None = None,
+        dimensions: int | None = None,
+    ) -> list[np.ndarray]:
+        """Late chunking for many documents, one matrix of chunk vectors each. Documents that fit the
+        context share session runs (one document per row, so their tokens never attend to each other);
+        longer ones go through macro-windows."""
+        task_id, prefix = self._task(task)
+        self._check_dimensions(dimensions)
+        out = self._late_chunked(documents, task_id, prefix, dimensions)
+        for chunks, vectors in zip(documents, out, strict=True):
+            check_vectors(vectors, len(chunks), dimensions)
+        return out
+
+    def _padded(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Right-padded int64 ids and attention mask for a batch of token id lists."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return ids, mask
+
+    def _late_tokens(self, chunks: Sequence[str], prefix: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of one document (prefix once + chunks joined) and each chunk's token span."""
+        if not chunks:
+            return [], []
         if prefix and chunks[0].startswith(prefix):
             prefix = ""  # already there: exactly once
         text, starts = join_chunks(chunks, prefix)
         enc = self.tokenizer.encode(text)
-        ids = np.asarray(enc.ids, dtype=np.int64)
-        spans = token_spans(enc.offsets, enc.special_tokens_mask, starts)
+        return list(enc.ids), token_spans(enc.offsets, enc.special_tokens_mask, starts)
+
+    def _late_chunked(self, documents: Sequence[Sequence[str]], task_id: int | None, prefix: str,
+                      dimensions: int | None) -> list[np.ndarray]:
+        """Chunk vectors per document; see `late_chunking.py` for the algorithm."""
+        docs = [self._late_tokens(chunks, prefix) for chunks in documents]
+        tokens: list[np.ndarray | None] = [None] * len(docs)
+        fits = [i for i, (ids, _) in enumerate(docs) if 0 < len(ids) <= self.max_tokens]
+        for batch in plan_batches([len(docs[i][0]) for i in fits], self.batch_size, self.max_batch_tokens,
+                                  self.sort_by_length):
+            rows = [fits[b] for b in batch]
+            ids, mask = self._padded([docs[i][0] for i in rows])
+            out = self.run_tokens(ids, mask, task_id)
+            for r, i in enumerate(rows):
+                tokens[i] = out[r, : len(docs[i][0])]
 
         def run(window: np.ndarray) -> np.ndarray:
             return self.run_tokens(window[None, :], np.ones((1, len(window)), dtype=np.int64), task_id)[0]
 
-        embeddings = windowed_token_embeddings(run, ids, self.max_tokens, self.window_overlap)
-        return pool_spans(embeddings, spans)
+        results = []
+        for (doc_ids, spans), t in zip(docs, tokens, strict=True):
+            if not spans:
+                results.append(np.zeros((0, dimensions or self.dims), dtype=np.float32))
+                continue
+            if t is None:  # longer than the context
+                t = windowed_token_embeddings(run, np.asarray(doc_ids, dtype=np.int64), self.max_tokens,
+                                              self.window_overlap)
+            results.append(truncate_and_normalise(pool_spans(t, spans), dimensions))
+        return results
 
     def close(self) -> None:
         self.session = None
