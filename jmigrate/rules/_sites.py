@@ -77,6 +77,8 @@ class Sites:
                 kind = "milvus"
             node = _model_arg(call)
             model = model_of(self.mod, node)
+            if isinstance(model, Model) and model.replacement is None:
+                continue  # base-code stays on v2 (JM104 says so)
             if isinstance(model, Model):
                 out.append(Site(call, kind, model, node))
             elif node is None and kind in DEFAULT_V2:
@@ -102,7 +104,8 @@ class Sites:
                 url = mod.segment(url_expr)
             if not isinstance(url, str) or "embeddings" not in url:
                 continue
-            if "jina.ai" not in url and "api.jina.ai" not in text:
+            # A relative URL ("/embeddings" on a client with a Jina base_url) counts when the file names Jina.
+            if "jina.ai" not in url and (url.lstrip("f\"'").startswith("http") or "api.jina.ai" not in text):
                 continue
             body = kwarg(call, "json", "data", "content")
             out.append((call, mod.resolve_dict(body.value) if body else None))

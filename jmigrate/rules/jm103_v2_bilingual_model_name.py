@@ -25,7 +25,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     yield from model_findings(
         ctx,
         "JM103",
-        lambda m: m.generation == "v2" and m.bilingual,
+        lambda m: m.generation == "v2" and m.bilingual and m.replacement is not None,
         lambda mm: (
             f"{mm.model.name} is a bilingual v2 model ({'/'.join(mm.model.languages)}); "
             "jina-embeddings-v3 covers both languages"

@@ -11,6 +11,7 @@ from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.python import call_name, dict_key, kwarg, last_part
+from jmigrate.scan.text import balanced_end
 
 # Python: constructor -> keyword that holds the width (and positional index as a fallback).
 _KEYWORD = {
@@ -84,7 +85,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     text = ctx.src.text
     for m in _CONFIG.finditer(text):
         key, width = m.group(1).lower(), int(m.group(2))
-        near = text[max(0, m.start() - 300) : m.end() + 300]
+        near = _enclosing_block(text, m.start())
         if _CONTEXT[key].search(near) and tied(ctx, width, strong=True):
             yield width_finding(ctx, "JM402", m.start(2), m.end(2), width, f"vector schema `{m.group(1)}`")
 
@@ -99,3 +100,36 @@ def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Find
     ):
         start, end = mod.span(node)
         yield width_finding(ctx, "JM402", start, end, node.value, what)
+
+
+def _enclosing_block(text: str, offset: int) -> str:
+    """The object (`{...}` and what precedes it) or the indented block (parent key and siblings) around a
+    key, so that `size: 768` counts only next to vector words of the same schema."""
+    depth = 0
+    for i in range(offset - 1, max(-1, offset - 2000), -1):
+        c = text[i]
+        if c == "}":
+            depth += 1
+        elif c == "{":
+            if depth == 0:
+                end = balanced_end(text, i)
+                return text[max(0, i - 80) : end if end > 0 else offset + 300]
+            depth -= 1
+    lines = text.splitlines()
+    row = text.count("\n", 0, offset)
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    own = indent(lines[row])
+    top = row
+    while top > 0:
+        top -= 1
+        if lines[top].strip() and (indent(lines[top]) < own or lines[top].lstrip().startswith("[")):
+            break
+    bottom = row
+    while bottom + 1 < len(lines) and (not lines[bottom + 1].strip() or indent(lines[bottom + 1]) >= own):
+        if own == 0 and lines[bottom + 1].lstrip().startswith("["):
+            break
+        bottom += 1
+    return "\n".join(lines[top : bottom + 1])

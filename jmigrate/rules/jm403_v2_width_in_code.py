@@ -18,7 +18,7 @@ _WIDTH_NAME = re.compile(
     r"^dimension$|emb_?dim|^d_?model_out$)"
 )
 _SETTING = re.compile(
-    r"""(?im)^\s*(?:export\s+|ENV\s+|ARG\s+)?["']?([A-Za-z_]\w*)["']?\s*[=:]\s*["']?(\d{3,4})["']?\s*;?\s*$"""
+    r"""(?im)^\s*(?:export\s+|ENV\s+|ARG\s+)?["']?([A-Za-z_]\w*)["']?\s*[=:]\s*["']?(\d{3,4})["']?\s*;?(?:\s+#.*)?\s*$"""
 )
 # Keys JM402 judges with their schema context (`size: 768` may be anything else).
 _SCHEMA_KEYS = {"size", "dims", "dim", "dimension", "vector_size", "dimensions"}
@@ -66,7 +66,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 yield from _int(ctx, node.value, f"{fn.name}() result", strong=False)
         elif isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare):
             cmp = node.test
-            if re.search(r"shape|len\(|dim|size", mod.segment(cmp)):
+            if re.search(r"(?i)shape|dim|vec|emb", mod.segment(cmp)):
                 for side in (cmp.left, *cmp.comparators):
                     yield from _int(ctx, side, "assertion", strong=False)
         elif isinstance(node, ast.Call) and last_part(call_name(node)) in _SHAPE_CALLS:

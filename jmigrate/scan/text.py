@@ -153,24 +153,39 @@ class TextRequest:
         return out
 
 
+def _command_bounds(text: str, offset: int) -> tuple[int, int]:
+    """The shell command around `offset`: lines joined by trailing backslashes."""
+
+    def continued(line_end: int) -> bool:  # does the line ending at `line_end` go on to the next one?
+        return text[:line_end].rstrip("\r").endswith("\\")
+
+    start = text.rfind("\n", 0, offset)
+    while start > 0 and continued(start):
+        start = text.rfind("\n", 0, start)
+    start = start + 1
+    end = text.find("\n", offset)
+    while end >= 0 and continued(end):
+        end = text.find("\n", end + 1)
+    return start, len(text) if end < 0 else end
+
+
 def text_requests(text: str) -> list[TextRequest]:
     out = []
     for m in _ENDPOINT.finditer(text):
-        after = text[m.end() : m.end() + 1500]
+        after = text[m.end():m.end() + 600]
         start = -1
-        if s := _STRINGIFY.search(after):
+        if a := _AXIOS_BODY.search(after):
+            start = m.end() + a.start(1)
+        elif s := _STRINGIFY.search(after):
             if s.group(1):
                 start = m.end() + s.start(1)
             else:  # JSON.stringify(payload): find `const payload = {`
                 decl = re.search(r"(?:const|let|var)\s+" + re.escape(s.group(2)) + r"\s*=\s*(\{)", text)
                 start = decl.start(1) if decl else -1
-        elif a := _AXIOS_BODY.search(after):
-            start = m.end() + a.start(1)
         else:
-            near = [c for c in _CURL_DATA.finditer(text, max(0, m.start() - 800), m.end() + 1500)]
-            if near:
-                c = min(near, key=lambda c: abs(c.start() - m.start()))
-                start = c.start(2)
+            lo, hi = _command_bounds(text, m.start())
+            data = _CURL_DATA.search(text, lo, hi)
+            start = data.start(2) if data else -1
         end = balanced_end(text, start) if start >= 0 else -1
         out.append(TextRequest(m.start(), m.end(), start if end > 0 else -1, end))
     return out
