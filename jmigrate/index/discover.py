@@ -1,0 +1,375 @@
+"""Find vector stores on disk for `jmigrate plan`: what holds embeddings, how many, how wide, which model.
+
+Reads headers and schemas only: Parquet footers, Arrow IPC schemas, `.npy`/`.npz` array headers
+(`allow_pickle=False`, never unpickled), the first line of JSONL files, FAISS index headers (the first
+bytes), Chroma's SQLite catalogue (read-only) and LanceDB folder layout. Pickle files (LangChain's
+`index.pkl`, `.pkl` docstores) are never opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import struct
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jmigrate.models import MODELS, V3
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
+             ".ruff_cache", ".pytest_cache", ".tox", "site-packages", ".jmigrate-work"}
+VECTOR_MIN_DIMS = 32  # shorter float lists are features, not embeddings
+TEXT_NAMES = ("text", "content", "contents", "body", "document", "page_content", "passage", "chunk")
+MODEL_RE = re.compile(r"jina-embeddings?-[a-z0-9-]+")
+SAMPLE_TEXTS = 200
+MAX_JSONL_COUNT_BYTES = 256 << 20  # count lines only in files up to this size
+# FAISS: a 4-byte type code, then int32 d, int64 ntotal (faiss/impl/index_read.cpp read_index_header).
+FAISS_SUFFIXES = (".faiss", ".index", ".ivf", ".hnsw")
+
+
+@dataclass
+class StoreInfo:
+    path: str
+    kind: str  # parquet | arrow | npy | npz | jsonl | faiss | lancedb | chroma
+    rows: int | None
+    dims: int | None
+    vector_column: str | None = None
+    text_column: str | None = None  # None: the texts are elsewhere (reindex needs them)
+    likely_models: list[str] = field(default_factory=list)
+    model_evidence: str = ""  # "dims" or where a model name was seen
+    notes: list[str] = field(default_factory=list)
+    avg_tokens: float | None = None  # from a sample of texts (~4 characters per token)
+    reindex_command: str = ""
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | None = None) -> list[StoreInfo]:
+    """Every vector store under `root`, sorted by path. Unreadable files become notes, not errors."""
+    root = Path(root)
+    found: list[StoreInfo] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        if _is_lancedb(d, dirnames):
+            found.append(_lancedb(d, dirnames))
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.endswith(".lance"))
+        parquet = sorted(f for f in filenames if f.endswith((".parquet", ".pq")))
+        if len(parquet) > 1:
+            info = _safe(_parquet, d, [d / f for f in parquet])
+            if info:
+                found.append(info)
+        for name in sorted(filenames):
+            p = d / name
+            low = name.lower()
+            info = None
+            if low.endswith((".parquet", ".pq")) and len(parquet) == 1:
+                info = _safe(_parquet, p, [p])
+            elif low.endswith((".arrow", ".feather", ".ipc")):
+                info = _safe(_arrow, p)
+            elif low.endswith(".npy"):
+                info = _safe(_npy, p)
+            elif low.endswith(".npz"):
+                info = _safe(_npz, p)
+            elif low.endswith((".jsonl", ".ndjson")):
+                info = _safe(_jsonl, p)
+            elif low.endswith(FAISS_SUFFIXES):
+                info = _safe(_faiss, p)
+            elif name == "chroma.sqlite3":
+                info = _safe(_chroma, p)
+            if info:
+                found.append(info)
+    for info in found:
+        _finish(info, root, price_per_mtok)
+    return sorted(found, key=lambda i: i.path)
+
+
+def _safe(fn: Any, *args: Any) -> StoreInfo | None:
+    try:
+        result: StoreInfo | None = fn(*args)
+        return result
+    except (OSError, ValueError, KeyError, struct.error, sqlite3.Error, zipfile.BadZipFile) as e:
+        path = args[0]
+        return StoreInfo(str(path), "unreadable", None, None, notes=[f"cannot read: {str(e)[:120]}"]) \
+            if _looks_like_store(Path(path)) else None
+    except Exception as e:  # pyarrow errors and anything else a damaged file throws
+        if type(e).__module__.startswith("pyarrow"):
+            return None
+        raise
+
+
+def _looks_like_store(p: Path) -> bool:
+    return p.suffix.lower() in (".npy", ".npz", *FAISS_SUFFIXES) or p.name == "chroma.sqlite3"
+
+
+# --------------------------------------------------------------------------- per format
+
+def _vector_fields(schema: Any) -> list[tuple[str, int | None]]:
+    import pyarrow as pa
+
+    out = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_fixed_size_list(t) and pa.types.is_floating(t.value_type):
+            if t.list_size >= VECTOR_MIN_DIMS:
+                out.append((f.name, t.list_size))
+        elif (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
+            out.append((f.name, None))
+    return out
+
+
+def _text_field(names: list[str]) -> str | None:
+    lower = {n.lower(): n for n in names}
+    return next((lower[c] for c in TEXT_NAMES if c in lower), None)
+
+
+def _parquet(path: Path, files: list[Path]) -> StoreInfo | None:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(files[0])
+    schema = meta.schema.to_arrow_schema()
+    vectors = _vector_fields(schema)
+    if not vectors:
+        return None
+    name, dims = vectors[0]
+    pf = pq.ParquetFile(files[0])
+    text = _text_field(schema.names)
+    cols = [name] + ([text] if text else [])
+    first = next(pf.iter_batches(batch_size=SAMPLE_TEXTS, columns=cols), None)
+    if dims is None and first is not None and first.num_rows:
+        v = first.column(0)[0].as_py()
+        dims = len(v) if v is not None else None
+    if dims is not None and dims < VECTOR_MIN_DIMS:
+        return None
+    rows = sum(pq.read_metadata(f).num_rows for f in files)
+    info = StoreInfo(str(path), "parquet", rows, dims, name, text)
+    kv = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (meta.metadata or {}).items()}
+    _model_from_text(info, " ".join(kv.values()) + " " + " ".join(schema.names), "Parquet metadata")
+    manifest = (path if path.is_dir() else path.parent) / "manifest.json"
+    if manifest.is_file():
+        _model_from_text(info, manifest.read_text(encoding="utf-8", errors="replace")[:20000],
+                         "manifest.json")
+    if first is not None and text:
+        info.avg_tokens = _avg_tokens(first.column(1).to_pylist())
+    return info
+
+
+def _arrow(path: Path) -> StoreInfo | None:
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as src:
+        try:
+            reader: Any = pa.ipc.open_file(src)
+            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        except pa.ArrowInvalid:
+            src.seek(0)
+            reader = pa.ipc.open_stream(src)
+            batches = list(reader)
+        schema = reader.schema
+        vectors = _vector_fields(schema)
+        if not vectors:
+            return None
+        name, dims = vectors[0]
+        rows = sum(b.num_rows for b in batches)
+        if dims is None and batches and batches[0].num_rows:
+            dims = len(batches[0].column(schema.get_field_index(name))[0].as_py())
+        text = _text_field(schema.names)
+        info = StoreInfo(str(path), "arrow", rows, dims, name, text)
+        if text and batches:
+            info.avg_tokens = _avg_tokens(batches[0].column(schema.get_field_index(text))[:SAMPLE_TEXTS]
+                                          .to_pylist())
+        md = schema.metadata or {}
+        _model_from_text(info, " ".join(v.decode(errors="replace") for v in md.values()), "Arrow metadata")
+    return info
+
+
+def _npy(path: Path) -> StoreInfo | None:
+    import numpy as np
+
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)  # header only; never unpickles
+    return _matrix(path, "npy", arr.shape, arr.dtype.kind, None)
+
+
+def _npz(path: Path) -> StoreInfo | None:
+    import numpy as np
+
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with z.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            info = _matrix(path, "npz", shape, np.dtype(dtype).kind, member[:-4])
+            if info:
+                return info
+    return None
+
+
+def _matrix(path: Path, kind: str, shape: tuple[int, ...], dtype_kind: str,
+            key: str | None) -> StoreInfo | None:
+    if len(shape) != 2 or dtype_kind != "f" or shape[1] < VECTOR_MIN_DIMS:
+        return None
+    info = StoreInfo(str(path), kind, int(shape[0]), int(shape[1]), key)
+    texts = [p for p in path.parent.iterdir() if p.suffix in (".jsonl", ".parquet", ".csv", ".json")
+             and p.stem != path.stem] if path.parent.is_dir() else []
+    if texts:
+        info.notes.append(f"texts probably in {texts[0].name} (reindex reads the folder)")
+    else:
+        info.notes.append("no texts next to the vectors: reindex needs the source texts")
+    return info
+
+
+def _jsonl(path: Path) -> StoreInfo | None:
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    vec = next((k for k, v in obj.items() if isinstance(v, list) and len(v) >= VECTOR_MIN_DIMS
+                and all(isinstance(x, (int, float)) for x in v[:8])), None)
+    if vec is None:
+        return None
+    size = path.stat().st_size
+    rows: int | None = None
+    if size <= MAX_JSONL_COUNT_BYTES:
+        with open(path, "rb") as f:
+            rows = sum(1 for line in f if line.strip())
+    text = _text_field(list(obj))
+    info = StoreInfo(str(path), "jsonl", rows, len(obj[vec]), vec, text)
+    if text:
+        info.avg_tokens = _avg_tokens([obj.get(text)])
+    _model_from_text(info, " ".join(str(v) for k, v in obj.items() if k != vec)[:5000], "first row")
+    return info
+
+
+def _faiss(path: Path) -> StoreInfo | None:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 16 or not head[:4].isalnum():
+        return None
+    code = head[:4].decode("ascii")
+    d, ntotal = struct.unpack("<iq", head[4:16])
+    if not (0 < d <= 65536 and 0 <= ntotal < 10**13):
+        return None
+    info = StoreInfo(str(path), "faiss", ntotal, d, notes=[f"FAISS index type {code}"])
+    pkl = path.with_suffix(".pkl")
+    if pkl.exists():
+        info.notes.append(f"{pkl.name} (a pickle, not opened) holds the docstore: export the texts "
+                          "to reindex")
+    else:
+        info.notes.append("a FAISS index holds no texts: reindex needs the source texts")
+    return info
+
+
+def _chroma(path: Path) -> StoreInfo | None:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(collections)")}
+        dim_sql = "dimension" if "dimension" in cols else "NULL"
+        collections = con.execute(f"SELECT id, name, {dim_sql} FROM collections").fetchall()
+        try:
+            total = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        except sqlite3.Error:
+            total = None
+        dims = {c[2] for c in collections if c[2]}
+        info = StoreInfo(str(path.parent), "chroma", total, dims.pop() if len(dims) == 1 else None,
+                         text_column="documents")
+        info.notes.append("collections: " + ", ".join(str(c[1]) for c in collections))
+        try:
+            meta = con.execute("SELECT str_value FROM collection_metadata WHERE str_value LIKE '%jina%'")
+            _model_from_text(info, " ".join(r[0] or "" for r in meta), "collection metadata")
+        except sqlite3.Error:
+            pass
+        info.notes.append("a collection's model cannot change: reindex into a new collection")
+        return info
+    finally:
+        con.close()
+
+
+def _is_lancedb(d: Path, dirnames: list[str]) -> bool:
+    return any(n.endswith(".lance") for n in dirnames) and not d.name.endswith(".lance")
+
+
+def _lancedb(d: Path, dirnames: list[str]) -> StoreInfo:
+    tables = sorted(n[:-6] for n in dirnames if n.endswith(".lance"))
+    info = StoreInfo(str(d), "lancedb", None, None)
+    info.notes.append("tables: " + ", ".join(tables))
+    try:
+        import lancedb  # optional: only when the user has it
+
+        db = lancedb.connect(str(d))
+        t = db.open_table(tables[0])
+        info.rows = t.count_rows()
+        vectors = _vector_fields(t.schema)
+        if vectors:
+            info.vector_column, info.dims = vectors[0]
+        info.text_column = _text_field(t.schema.names)
+    except Exception:  # lancedb missing or a format it cannot read: layout only
+        info.notes.append("install lancedb to read rows and dims")
+    return info
+
+
+# --------------------------------------------------------------------------- model guess and command
+
+def _model_from_text(info: StoreInfo, text: str, where: str) -> None:
+    names = sorted({m for m in MODEL_RE.findall(text) if m in MODELS})
+    if names:
+        info.likely_models = names
+        info.model_evidence = where
+
+
+def _avg_tokens(texts: list[Any]) -> float | None:
+    strings = [t for t in texts if isinstance(t, str)]
+    if not strings:
+        return None
+    from jmigrate.encoders.base import estimate_tokens
+
+    return sum(estimate_tokens(t) for t in strings) / len(strings)
+
+
+def _finish(info: StoreInfo, root: Path, price: float | None) -> None:
+    if not info.likely_models and info.dims:
+        info.likely_models = [m.name for m in MODELS.values() if m.dims == info.dims]
+        info.model_evidence = "dims" if info.likely_models else ""
+    src = info.path
+    try:
+        src = os.path.relpath(info.path, Path.cwd())
+    except ValueError:
+        pass
+    base = src.rstrip("/").rsplit(".", 1)[0] if Path(info.path).is_file() else src.rstrip("/")
+    parts = ["jmigrate", "reindex", _quote(src), "--out", _quote(base + "-v3"), "--model", V3,
+             "--task", "retrieval.passage"]
+    if info.dims and info.dims != MODELS[V3].dims and info.dims in (512, 768):
+        parts += ["--dimensions", str(info.dims)]
+        info.notes.append(f"--dimensions {info.dims} keeps the store's schema; 1024 is v3's full quality")
+    if info.vector_column and info.kind in ("parquet", "arrow", "jsonl") and info.text_column:
+        parts += ["--text-column", info.text_column]
+    info.reindex_command = " ".join(parts)
+    if info.rows is not None:
+        tokens = info.rows * info.avg_tokens if info.avg_tokens else None
+        info.estimates = {
+            "rows": info.rows,
+            "tokens": round(tokens) if tokens else None,
+            "tokens_counted_by": "estimate: ~4 characters per token on a sample" if tokens else None,
+            "cost": tokens / 1e6 * price if tokens and price is not None else None,
+            "output_bytes_1024": info.rows * 1024 * 4,
+        }
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
