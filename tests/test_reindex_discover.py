@@ -1,4 +1,4 @@
-"""Vector stores found on disk for `jmigrate plan`: rows, dims, likely model, reindex command; headers only."""
+"""Vector stores found on disk for `jmigrate plan`: rows, dims, likely model, command; headers only."""
 
 from __future__ import annotations
 
