@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-WORK = Path(__file__).resolve().parent / "_work" / "search"
+WORK = Path(__file__).resolve().parent / "_work" / "verify-search"
 
 
 def make_index(rows: int, dims: int, shard_rows: int = 50_000, row_group: int = 8192) -> Path:
@@ -124,8 +124,11 @@ def main() -> None:
     ap.add_argument("--dims", type=int, default=1024)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--budget", default="256MB", help="memory budget for the peak-memory run")
+    ap.add_argument("--work", type=Path, help="scratch folder [bench/_work/verify-search]")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    global WORK
+    WORK = a.work or WORK
     if a.child:
         child(a.child, a.queries, a.dims, a.budget)
         return
