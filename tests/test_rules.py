@@ -86,7 +86,9 @@ def test_applying_every_fix_leaves_only_manual_findings(tmp_path: Path) -> None:
     assert any(f.applicability is Applicability.UNSAFE for f in first.findings)
     apply_all(root, first)
     again = plan(root)
-    leftovers = [(f.code, f.path, f.line) for f in again.findings if f.applicability is not Applicability.MANUAL]
+    leftovers = [
+        (f.code, f.path, f.line) for f in again.findings if f.applicability is not Applicability.MANUAL
+    ]
     assert leftovers == []
     # Every manual finding was already in the first plan: fixing creates no new problems.
     before = {(f.code, f.path) for f in first.findings}
@@ -105,7 +107,10 @@ def test_widths_count_only_when_the_project_uses_a_v2_model_of_that_width(tmp_pa
     (tmp_path / "app.py").write_text('MODEL = "jinaai/jina-embeddings-v2-base-en"\n')
     found = plan(tmp_path).findings
     width = [f for f in found if f.code in ("JM401", "JM403")]
-    assert [(f.code, f.path, f.line) for f in width] == [("JM401", "schema.sql", 1), ("JM403", "settings.env", 1)]
+    assert [(f.code, f.path, f.line) for f in width] == [
+        ("JM401", "schema.sql", 1),
+        ("JM403", "settings.env", 1),
+    ]
     assert "jina-embeddings-v2-base-en" in width[0].message and width[0].edits[0].replacement == "1024"
     assert "dimensions=768" in width[0].fix_title
 

@@ -37,7 +37,7 @@ def replaced_dims(models: set[str]) -> set[int]:
 @dataclass
 class FileContext:
     src: Source
-    project: ProjectFacts
+    project: ProjectFacts = field(default_factory=ProjectFacts)
     cell_map: CellMap | None = None  # set for notebook cells: positions/edits map back to the JSON
     _py: PyModule | None = None
     _parsed: bool = False

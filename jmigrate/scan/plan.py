@@ -7,6 +7,7 @@ keeps `plan` close to `grep` speed on trees that have nothing to do with Jina.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
 from jmigrate.scan.notebook import NotebookError, notebook_cells
-from jmigrate.scan.text import DIM_NUMBER, RELEVANT
+from jmigrate.scan.text import mentions_jina, mentions_width
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes, walk
 
 
@@ -45,7 +46,8 @@ def plan(
     skipped: list[SkippedFile] = []
     hashes: dict[str, str] = {}
     encodings: dict[str, str] = {}
-    deferred: list[tuple[RawFile, list[FileContext]]] = []
+    # Files that may hold a vector width; judged once the project's legacy models are known.
+    deferred: list[tuple[RawFile, list[FileContext] | None]] = []
     files = size = 0
 
     for item in walk(root, max_file_size):
@@ -54,37 +56,46 @@ def plan(
             continue
         files += 1
         size += len(item.data)
-        relevant = RELEVANT.search(item.data) is not None
-        dims = bool(project_rules) and DIM_NUMBER.search(item.data) is not None
-        if not relevant and not dims:
+        relevant = mentions_jina(item.data)
+        dims = bool(project_rules) and mentions_width(item.data)
+        if not relevant:
+            if dims:  # keep the name, not the bytes: most such files are dropped without a second read
+                deferred.append((RawFile(item.path, item.abs_path, b"", item.language), None))
             continue
-        contexts = _contexts(item, project, skipped)
+        contexts = _contexts(item, skipped)
         if not contexts:
             continue
         found: list[Finding] = []
         for ctx in contexts:
+            ctx.project = project
             project.legacy_models |= ctx.models
-            if relevant:
-                found += _run(file_rules, ctx)
-        errors = [
-            (f"cell {c.cell_map.cell}: " if c.cell_map else "") + c.syntax_error
-            for c in contexts
-            if c.syntax_error
-        ]
-        if errors:
-            skipped.append(
-                SkippedFile(
-                    item.path, "; ".join(errors) + ("; findings reported without fixes" if found else "")
-                )
-            )
+            found += _run(file_rules, ctx)
+        _note_syntax_errors(item, contexts, found, skipped)
         if dims:
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
 
     # Widths (768, 512) count only once we know which legacy models the project uses.
-    for item, contexts in deferred:
-        found = [f for ctx in contexts for f in _run(project_rules, ctx)]
-        _record(item, contexts, found, findings, hashes, encodings)
+    widths = project.legacy_dims
+    if widths and project_rules:
+        width_re = re.compile(rb"\b(?:" + b"|".join(str(w).encode() for w in sorted(widths)) + rb")\b")
+        for item, known in deferred:
+            contexts = known
+            if contexts is None:
+                try:
+                    data = Path(item.abs_path).read_bytes()
+                except OSError:
+                    continue
+                if not width_re.search(data):
+                    continue
+                item = RawFile(item.path, item.abs_path, data, item.language)
+                contexts = _contexts(item, skipped)
+            for ctx in contexts:
+                ctx.project = project
+            found = [f for ctx in contexts for f in _run(project_rules, ctx)]
+            if known is None:
+                _note_syntax_errors(item, contexts, found, skipped)
+            _record(item, contexts, found, findings, hashes, encodings)
 
     notes: list[str] = []
     if findings:
@@ -103,7 +114,21 @@ def plan(
     )
 
 
-def _contexts(item: RawFile, project: ProjectFacts, skipped: list[SkippedFile]) -> list[FileContext]:
+def _note_syntax_errors(
+    item: RawFile, contexts: list[FileContext], found: list[Finding], skipped: list[SkippedFile]
+) -> None:
+    errors = [
+        (f"cell {c.cell_map.cell}: " if c.cell_map else "") + c.syntax_error
+        for c in contexts
+        if c.syntax_error
+    ]
+    if errors:
+        skipped.append(
+            SkippedFile(item.path, "; ".join(errors) + ("; findings reported without fixes" if found else ""))
+        )
+
+
+def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
     try:
         text, encoding = decode_bytes(item.data, item.language)
     except DecodeError as e:
@@ -111,9 +136,9 @@ def _contexts(item: RawFile, project: ProjectFacts, skipped: list[SkippedFile]) 
         return []
     src = Source(item.path, text, item.language, encoding)
     if item.language != "notebook":
-        return [FileContext(src, project)]
+        return [FileContext(src)]
     try:
-        return [FileContext(c.source, project, c.cell_map) for c in notebook_cells(src)]
+        return [FileContext(c.source, cell_map=c.cell_map) for c in notebook_cells(src)]
     except NotebookError as e:
         skipped.append(SkippedFile(item.path, str(e)))
         return []

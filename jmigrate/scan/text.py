@@ -17,19 +17,30 @@ from jmigrate.models import MODELS, V3, Model, legacy_models
 @lru_cache(maxsize=1)
 def _legacy_re() -> re.Pattern[str]:
     names = sorted((m.name for m in legacy_models()), key=len, reverse=True)
-    # An optional "org/" (Hugging Face id, LiteLLM provider, Ollama namespace, local folder) before the name.
-    return re.compile(
-        r"(?:(?P<org>[\w.\-]+)/)?(?P<name>" + "|".join(map(re.escape, names)) + r")(?P<tail>[\w\-.]*)"
-    )
+    # The pattern starts with a literal ("jina-embedding") so the regex engine can skip ahead quickly; an
+    # "org/" prefix (Hugging Face id, LiteLLM provider, Ollama namespace, folder) is read backwards after.
+    return re.compile("(?P<name>" + "|".join(map(re.escape, names)) + r")(?P<tail>[\w\-.]*)")
+
+
+_ORG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 # A v2 id with a part filled in at run time: "jina-embeddings-v2-{size}-en", "jina-embeddings-v2-" + size.
 PARTIAL_V2 = re.compile(r"jina-embeddings-v2-(?!(?:small|base)-(?:en|de|es|zh|code)(?![\w]))")
 
-# Cheap test before any parsing: a file that mentions none of these cannot hold a finding of ours.
-RELEVANT = re.compile(rb"(?i)jina")
-# Files without "jina" can still carry a vector width tied to a v2 model named elsewhere in the project.
-DIM_NUMBER = re.compile(rb"\b(?:312|512|768)\b")
+_DIM_NUMBER = re.compile(rb"\b(?:312|512|768)\b")
+
+
+def mentions_jina(data: bytes) -> bool:
+    """Cheap test before any decoding or parsing: a file that never says "jina" has no finding of ours
+    except a vector width. Plain substring tests run at memchr speed (a case-insensitive regex does not);
+    the three spellings cover model ids, class names (JinaEmbeddings) and settings (JINA_API_KEY)."""
+    return b"jina" in data or b"Jina" in data or b"JINA" in data
+
+
+def mentions_width(data: bytes) -> bool:
+    """Files without "jina" can still carry a vector width tied to a v2 model named elsewhere."""
+    return (b"768" in data or b"512" in data or b"312" in data) and _DIM_NUMBER.search(data) is not None
 
 # Org prefixes for which "<org>/jina-embeddings-v3" is a real id: Jina's HF org and LiteLLM's provider.
 REWRITABLE_ORGS = frozenset({"", "jinaai", "jina_ai"})
@@ -55,9 +66,14 @@ class ModelMatch:
 
 def model_matches(text: str) -> Iterator[ModelMatch]:
     for m in _legacy_re().finditer(text):
-        org = m.group("org") or ""
-        start = m.start("org") if org else m.start("name")
-        yield ModelMatch(MODELS[m.group("name")], org, start, m.start("name"), m.end("name"), m.group("tail"))
+        name_start = m.start("name")
+        org, start = "", name_start
+        if name_start > 1 and text[name_start - 1] == "/":
+            i = name_start - 1
+            while i > 0 and text[i - 1] in _ORG_CHARS:
+                i -= 1
+            org, start = text[i : name_start - 1], i
+        yield ModelMatch(MODELS[m.group("name")], org, start, name_start, m.end("name"), m.group("tail"))
 
 
 def legacy_model_mentions(text: str) -> list[tuple[str, int, int]]:
