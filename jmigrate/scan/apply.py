@@ -152,7 +152,7 @@ def _select_edits(
                     f"{rel}: an edit of {f.code} at {f.line}:{f.column} lies outside the file; plan again"
                 )
         own = list(dict.fromkeys(f.edits))
-        if any(_overlaps(a, b) for i, a in enumerate(own) for b in own[i + 1:]) or any(
+        if any(_overlaps(a, b) for i, a in enumerate(own) for b in own[i + 1 :]) or any(
             _overlaps(a, b) for a in own for b in edits
         ):
             conflicts.append(f)
@@ -169,7 +169,7 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     # Back to front, so the offsets of the edits not yet applied stay valid.
     for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
         repl = _BARE_LF.sub("\r\n", e.replacement) if crlf else e.replacement
-        out = out[: e.start] + repl + out[e.end:]
+        out = out[: e.start] + repl + out[e.end :]
     return out
 
 

@@ -14,8 +14,14 @@ from jmigrate.scan.render.summary import (
 
 def _cell(text: str) -> str:
     """Make text safe inside a GitHub table cell: no line breaks, no column separators, no raw HTML."""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r\n", " ").replace("\n", " "))
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r\n", " ")
+        .replace("\n", " ")
+    )
 
 
 def _code(text: str) -> str:
@@ -33,9 +39,13 @@ def render_markdown(result: PlanResult) -> str:
     if s.findings:
         out += ["", "### Checklist", ""]
         out += [f"- [ ] {_cell(item)}" for item in migration_checklist(result)]
-        out += ["", "### Findings", "",
-                "| File | Line | Rule | Problem | Fix | Applicability | v3 settings |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "### Findings",
+            "",
+            "| File | Line | Rule | Problem | Fix | Applicability | v3 settings |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for f in sorted_findings(result):
             out.append(
                 f"| {_code(f.path)} | {_cell(location_text(f))} | {f.code} {_code(f.rule)} "

@@ -69,11 +69,20 @@ def plan_from_dict(data: Any) -> PlanResult:
     validate_plan(data)
     findings = [
         Finding(
-            code=f["code"], rule=f["rule"], path=f["path"], line=f["line"], column=f["column"],
-            end_line=f["end_line"], end_column=f["end_column"], message=f["message"],
-            fix_title=f["fix_title"], applicability=Applicability(f["applicability"]),
+            code=f["code"],
+            rule=f["rule"],
+            path=f["path"],
+            line=f["line"],
+            column=f["column"],
+            end_line=f["end_line"],
+            end_column=f["end_column"],
+            message=f["message"],
+            fix_title=f["fix_title"],
+            applicability=Applicability(f["applicability"]),
             edits=[Edit(e["start"], e["end"], e["replacement"]) for e in f["edits"]],
-            recommendation=f["recommendation"], cell=f["cell"], cell_line=f["cell_line"],
+            recommendation=f["recommendation"],
+            cell=f["cell"],
+            cell_line=f["cell_line"],
         )
         for f in data["findings"]
     ]

@@ -22,15 +22,20 @@ def _rule_descriptors() -> list[dict[str, Any]]:
     for r in all_rules():
         help_text = f"{r.explanation}\n\nFix: {r.fix}\n\nExample that fires: {r.example}"
         help_md = f"{r.explanation}\n\n**Fix:** {r.fix}\n\nExample that fires:\n\n```\n{r.example}\n```"
-        rules.append({
-            "id": r.code,
-            "name": r.name,
-            "shortDescription": {"text": r.summary},
-            "fullDescription": {"text": r.explanation},
-            "help": {"text": help_text, "markdown": help_md},
-            "defaultConfiguration": {"level": "warning"},
-            "properties": {"applicability": r.applicability.value, "tags": ["jina-embeddings-v3-migration"]},
-        })
+        rules.append(
+            {
+                "id": r.code,
+                "name": r.name,
+                "shortDescription": {"text": r.summary},
+                "fullDescription": {"text": r.explanation},
+                "help": {"text": help_text, "markdown": help_md},
+                "defaultConfiguration": {"level": "warning"},
+                "properties": {
+                    "applicability": r.applicability.value,
+                    "tags": ["jina-embeddings-v3-migration"],
+                },
+            }
+        )
     return rules
 
 
@@ -43,14 +48,18 @@ def _fixes(f: Finding) -> list[dict[str, Any]]:
         return []
     # Edit offsets are characters of the decoded text; `columnKind` below says characters are code points.
     replacements = [
-        {"deletedRegion": {"charOffset": e.start, "charLength": e.end - e.start},
-         "insertedContent": {"text": e.replacement}}
+        {
+            "deletedRegion": {"charOffset": e.start, "charLength": e.end - e.start},
+            "insertedContent": {"text": e.replacement},
+        }
         for e in sorted(f.edits, key=lambda e: (e.start, e.end))
     ]
-    return [{
-        "description": {"text": f"{f.fix_title} ({f.applicability.value} fix)"},
-        "artifactChanges": [{"artifactLocation": _location(f.path), "replacements": replacements}],
-    }]
+    return [
+        {
+            "description": {"text": f"{f.fix_title} ({f.applicability.value} fix)"},
+            "artifactChanges": [{"artifactLocation": _location(f.path), "replacements": replacements}],
+        }
+    ]
 
 
 def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
@@ -64,11 +73,19 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
         "ruleId": f.code,
         "level": "warning",
         "message": {"text": f"{f.message} Fix: {f.fix_title}" + (f" (v3: {rec})" if rec else "")},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": _location(f.path),
-            "region": {"startLine": f.line, "startColumn": f.column,
-                       "endLine": f.end_line, "endColumn": f.end_column},
-        }}],
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": _location(f.path),
+                    "region": {
+                        "startLine": f.line,
+                        "startColumn": f.column,
+                        "endLine": f.end_line,
+                        "endColumn": f.end_column,
+                    },
+                }
+            }
+        ],
         "properties": props,
     }
     if f.code in index:
@@ -83,23 +100,34 @@ def sarif_log(result: PlanResult) -> dict[str, Any]:
     rules = _rule_descriptors()
     index = {r["id"]: i for i, r in enumerate(rules)}
     notifications = [
-        {"level": "note", "message": {"text": f"skipped {k.path}: {k.reason}"},
-         "locations": [{"physicalLocation": {"artifactLocation": _location(k.path)}}]}
+        {
+            "level": "note",
+            "message": {"text": f"skipped {k.path}: {k.reason}"},
+            "locations": [{"physicalLocation": {"artifactLocation": _location(k.path)}}],
+        }
         for k in sorted(result.skipped, key=lambda k: k.path)
     ]
     return {
         "$schema": SARIF_SCHEMA_URI,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "jmigrate", "version": __version__, "semanticVersion": __version__,
-                                "rules": rules}},
-            # Columns and char offsets count Unicode code points, as Python strings do (SARIF's default
-            # is UTF-16 code units, which differ for characters outside the BMP).
-            "columnKind": "unicodeCodePoints",
-            "originalUriBaseIds": {ROOT_ID: {"uri": Path(result.root).resolve().as_uri() + "/"}},
-            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
-            "results": [_result(f, index) for f in sorted_findings(result)],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "jmigrate",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": rules,
+                    }
+                },
+                # Columns and char offsets count Unicode code points, as Python strings do (SARIF's default
+                # is UTF-16 code units, which differ for characters outside the BMP).
+                "columnKind": "unicodeCodePoints",
+                "originalUriBaseIds": {ROOT_ID: {"uri": Path(result.root).resolve().as_uri() + "/"}},
+                "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+                "results": [_result(f, index) for f in sorted_findings(result)],
+            }
+        ],
     }
 
 

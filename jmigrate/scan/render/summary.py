@@ -18,8 +18,13 @@ def migration_checklist(result: PlanResult) -> list[str]:
     """The steps of a v2 -> v3 migration, in order, then any notes the rules added (without repeats)."""
     v3 = MODELS[V3]
     # Widths a v2/v1 schema may already have that v3 can produce through Matryoshka truncation.
-    keep = sorted({m.dims for m in MODELS.values() if m.is_legacy and m.replacement and m.dims in
-                   MATRYOSHKA_DIMS and m.dims != v3.dims})
+    keep = sorted(
+        {
+            m.dims
+            for m in MODELS.values()
+            if m.is_legacy and m.replacement and m.dims in MATRYOSHKA_DIMS and m.dims != v3.dims
+        }
+    )
     keep_text = " or ".join(f"dimensions={d}" for d in keep)
     code_models = [m.name for m in MODELS.values() if m.is_legacy and m.replacement is None]
     query, passage = TASKS["retrieval.query"], TASKS["retrieval.passage"]

@@ -28,8 +28,15 @@ UNWRAPPED = 100_000
 def render_text(result: PlanResult, *, color: bool = False, width: int | None = None) -> str:
     buf = io.StringIO()
     # Colour only when asked (the CLI asks when stdout is a terminal).
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=width or UNWRAPPED,
-                      color_system="standard" if color else None, highlight=False, emoji=False)
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width or UNWRAPPED,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+    )
 
     def out(text: Text | str, indent: int = 0, style: str = "") -> None:
         t = text if isinstance(text, Text) else Text(text, style=style)
@@ -44,17 +51,22 @@ def render_text(result: PlanResult, *, color: bool = False, width: int | None = 
             out(f"{i}. {item}", indent=2)
     console.line()
     out("Summary", style="bold")
-    out(f"{s.findings} finding{'s' * (s.findings != 1)} in {s.files_with_findings} of {s.files_scanned} "
+    out(
+        f"{s.findings} finding{'s' * (s.findings != 1)} in {s.files_with_findings} of {s.files_scanned} "
         f"files scanned ({human_size(s.bytes_scanned)}): {s.fixable} fixed by `jmigrate apply`, "
         f"{s.by_applicability['unsafe']} more with --unsafe, {s.by_applicability['manual']} manual; "
-        f"{s.skipped} file{'s' * (s.skipped != 1)} skipped", indent=2)
+        f"{s.skipped} file{'s' * (s.skipped != 1)} skipped",
+        indent=2,
+    )
     if s.by_code:
         table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, show_edge=False)
         for col in ("code", "rule", "findings", "safe", "unsafe", "manual"):
             table.add_column(col, justify="left" if col in ("code", "rule") else "right")
         for code, n in s.by_code.items():
-            per = [sum(1 for f in result.findings if f.code == code and f.applicability is a)
-                   for a in Applicability]
+            per = [
+                sum(1 for f in result.findings if f.code == code and f.applicability is a)
+                for a in Applicability
+            ]
             table.add_row(code, s.rule_names[code], str(n), *map(str, per))
         console.line()
         console.print(Padding(table, (0, 0, 0, 2), expand=False))
