@@ -1,0 +1,625 @@
+"""HTTP encoders: the Jina embeddings API, and OpenAI-compatible servers (vLLM, TEI, Infinity, ...).
+
+Requests run concurrently on one private asyncio loop in a background thread; `encode_batch` and
+`encode_late_chunked` are blocking facades over it, safe to call from any thread. Each call splits
+its texts into requests (by count and tokens), sends them `concurrency` at a time under the
+client-side RPM/TPM limiter, retries what is transient (429, 5xx, timeouts, dropped connections,
+malformed answers) and fails fast on what is not (400/401/402/403/422).
+
+The API key never leaves the Authorization header: not in reprs, logs or exception messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+
+from jmigrate import __version__
+from jmigrate.encoders.base import Encoder, check_vectors, truncate_and_normalise
+from jmigrate.encoders.ratelimit import RateLimiter
+from jmigrate.errors import EncoderError, UsageError
+from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, V3, get_task
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_API_URL = "https://api.jina.ai/v1"
+# Special tokens and the retrieval instruction the API prepends count against the late-chunking
+# limit too; keep this much of the 8192 free.
+LATE_CHUNKING_RESERVE = 64
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
+
+_TOKEN_UPPER_BOUND_RE = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
+
+
+def conservative_token_count(text: str) -> int:
+    """An estimate that errs high: every ASCII word piece of up to 4 characters and every other
+    non-space character (accents, CJK, punctuation) count one token. Used to plan requests before
+    the server's `usage` says the real number."""
+    return max(1, sum(1 for _ in _TOKEN_UPPER_BOUND_RE.finditer(text)))
+
+
+class _Secret:
+    """Holds the key; every printable form of it is masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+class _Retryable(Exception):
+    """A failed attempt that may succeed if repeated; `wait` is the server's Retry-After if any."""
+
+    def __init__(self, what: str, wait: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One late-chunking request: chunks [start, end) of a document; outputs before `keep` are context."""
+
+    start: int
+    keep: int
+    end: int
+
+
+def plan_late_chunking_windows(counts: Sequence[int], budget: int, overlap: int = 0) -> list[_Window]:
+    """Split a document's chunks (token counts `counts`) into consecutive requests of <= `budget` tokens.
+
+    With `overlap` > 0 a window after the first starts with up to `overlap` tokens of the previous
+    window's last chunks as left context; their outputs are dropped (the previous window's are used).
+    A single chunk over the budget gets a window of its own (the server will judge it).
+    """
+    windows: list[_Window] = []
+    n = len(counts)
+    keep = 0
+    while keep < n:
+        start = keep
+        if windows and overlap > 0:
+            ctx = 0
+            while start > windows[-1].keep and ctx + counts[start - 1] <= overlap \
+                    and ctx + counts[start - 1] + counts[keep] <= budget:
+                start -= 1
+                ctx += counts[start]
+        total = sum(counts[start:keep])
+        end = keep
+        while end < n and (end == keep or total + counts[end] <= budget):
+            total += counts[end]
+            end += 1
+        windows.append(_Window(start, keep, end))
+        keep = end
+    return windows
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, allow_insecure: bool = False) -> str:
+    """The base URL without a trailing slash; plain http only to loopback or with `allow_insecure`."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as e:
+        raise UsageError(f"invalid API URL {url!r}: {e}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"invalid API URL {url!r}: expected https://host/path")
+    if parsed.scheme == "http" and not allow_insecure and not _is_loopback_host(parsed.host):
+        raise UsageError(
+            f"refusing plain http to {parsed.host}: the API key would travel unencrypted; use https, "
+            "a loopback address, or allow_insecure (--allow-insecure)"
+        )
+    return url.rstrip("/")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _rate_limit_headers(headers: httpx.Headers) -> tuple[float | None, float | None]:
+    """(requests/min, tokens/min) announced by X-RateLimit-Limit-Requests / -Tokens, if any."""
+
+    def num(name: str) -> float | None:
+        try:
+            v = float(headers.get(name, ""))
+        except ValueError:
+            return None
+        return v if v > 0 else None
+
+    return num("x-ratelimit-limit-requests"), num("x-ratelimit-limit-tokens")
+
+
+class JinaAPIEncoder(Encoder):
+    """Jina's `/v1/embeddings` over httpx: batching, concurrency, rate limits, retries, late chunking.
+
+    `usage` counts HTTP requests sent (retries included), billed tokens (`usage.total_tokens` of every
+    answer) and retries; `late_chunking_windows` counts the requests used for documents too long
+    for one late-chunking request (`split_documents` of them).
+    """
+
+    kind = "api"
+    #: Jina-only request fields; OpenAI-compatible servers get none of them.
+    sends_jina_fields = True
+
+    def __init__(
+        self,
+        model: str = V3,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        batch_size: int = 128,
+        max_batch_tokens: int = 32_768,
+        embedding_type: str = "base64",
+        truncate: bool = False,
+        allow_insecure: bool = False,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_wait: float = 300.0,
+        late_chunking_overlap: int = 0,
+    ) -> None:
+        super().__init__()
+        if concurrency < 1 or max_attempts < 1 or batch_size < 1:
+            raise UsageError("concurrency, max_attempts and batch_size must be at least 1")
+        if embedding_type not in ("base64", "float"):
+            raise UsageError("embedding_type must be 'base64' or 'float'")
+        self.model = model
+        self.url = check_base_url(api_url or DEFAULT_API_URL, allow_insecure=allow_insecure)
+        self._key = _Secret(api_key) if api_key else None
+        self._check_key()
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.batch_size = min(batch_size, API_MAX_INPUTS)
+        self.max_batch_tokens = max_batch_tokens
+        self.embedding_type = embedding_type
+        self.truncate = truncate
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_wait = max_retry_wait
+        self.late_chunking_overlap = late_chunking_overlap
+        self.limiter = RateLimiter(rpm, tpm)
+        self.served_model: str | None = None  # the model name the server reported
+        self.late_chunking_windows = 0
+        self.split_documents = 0
+        self.rate_limited = 0  # 429 answers received
+        self._rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._start_lock = threading.Lock()
+
+    def _check_key(self) -> None:
+        if self._key is None:
+            raise UsageError("no Jina API key: set JINA_API_KEY (or JINAAI_API_KEY) or pass --api-key")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(model={self.model!r}, url={self.url!r}, api_key="
+                f"{'***' if self._key else None}, concurrency={self.concurrency})")
+
+    # ------------------------------------------------------------------------------ loop and client
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="jmigrate-api-encoder", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._ensure_started()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise UsageError("the API encoder's blocking calls cannot run on its own event loop")
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return fut.result()
+        except BaseException:
+            fut.cancel()  # Ctrl-C or a failed call: stop the requests still in flight
+            raise
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"Accept": "application/json", "User-Agent": f"jmigrate/{__version__}"}
+            if self._key is not None:
+                headers["Authorization"] = f"Bearer {self._key.reveal()}"
+            self._client = httpx.AsyncClient(
+                base_url=self.url,
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+                limits=httpx.Limits(max_connections=self.concurrency,
+                                    max_keepalive_connections=self.concurrency),
+            )
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._client
+
+    def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+        self._loop = self._thread = None
+
+    # --------------------------------------------------------------------------------- public calls
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [conservative_token_count(t) for t in texts]
+
+    def encode_batch(
+        self, texts: Sequence[str], *, task: str | None, dimensions: int | None, late_chunking: bool = False
+    ) -> np.ndarray:
+        self._check_options(task, dimensions, late_chunking)
+        if late_chunking:
+            return self._run(self._encode_document(list(texts), task, dimensions))
+        return self._run(self._encode_many(list(texts), task, dimensions))
+
+    def encode_late_chunked(
+        self, documents: Sequence[Sequence[str]], *, task: str | None = None, dimensions: int | None = None
+    ) -> list[np.ndarray]:
+        self._check_options(task, dimensions, True)
+        docs = [list(d) for d in documents]
+
+        async def run_all() -> list[np.ndarray]:
+            return await _gather([self._encode_document(d, task, dimensions) for d in docs if d])
+
+        results = iter(self._run(run_all()))
+        out = []
+        for d in docs:
+            m = next(results) if d else np.zeros((0, dimensions or self._full_dims() or 0), np.float32)
+            if d:
+                check_vectors(m, len(d), dimensions)
+            out.append(m)
+        return out
+
+    async def aencode(
+        self, texts: Sequence[str], *, task: str | None = None, dimensions: int | None = None,
+        late_chunking: bool = False,
+    ) -> np.ndarray:
+        """`encode` for callers that live in their own event loop (runs on the encoder's loop)."""
+        self._check_options(task, dimensions, late_chunking)
+        coro = (self._encode_document(list(texts), task, dimensions) if late_chunking
+                else self._encode_many(list(texts), task, dimensions))
+        out = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._ensure_started()))
+        check_vectors(out, len(texts), dimensions)
+        return out
+
+    # ------------------------------------------------------------------------------------ planning
+    def _full_dims(self) -> int | None:
+        m = MODELS.get(self.model)
+        return m.dims if m else None
+
+    def _check_options(self, task: str | None, dimensions: int | None, late_chunking: bool) -> None:
+        if task is not None:
+            get_task(task)
+        full = self._full_dims()
+        if dimensions is not None and (dimensions < 1 or (full is not None and dimensions > full)):
+            raise UsageError(f"dimensions={dimensions} is out of range for {self.model} (1..{full})")
+
+    def _batches(self, texts: list[str]) -> list[tuple[int, int, int]]:
+        """(start, end, estimated tokens) of consecutive requests within the count and token budgets."""
+        out: list[tuple[int, int, int]] = []
+        counts = self.count_tokens(texts)
+        budget = self.max_batch_tokens
+        if self.limiter.tpm:
+            # Several requests per second of budget keep the token bucket flowing smoothly.
+            budget = max(1, min(budget, int(self.limiter.tpm / 60)))
+        start, total = 0, 0
+        for i, n in enumerate(counts):
+            if i > start and (i - start >= self.batch_size or total + n > budget):
+                out.append((start, i, total))
+                start, total = i, 0
+            total += n
+        out.append((start, len(texts), total))
+        return out
+
+    async def _encode_many(self, texts: list[str], task: str | None, dimensions: int | None) -> np.ndarray:
+        parts = await _gather([self._request(texts[s:e], task, dimensions, False, est)
+                               for s, e, est in self._batches(texts)])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    async def _encode_document(
+        self, chunks: list[str], task: str | None, dimensions: int | None
+    ) -> np.ndarray:
+        counts = self.count_tokens(chunks)
+        windows = plan_late_chunking_windows(counts, API_MAX_TOKENS - LATE_CHUNKING_RESERVE,
+                                             self.late_chunking_overlap)
+        if len(windows) > 1:
+            self.split_documents += 1
+            self.late_chunking_windows += len(windows)
+            log.info("late chunking: document of %d chunks sent as %d windows", len(chunks), len(windows))
+        parts = await _gather([self._request(chunks[w.start:w.end], task, dimensions, True,
+                                             sum(counts[w.start:w.end])) for w in windows])
+        kept = [p[w.keep - w.start:] for p, w in zip(parts, windows, strict=True)]
+        return np.concatenate(kept) if len(kept) > 1 else kept[0]
+
+    # ------------------------------------------------------------------------------------- requests
+    def _payload(
+        self, texts: list[str], task: str | None, dimensions: int | None, late: bool
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "input": texts, "embedding_type": self.embedding_type}
+        if task is not None:
+            body["task"] = task
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        if late:
+            body["late_chunking"] = True
+        if self.truncate:
+            body["truncate"] = True
+        return body
+
+    def _type_field(self) -> str:
+        return "embedding_type"
+
+    def _postprocess(self, m: np.ndarray, dimensions: int | None) -> np.ndarray:
+        return m
+
+    def _expected_dims(self, dimensions: int | None) -> int | None:
+        return dimensions if dimensions is not None else self._full_dims()
+
+    def _check_served_model(self, served: object) -> None:
+        if isinstance(served, str):
+            self.served_model = served
+            # A server answering for another model is misconfigured; retrying will not help. The
+            # loopback stub appends a note to the name, which is why this is a prefix check.
+            if not served.startswith(self.model):
+                raise EncoderError(f"the server answered with model {served!r} for {self.model!r}")
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return cap / 2 + self._rng.uniform(0, cap / 2)  # "equal jitter": spreads retries, keeps a floor
+
+    def _scrub(self, text: str) -> str:
+        if self._key is not None and self._key.reveal():
+            text = text.replace(self._key.reveal(), "***")
+        return text
+
+    async def _request(
+        self, texts: list[str], task: str | None, dimensions: int | None, late: bool, estimate: int
+    ) -> np.ndarray:
+        client = self._get_client()
+        assert self._sem is not None
+        last = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                self.usage.retries += 1
+            payload = self._payload(texts, task, dimensions, late)
+            try:
+                async with self._sem:
+                    await self.limiter.acquire(estimate)
+                    self.usage.requests += 1
+                    try:
+                        resp = await client.post("/embeddings", json=payload)
+                    except httpx.TimeoutException as e:
+                        raise _Retryable(f"timed out after {self.timeout:g}s ({type(e).__name__})") from None
+                    except httpx.TransportError as e:
+                        raise _Retryable(f"connection failed ({type(e).__name__}: {self._scrub(str(e))})") \
+                            from None
+                    return self._handle(resp, texts, dimensions, estimate)
+            except _Retryable as r:
+                last = r.what
+                if attempt == self.max_attempts:
+                    break
+                delay = self._backoff(attempt) if r.wait is None else r.wait + self._rng.uniform(0, 0.05)
+                if delay > self.max_retry_wait:
+                    raise EncoderError(f"embedding request to {self.url} failed: {last}; the server asks "
+                                       f"to wait {delay:.0f}s (over max_retry_wait)") from None
+                # Quiet for short waits (reindex shows `usage.retries`); loud when a user would wonder.
+                log.log(logging.WARNING if delay >= 5 else logging.INFO,
+                        "embedding request failed (%s); retry %d/%d in %.2fs",
+                        last, attempt, self.max_attempts - 1, delay)
+                await asyncio.sleep(delay)
+        raise EncoderError(f"embedding request to {self.url} failed after {self.max_attempts} attempts; "
+                           f"last error: {last}")
+
+    def _handle(
+        self, resp: httpx.Response, texts: list[str], dimensions: int | None, estimate: int
+    ) -> np.ndarray:
+        status = resp.status_code
+        announced = _rate_limit_headers(resp.headers)
+        if any(announced):
+            self.limiter.adapt(*announced)
+        if status == 200:
+            return self._parse(resp, len(texts), dimensions, estimate)
+        detail = self._scrub(_error_detail(resp))
+        if status in RETRYABLE_STATUS:
+            wait = parse_retry_after(resp.headers.get("retry-after"))
+            if status == 429:
+                self.rate_limited += 1
+                if wait is not None:
+                    self.limiter.pause(wait)
+            raise _Retryable(f"HTTP {status}: {detail}", wait)
+        if status in (400, 422) and self._type_field() in detail and self.embedding_type == "base64":
+            # The server does not take base64: fall back to plain floats for this and later requests.
+            log.warning("server rejected base64 embeddings (%s); falling back to float", detail)
+            self.embedding_type = "float"
+            raise _Retryable(f"HTTP {status}: {detail}", 0.0)
+        raise EncoderError(f"embedding request to {self.url} was refused: HTTP {status}: {detail}")
+
+    def _parse(self, resp: httpx.Response, count: int, dimensions: int | None, estimate: int) -> np.ndarray:
+        try:
+            body = json.loads(resp.content)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Retryable(f"HTTP 200 with a body that is not JSON ({len(resp.content)} bytes)") from None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise _Retryable("HTTP 200 without a 'data' list")
+        usage = body.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+            self.usage.tokens += usage["total_tokens"]
+            self.limiter.correct(estimate, usage["total_tokens"])
+        self._check_served_model(body.get("model"))
+        data = body["data"]
+        if len(data) != count:
+            raise _Retryable(f"HTTP 200 with {len(data)} embeddings for {count} inputs")
+        try:
+            items = sorted(data, key=lambda d: d["index"])
+            if [d["index"] for d in items] != list(range(count)):
+                raise _Retryable("HTTP 200 with duplicate or missing indices")
+            rows = [_decode_embedding(d["embedding"]) for d in items]
+        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            raise _Retryable(f"HTTP 200 with an unreadable embedding ({type(e).__name__})") from None
+        widths = {len(r) for r in rows}
+        expected = self._expected_dims(dimensions)
+        if len(widths) != 1 or (expected is not None and widths != {expected}):
+            raise _Retryable(f"HTTP 200 with {sorted(widths)}-dim embeddings, expected {expected}")
+        m = np.stack(rows)
+        if not np.isfinite(m).all():
+            raise _Retryable("HTTP 200 with NaN or infinite values")
+        return self._postprocess(m, dimensions)
+
+
+class OpenAICompatibleEncoder(JinaAPIEncoder):
+    """`POST {base}/embeddings` as OpenAI defines it, for self-hosted servers (vLLM, TEI, Infinity...).
+
+    Sends only `model`, `input`, `encoding_format` (and `dimensions` when `send_dimensions`).
+    Task instruction prefixes are added client-side when `add_task_prefix`; vectors are truncated
+    (Matryoshka) and L2-normalised client-side. No late chunking: the protocol cannot express it.
+    """
+
+    kind = "openai"
+    sends_jina_fields = False
+
+    def __init__(self, model: str, *, api_url: str | None = None, add_task_prefix: bool = False,
+                 send_dimensions: bool = False, **kwargs: Any) -> None:
+        if not api_url:
+            raise UsageError("an OpenAI-compatible server needs its URL (--api-url or JMIGRATE_API_URL)")
+        self.add_task_prefix = add_task_prefix
+        self.send_dimensions = send_dimensions
+        super().__init__(model, api_url=api_url, **kwargs)
+
+    def _check_key(self) -> None:
+        pass  # self-hosted servers often need no key
+
+    def _full_dims(self) -> int | None:
+        return None  # whatever the server's model has; checked per answer instead
+
+    def _check_options(self, task: str | None, dimensions: int | None, late_chunking: bool) -> None:
+        if late_chunking:
+            raise UsageError("late chunking needs the Jina API or the local ONNX backend; "
+                             "OpenAI-compatible servers cannot do it")
+        super()._check_options(task, dimensions, late_chunking)
+
+    def _payload(
+        self, texts: list[str], task: str | None, dimensions: int | None, late: bool
+    ) -> dict[str, Any]:
+        if self.add_task_prefix and task is not None:
+            prefix = get_task(task).prefix
+            texts = [prefix + t for t in texts]
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": self.embedding_type}
+        if dimensions is not None and self.send_dimensions:
+            body["dimensions"] = dimensions
+        return body
+
+    def _type_field(self) -> str:
+        return "encoding_format"
+
+    def _expected_dims(self, dimensions: int | None) -> int | None:
+        return dimensions if dimensions is not None and self.send_dimensions else None
+
+    def _check_served_model(self, served: object) -> None:
+        if isinstance(served, str):
+            self.served_model = served  # servers name their model freely; nothing to compare
+
+    def _postprocess(self, m: np.ndarray, dimensions: int | None) -> np.ndarray:
+        if dimensions is not None and m.shape[1] < dimensions:
+            raise EncoderError(f"the server's vectors have {m.shape[1]} dimensions, fewer than the "
+                               f"{dimensions} asked for")
+        return truncate_and_normalise(m, dimensions)
+
+
+def _decode_embedding(value: object) -> np.ndarray:
+    if isinstance(value, str):
+        return np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4").astype(np.float32)
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float32)
+    raise TypeError("embedding is neither base64 nor a list")
+
+
+def _error_detail(resp: httpx.Response) -> str:
+    """The API's own message: Jina's `detail` (string or validation list), or OpenAI's `error.message`."""
+    try:
+        body = resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+        err = body.get("error")
+        if detail is None and isinstance(err, dict):
+            detail = err.get("message")
+        if detail is None and isinstance(err, str):
+            detail = err
+        if detail is not None:
+            return " ".join(str(detail).split())[:500]
+    text = " ".join(resp.text.split())
+    return text[:200] or resp.reason_phrase or "no detail"
+
+
+async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run all; on the first failure cancel the rest and raise it (asyncio.TaskGroup needs 3.11)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
