@@ -257,7 +257,7 @@ def _text(x: float, y: float, s: str, anchor: str = "middle", size: int = 11, ex
 
 def metric_bars(comparisons: Sequence[Comparison]) -> str:
     """Grouped bars of each metric's mean per system."""
-    w, h, left, bottom, top = 640, 260, 40, 40, 20
+    w, h, left, bottom, top = 640, 270, 40, 40, 34
     plot_h = h - bottom - top
     group = (w - left - 10) / max(1, len(comparisons))
     body = [f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#333"/>']
@@ -326,7 +326,7 @@ def difference_ci(comparisons: Sequence[Comparison], alpha: float) -> str:
 
 
 def recall_curves(curves: dict[str, dict[int, float]]) -> str:
-    w, h, left, bottom, top = 640, 240, 40, 36, 14
+    w, h, left, bottom, top = 640, 250, 40, 36, 30
     plot_w, plot_h = w - left - 20, h - bottom - top
     n = len(RECALL_CURVE)
 
