@@ -1,4 +1,4 @@
-"""Every rule against its fixture: the marked lines fire, nothing else does; fixes leave only manual findings."""
+"""Every rule against its fixture (marked lines fire, nothing else does); fixes leave only manual findings."""
 
 from __future__ import annotations
 

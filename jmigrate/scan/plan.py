@@ -80,8 +80,8 @@ def plan(
     if widths and project_rules:
         width_re = re.compile(rb"\b(?:" + b"|".join(str(w).encode() for w in sorted(widths)) + rb")\b")
         for item, known in deferred:
-            contexts = known
-            if contexts is None:
+            contexts = known or []
+            if known is None:
                 try:
                     data = Path(item.abs_path).read_bytes()
                 except OSError:
