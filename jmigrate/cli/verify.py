@@ -107,8 +107,8 @@ def verify(
             return FakeEncoder(model=model, dims=get_model(model).dims)
         from jmigrate.encoders.factory import open_encoder
 
-        extra = {"model_path": model_path} if model_path else {}
-        return open_encoder(encoder, model, api_url=api_url, api_key=api_key, **extra)
+        return open_encoder(encoder, model, api_url=api_url, api_key=api_key,
+                            model_path=str(model_path) if model_path else None)
 
     def progress(msg: str) -> None:
         err_console.print(f"[dim]{msg}[/]", highlight=False)
