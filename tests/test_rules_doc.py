@@ -1,4 +1,4 @@
-"""docs/rules.md documents exactly the registered rules, each with what it flags, why, an example and the fix."""
+"""docs/rules.md documents exactly the registered rules: what each flags, why, an example, the fix."""
 
 from __future__ import annotations
 
