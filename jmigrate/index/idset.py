@@ -27,6 +27,34 @@ class IdSet:
     def __len__(self) -> int:
         return len(self._sorted) + len(self._recent)
 
+    def add_many(self, rids: list[str | None]) -> list[bool]:
+        """Add each id in order; False for a duplicate (of an earlier id or of one earlier in `rids`).
+        None entries are skipped (reported True)."""
+        hashes = [id_hash(r) if r is not None else None for r in rids]
+        present = [False] * len(rids)
+        if len(self._sorted):
+            arr = np.fromiter((h or 0 for h in hashes), dtype=np.uint64, count=len(hashes))
+            pos = np.searchsorted(self._sorted, arr).clip(max=len(self._sorted) - 1)
+            present = (self._sorted[pos] == arr).tolist()
+        out = []
+        for h, seen in zip(hashes, present, strict=True):
+            if h is None:
+                out.append(True)
+            elif seen or h in self._recent:
+                out.append(False)
+            else:
+                self._recent.add(h)
+                out.append(True)
+        if len(self._recent) >= self._flush_at:
+            self._flush()
+        return out
+
+    def _flush(self) -> None:
+        merged = np.concatenate([self._sorted, np.fromiter(self._recent, dtype=np.uint64)])
+        merged.sort()
+        self._sorted = merged
+        self._recent.clear()
+
     def add(self, rid: str) -> bool:
         """Add `rid`; False when it was already there (a duplicate)."""
         h = id_hash(rid)
@@ -38,8 +66,5 @@ class IdSet:
                 return False
         self._recent.add(h)
         if len(self._recent) >= self._flush_at:
-            merged = np.concatenate([self._sorted, np.fromiter(self._recent, dtype=np.uint64)])
-            merged.sort()
-            self._sorted = merged
-            self._recent.clear()
+            self._flush()
         return True

@@ -167,8 +167,19 @@ def _concat(parts: list[RawBatch]) -> RawBatch:
                     [q for p in parts for q in p.problems])
 
 
+def _digest(raw: RawBatch) -> str:
+    """What the unit's ids and texts hash to: compared on resume to catch an edited source."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\x1f".join(map(str, raw.ids)).encode("utf-8", "surrogatepass"))
+    h.update("\x1e".join(t if isinstance(t, str) else repr(t) for t in raw.texts)
+             .encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | None]:
     """(id, problem)."""
+    if type(rid) is str and has_column and rid.strip():
+        return rid, None
     if not has_column:
         return str(row), None
     if rid is None:
@@ -192,30 +203,26 @@ class Preparer:
         self.max_tokens = max_tokens
 
     def unit(self, index: int, first_row: int, raw: RawBatch, skip: bool) -> Unit:
-        h = hashlib.blake2b(digest_size=16)
+        u = Unit(index, first_row, len(raw), _digest(raw), skip=skip)
+        has_id = self.source.id_column is not None
+        normed = [_norm_id(r, first_row + i, has_id) for i, r in enumerate(raw.ids)]
+        fresh = self.ids.add_many([rid for rid, _ in normed])
+        if skip:
+            return u
         keep: list[int] = []
-        u = Unit(index, first_row, len(raw), "", skip=skip)
         texts: list[str] = []
-        for i in range(len(raw)):
-            row = first_row + i
-            rid, problem = _norm_id(raw.ids[i], row, self.source.id_column is not None)
+        for i, ((rid, problem), new) in enumerate(zip(normed, fresh, strict=True)):
             text = raw.texts[i]
-            h.update(repr(raw.ids[i]).encode("utf-8", "surrogatepass"))
-            h.update(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else repr(text).encode())
-            if rid is not None and not self.ids.add(rid):
+            if not new:
                 problem = problem or "duplicate id (its first row is kept)"
-            if skip:
-                continue
             problem = raw.problems[i] or problem or _text_problem(text)
             if problem:
-                u.rejects.append(reject(row, rid if rid is not None else raw.ids[i], problem))
+                u.rejects.append(reject(first_row + i, rid if rid is not None else raw.ids[i], problem))
                 continue
             keep.append(i)
             texts.append(text)
             u.ids.append(rid)  # type: ignore[arg-type]  # rid is set when there is no problem
-        u.digest = h.hexdigest()
-        if not skip:
-            self._shape(u, raw, keep, texts)
+        self._shape(u, raw, keep, texts)
         return u
 
     def _shape(self, u: Unit, raw: RawBatch, keep: list[int], texts: list[str]) -> None:
@@ -269,6 +276,8 @@ class Preparer:
 
 
 def _text_problem(text: Any) -> str | None:
+    if type(text) is str and text.strip() and text.isprintable() and text.isascii():
+        return None  # the common case, without encoding the text
     if isinstance(text, RowProblem):
         return str(text)
     if text is None:
@@ -529,6 +538,8 @@ class _Run:
             u.table = self._table(u, vectors[pos:pos + n])
             pos += n
             self.stats.tokens += u.tokens
+            # Journal at once, in this thread: the loss window after a crash is only what is in flight.
+            u.journal = ckpt.write_unit(self.work, u.index, u.table)
 
     def _table(self, u: Unit, vectors: np.ndarray) -> pa.Table:
         arrays: list[pa.Array] = [pa.array(u.ids, pa.string())]
@@ -555,11 +566,9 @@ class _Run:
             u = self._get(self.q_write, drain=True)
             if u is None:
                 break
-            if u.journal is not None:
+            if u.table is None and u.journal is not None:
                 u.table = ckpt.read_unit(u.journal)
                 self.stats.resumed_rows += u.n_rows
-            elif u.table is not None and u.table.num_rows:
-                u.journal = ckpt.write_unit(self.work, u.index, u.table)
             self.stats.source_rows += u.n_rows
             self.stats.rejected += len(u.rejects)
             self.stats.truncated += u.truncated

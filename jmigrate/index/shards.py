@@ -66,7 +66,7 @@ class ShardWriter:
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._writer.write_table(table.cast(self.schema), row_group_size=table.num_rows)
+            self._writer.write_table(table, row_group_size=table.num_rows)
             self.rows += table.num_rows
 
     def commit(self) -> dict[str, Any]:
