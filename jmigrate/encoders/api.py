@@ -38,6 +38,7 @@ from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, V3, get_task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", bound="JinaAPIEncoder")
 
 DEFAULT_API_URL = "https://api.jina.ai/v1"
 # Special tokens and the retrieval instruction the API prepends count against the late-chunking
@@ -244,6 +245,9 @@ class JinaAPIEncoder(Encoder):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(model={self.model!r}, url={self.url!r}, api_key="
                 f"{'***' if self._key else None}, concurrency={self.concurrency})")
+
+    def __enter__(self: E) -> E:
+        return self
 
     # ------------------------------------------------------------------------------ loop and client
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
