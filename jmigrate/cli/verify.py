@@ -124,7 +124,10 @@ def verify(
     else:
         from rich.console import Console
 
-        rep.render_text(result, Console())
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=140)  # piped to a file or CI log: don't squeeze tables into 80 columns
+        rep.render_text(result, console)
     raise typer.Exit(result.exit_code)
 
 
