@@ -61,6 +61,7 @@ class VectorStats:
         self.nonfinite_rows += int((~finite).sum())
         ok = norms[finite]
         self.zero_rows += int((ok == 0).sum())
+        ok = ok[ok > 0]  # zero vectors are their own finding
         self.off_unit_rows += int((np.abs(ok - 1.0) > NORM_TOLERANCE).sum())
         if len(ok):
             self.min_norm = min(self.min_norm, float(ok.min()))
