@@ -72,8 +72,9 @@ def verify(
 ) -> None:
     """Search both indexes with the same queries and compare them: metrics with qrels, agreement without.
 
-    Exit 0 when v3 is not significantly worse on nDCG@10 (or there are no qrels), 1 when it is or an
-    index fails its integrity checks, 2 on errors.
+    Exit 0: v3 is not significantly worse on nDCG@10 (or no qrels were given).
+
+    Exit 1: v3 is significantly worse, or an index failed its integrity checks. Exit 2: errors.
     """
     from jmigrate.cli.console import err_console
     from jmigrate.errors import UsageError

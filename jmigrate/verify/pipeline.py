@@ -213,6 +213,16 @@ def _score(result: VerifyResult, qrels: dict[str, dict[str, int]]) -> None:
                 f"{unjudged} quer(ies) have no qrels and are left out of the metrics",
             )
         )
+    orphans = len(set(qrels) - {q.id for q in result.queries})
+    if orphans:
+        result.issues.append(
+            Issue(
+                "warning",
+                "both",
+                "qrels-without-queries",
+                f"{orphans} query id(s) in the qrels are not in the queries file",
+            )
+        )
     corpus = result.sides["v2"].index.doc_ids() | result.sides["v3"].index.doc_ids()
     judged_docs = {d for q in result.judged for d, rel in qrels[q].items() if rel > 0}
     missing = sorted(judged_docs - corpus)
