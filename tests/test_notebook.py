@@ -56,7 +56,7 @@ def test_code_cell_findings_point_at_the_json_line_and_the_cell(tmp_path: Path) 
     json_line = text.splitlines()[model.line - 1]
     assert json_line[model.column - 1 :].startswith(f"jinaai/{V2}")
     assert model.recommendation["task"] == "retrieval.query"
-    assert "model.encode() on line 5" in model.recommendation["task_reason"]  # line inside the cell
+    assert "model.encode() on line 5 of cell 2" in model.recommendation["task_reason"]
     loader = next(f for f in result.findings if f.code == "JM308")
     assert loader.cell == 2 and loader.cell_line == 4
 
@@ -120,3 +120,33 @@ def test_broken_notebooks_are_skipped(tmp_path: Path) -> None:
     assert reasons["syntax.ipynb"].startswith("cell 1: syntax error at line 2")
     [finding] = result.findings
     assert finding.path == "syntax.ipynb" and finding.applicability is Applicability.MANUAL
+
+
+def test_names_flow_from_cell_to_cell(tmp_path: Path) -> None:
+    text = notebook(
+        (
+            "code",
+            lines(
+                f'from sentence_transformers import SentenceTransformer, util\nm = SentenceTransformer("jinaai/{V2}")'
+            ),
+        ),
+        ("markdown", ["Compare tickets\n"]),
+        ("code", lines("v = m.encode(tickets)\nscores = util.cos_sim(v, v)")),
+    )
+    (tmp_path / "x.ipynb").write_text(text, encoding="utf-8")
+    model = next(f for f in plan(tmp_path).findings if f.code == "JM101")
+    assert (model.cell, model.cell_line) == (1, 2)
+    assert model.recommendation["task"] == "text-matching"
+    assert "util.cos_sim() on line 2 of cell 3" in model.recommendation["task_reason"]
+
+
+def test_a_broken_cell_does_not_cost_the_other_cells_their_fixes(tmp_path: Path) -> None:
+    text = notebook(("code", [f'A = "{V2}"']), ("code", ["def broken(:\n"]), ("code", [f'B = "{V2}"']))
+    path = tmp_path / "y.ipynb"
+    path.write_text(text, encoding="utf-8")
+    result = plan(path)
+    assert [(f.cell, f.applicability) for f in result.findings] == [
+        (1, Applicability.UNSAFE),
+        (3, Applicability.UNSAFE),
+    ]
+    assert [s.reason for s in result.skipped] == ["cell 2: syntax error at line 1: invalid syntax"]

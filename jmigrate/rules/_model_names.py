@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable, Iterator
 
 from jmigrate.models import V3, Model
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
-from jmigrate.scan.python import call_name, last_part
+from jmigrate.scan.python import PyModule, call_name, last_part
 from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
 from jmigrate.scan.text import ModelMatch, model_matches
 
@@ -44,6 +45,30 @@ def site(ctx: FileContext, match: ModelMatch) -> tuple[ast.AST | None, str]:
     return node, call_name(call) if call is not None else ""
 
 
+def runtime_org(mod: PyModule, node: ast.AST) -> str:
+    parent = mod.parent(node)
+    prefix = ""
+    if (
+        isinstance(parent, ast.Call)
+        and isinstance(parent.func, ast.Attribute)
+        and parent.func.attr == "format"
+        and isinstance(parent.func.value, ast.Constant)
+        and isinstance(parent.func.value.value, str)
+    ):
+        prefix = parent.func.value.value.split("{", 1)[0]
+    elif (
+        isinstance(parent, ast.BinOp)
+        and isinstance(parent.op, ast.Add)
+        and parent.right is node
+        and isinstance(parent.left, ast.Constant)
+        and isinstance(parent.left.value, str)
+    ):
+        prefix = parent.left.value
+    if not prefix.endswith("/"):
+        return ""
+    return prefix[:-1].rsplit("/", 1)[-1]
+
+
 def guess_for(ctx: FileContext, node: ast.AST | None) -> TaskGuess:
     mod = ctx.py
     if mod is not None and node is not None:
@@ -64,6 +89,9 @@ def model_findings(
         if not wanted(match.model) or match.org in OWNED_ORGS:
             continue
         node, called = site(ctx, match)
+        if node is not None and not match.org and ctx.py is not None:
+            # "Xenova/{}".format("jina-...") or "Xenova/" + "jina-...": the org is added at run time.
+            match = dataclasses.replace(match, org=runtime_org(ctx.py, node))
         local = last_part(called) in LOCAL_LOADERS
         guess = guess_for(ctx, node) if match.model.replacement else None
         edits = []

@@ -43,6 +43,7 @@ class FileContext:
     _parsed: bool = False
     syntax_error: str | None = None
     _models: set[str] | None = None
+    reported: int = 0  # findings built from this context
 
     @property
     def language(self) -> str:
@@ -95,6 +96,7 @@ class FileContext:
         """Build a finding from character offsets into `src.text` (cell text for notebooks)."""
         from jmigrate.rules.registry import get_rule
 
+        self.reported += 1
         if applicability is not Applicability.MANUAL and not edits:
             applicability = Applicability.MANUAL  # nothing to apply: a person decides
         if applicability is Applicability.MANUAL:
@@ -104,7 +106,7 @@ class FileContext:
         cell = cell_line = None
         edit_list = list(edits)
         if self.cell_map is not None:
-            cell, cell_line = self.cell_map.cell, line
+            cell, cell_line = self.cell_map.locate(self.src.text, start)
             line, column = self.cell_map.position(start)
             end_line, end_column = self.cell_map.position(end)
             mapped = self.cell_map.map_edits(edit_list)

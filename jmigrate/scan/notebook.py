@@ -80,41 +80,47 @@ def mask_magics(code: str) -> str:
 
 @dataclass
 class _Piece:
-    cell_start: int  # offset in the cell text
-    cell_end: int
+    start: int  # offset in the unit's text
+    end: int
     raw_start: int  # offset in the JSON text of the string body
     offsets: list[int]  # decoded char -> offset inside the body
 
 
 @dataclass
 class CellMap:
-    """Maps offsets in one cell's source text to offsets/positions in the notebook's JSON text."""
+    """Maps offsets in the text of one unit (one cell, or all code cells joined by newlines so that names
+    flow from cell to cell) to the cell, the line in the cell and offsets/positions in the JSON text."""
 
-    cell: int  # 1-based index among all cells
     notebook: Source
     pieces: list[_Piece]
+    cells: list[tuple[int, int]]  # (offset in the unit text where the cell starts, 1-based cell index)
 
     def _raw(self, offset: int) -> int:
-        starts = [p.cell_start for p in self.pieces]
-        i = max(0, bisect.bisect_right(starts, offset) - 1)
+        i = max(0, bisect.bisect_right([p.start for p in self.pieces], offset) - 1)
         p = self.pieces[i]
-        return p.raw_start + p.offsets[min(offset - p.cell_start, len(p.offsets) - 1)]
+        return p.raw_start + p.offsets[min(max(offset - p.start, 0), len(p.offsets) - 1)]
 
     def position(self, offset: int) -> tuple[int, int]:
         return self.notebook.position(self._raw(offset))
+
+    def locate(self, text: str, offset: int) -> tuple[int, int]:
+        """(cell index, 1-based line inside that cell) of an offset in the unit text."""
+        i = max(0, bisect.bisect_right([c for c, _ in self.cells], offset) - 1)
+        cell_start, cell = self.cells[i]
+        return cell, text.count("\n", cell_start, offset) + 1
 
     def map_edits(self, edits: list[Edit]) -> list[Edit] | None:
         """Edits in JSON-text offsets with JSON-escaped replacements; None if one spans two source strings."""
         out = []
         for e in edits:
-            piece = next((p for p in self.pieces if p.cell_start <= e.start and e.end <= p.cell_end), None)
+            piece = next((p for p in self.pieces if p.start <= e.start and e.end <= p.end), None)
             if piece is None:
                 return None
             body = json.dumps(e.replacement, ensure_ascii=False)[1:-1]
             out.append(
                 Edit(
-                    piece.raw_start + piece.offsets[e.start - piece.cell_start],
-                    piece.raw_start + piece.offsets[e.end - piece.cell_start],
+                    piece.raw_start + piece.offsets[e.start - piece.start],
+                    piece.raw_start + piece.offsets[e.end - piece.start],
                     body,
                 )
             )
@@ -122,13 +128,47 @@ class CellMap:
 
 
 @dataclass
-class Cell:
-    source: Source  # the cell text (path = the notebook's path, language python/markdown)
-    cell_map: CellMap
+class CellSource(Source):
+    """A unit of notebook text; places are given as cells and lines inside them."""
+
+    cell_map: CellMap | None = None
+
+    def where(self, offset: int) -> str:
+        assert self.cell_map is not None
+        cell, line = self.cell_map.locate(self.text, offset)
+        return f"line {line} of cell {cell}"
 
 
-def notebook_cells(nb_source: Source) -> list[Cell]:
-    """Code and markdown cells of a notebook; raises NotebookError for broken JSON or a non-notebook."""
+@dataclass
+class Notebook:
+    code: CellSource | None  # all code cells joined: names defined in one cell are used in the next
+    code_cells: list[CellSource]  # the same cells one by one (when the joined code does not parse)
+    markdown: list[CellSource]
+
+
+def _unit(nb_source: Source, cells: list[tuple[int, list[_PosStr]]], language: str) -> CellSource:
+    pieces: list[_Piece] = []
+    starts: list[tuple[int, int]] = []
+    chunks: list[str] = []
+    pos = 0
+    for index, parts in cells:
+        if chunks:  # cells are joined by a newline that belongs to no cell (edits across it stay manual)
+            chunks.append("\n")
+            pos += 1
+        starts.append((pos, index))
+        for p in parts:
+            raw = nb_source.text[p.raw_start : p.raw_end]
+            pieces.append(_Piece(pos, pos + len(p), p.raw_start, _raw_offsets(raw)))
+            chunks.append(p)
+            pos += len(p)
+    text = "".join(chunks)
+    return CellSource(
+        nb_source.path, text, language, nb_source.encoding, cell_map=CellMap(nb_source, pieces, starts)
+    )
+
+
+def notebook_units(nb_source: Source) -> Notebook:
+    """The code and markdown of a notebook; raises NotebookError for broken JSON or a non-notebook."""
     try:
         nb = _load(nb_source.text)
     except (ValueError, RecursionError) as e:
@@ -136,29 +176,22 @@ def notebook_cells(nb_source: Source) -> list[Cell]:
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError("not a Jupyter notebook (no 'cells' list)")
     lang = str(((nb.get("metadata") or {}).get("language_info") or {}).get("name") or "python").lower()
-    cells: list[Cell] = []
+    code_language = "python" if lang == "python" else "text"
+    code: list[tuple[int, list[_PosStr]]] = []
+    markdown: list[CellSource] = []
     for index, cell in enumerate(nb["cells"], start=1):
-        if not isinstance(cell, dict):
-            continue
-        kind = cell.get("cell_type")
-        if kind not in ("code", "markdown"):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown"):
             continue
         parts = cell.get("source", [])
         parts = [parts] if isinstance(parts, str) else parts
-        if not all(isinstance(p, _PosStr) for p in parts):
+        if not parts or not all(isinstance(p, _PosStr) for p in parts):
             continue
-        pieces, pos = [], 0
-        for p in parts:
-            raw = nb_source.text[p.raw_start : p.raw_end]
-            pieces.append(_Piece(pos, pos + len(p), p.raw_start, _raw_offsets(raw)))
-            pos += len(p)
-        if not pieces:
-            continue
-        language = ("python" if lang == "python" else "text") if kind == "code" else "markdown"
-        text = "".join(parts)
-        cells.append(
-            Cell(
-                Source(nb_source.path, text, language, nb_source.encoding), CellMap(index, nb_source, pieces)
-            )
-        )
-    return cells
+        if cell["cell_type"] == "code":
+            code.append((index, parts))
+        else:
+            markdown.append(_unit(nb_source, [(index, parts)], "markdown"))
+    return Notebook(
+        _unit(nb_source, code, code_language) if code else None,
+        [_unit(nb_source, [c], code_language) for c in code],
+        markdown,
+    )

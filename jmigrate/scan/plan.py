@@ -16,7 +16,7 @@ from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
-from jmigrate.scan.notebook import NotebookError, notebook_cells
+from jmigrate.scan.notebook import NotebookError, notebook_units
 from jmigrate.scan.text import mentions_jina, mentions_width
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes, walk
 
@@ -70,7 +70,7 @@ def plan(
             ctx.project = project
             project.legacy_models |= ctx.models
             found += _run(file_rules, ctx)
-        _note_syntax_errors(item, contexts, found, skipped)
+        _note_syntax_errors(item, contexts, skipped)
         if dims:
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
@@ -94,7 +94,7 @@ def plan(
                 ctx.project = project
             found = [f for ctx in contexts for f in _run(project_rules, ctx)]
             if known is None:
-                _note_syntax_errors(item, contexts, found, skipped)
+                _note_syntax_errors(item, contexts, skipped)
             _record(item, contexts, found, findings, hashes, encodings)
 
     notes: list[str] = []
@@ -114,18 +114,16 @@ def plan(
     )
 
 
-def _note_syntax_errors(
-    item: RawFile, contexts: list[FileContext], found: list[Finding], skipped: list[SkippedFile]
-) -> None:
-    errors = [
-        (f"cell {c.cell_map.cell}: " if c.cell_map else "") + c.syntax_error
-        for c in contexts
-        if c.syntax_error
-    ]
-    if errors:
-        skipped.append(
-            SkippedFile(item.path, "; ".join(errors) + ("; findings reported without fixes" if found else ""))
-        )
+def _note_syntax_errors(item: RawFile, contexts: list[FileContext], skipped: list[SkippedFile]) -> None:
+    broken = [c for c in contexts if c.syntax_error]
+    if not broken:
+        return
+    reason = "; ".join(
+        (f"cell {c.cell_map.cells[0][1]}: " if c.cell_map else "") + str(c.syntax_error) for c in broken
+    )
+    if any(c.reported for c in broken):
+        reason += "; findings reported without fixes"
+    skipped.append(SkippedFile(item.path, reason))
 
 
 def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
@@ -138,10 +136,18 @@ def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
     if item.language != "notebook":
         return [FileContext(src)]
     try:
-        return [FileContext(c.source, cell_map=c.cell_map) for c in notebook_cells(src)]
+        nb = notebook_units(src)
     except NotebookError as e:
         skipped.append(SkippedFile(item.path, str(e)))
         return []
+    markdown = [FileContext(m, cell_map=m.cell_map) for m in nb.markdown]
+    if nb.code is None:
+        return markdown
+    joined = FileContext(nb.code, cell_map=nb.code.cell_map)
+    if joined.language != "python" or joined.py is not None:
+        return [joined, *markdown]
+    # One cell does not parse: scan cell by cell so only that cell loses its fixes.
+    return [*(FileContext(c, cell_map=c.cell_map) for c in nb.code_cells), *markdown]
 
 
 def _run(rules: list[Rule], ctx: FileContext) -> list[Finding]:

@@ -86,6 +86,8 @@ SEARCH_CALLS = {
     "similaritySearch",
     "asRetriever",
 }
+# Calls that build a vector store around the embedder: the store embeds later queries with it too.
+STORE_BUILDERS = {"from_documents", "from_texts", "afrom_documents", "afrom_texts"}
 # Consumers of vectors, by the last part of the called name (or the class the object was made from).
 CLUSTERING = {
     "KMeans",
@@ -199,7 +201,9 @@ def decide(signals: list[tuple[str, str]]) -> TaskGuess:
         if task in tasks:
             return TaskGuess(task, first[task], signals)
     best = max(tasks, key=lambda t: (tasks[t], -[s for s, _ in signals].index(t)))
-    return TaskGuess(best, first[best], signals)
+    others = [f"{first[t]} ({t})" for t in first if t != best]
+    reason = first[best] + ("; other uses: " + "; ".join(others) if others else "")
+    return TaskGuess(best, reason, signals)
 
 
 # --- Python -------------------------------------------------------------------------------------------
@@ -242,9 +246,6 @@ class _PyInference:
                 if target:
                     self.constructors.setdefault(target, call_name(node))
                     self.assigned.setdefault(target, []).append(node)
-
-    def line(self, node: ast.AST) -> int:
-        return self.mod.src.position(self.mod.start(node))[0]
 
     def handles_for(self, node: ast.AST) -> tuple[set[str], set[str]]:
         """(names bound to the embedder/call result, names of functions that return its vectors)."""
@@ -296,6 +297,9 @@ class _PyInference:
         fn = self.mod.enclosing_function(node)
         return {fn.name} if fn is not None else set()
 
+    def where(self, node: ast.AST) -> str:
+        return self.mod.src.where(self.mod.start(node))
+
     def signals(self, node: ast.AST) -> list[tuple[str, str]]:
         mod = self.mod
         handles, functions = self.handles_for(node)
@@ -307,55 +311,72 @@ class _PyInference:
                     handles.add(target)
         out: list[tuple[int, str, str]] = []
         weak: list[tuple[int, str, str]] = []  # guesses from names, used only when nothing else says
+        added: dict[str, tuple[int, str]] = {}  # vectors stored in / searched against an index, by name
+        searched: dict[str, tuple[int, str]] = {}
         for call in mod.calls:
             name = call_name(call)
             parts = name.split(".")
-            last = parts[-1]
+            last = parts[-1].removesuffix("()")
             receiver = ".".join(parts[:-1])
             on_handle = receiver in handles
-            args_read = (
-                set().union(*(mod.names_in(a) for a in [*call.args, *(k.value for k in call.keywords)]))
-                if (call.args or call.keywords)
-                else set()
-            )
+            arg_nodes = [*call.args, *(k.value for k in call.keywords)]
+            args_read = set().union(*(mod.names_in(a) for a in arg_nodes)) if arg_nodes else set()
             uses_handle = bool(args_read & handles)
             wraps = last in functions
             if not (on_handle or uses_handle or wraps):
                 continue
-            line = self.line(call)
+            pos, at = mod.start(call), self.where(call)
             if on_handle and last in QUERY_METHODS:
-                out.append((line, QUERY, f"{name}() on line {line} embeds queries"))
+                out.append((pos, QUERY, f"{name}() on {at} embeds queries"))
             elif on_handle and last in PASSAGE_METHODS:
-                out.append((line, PASSAGE, f"{name}() on line {line} embeds documents"))
+                out.append((pos, PASSAGE, f"{name}() on {at} embeds documents"))
             elif on_handle and last in SEARCH_CALLS:
-                out.append((line, QUERY, f"{name}() on line {line} searches with queries"))
-            elif on_handle and last in STORE_CALLS:
-                out.append((line, PASSAGE, f"{name}() on line {line} stores documents"))
-            elif uses_handle and last in STORE_CALLS:
-                out.append((line, PASSAGE, f"{name}() on line {line} stores documents"))
+                out.append((pos, QUERY, f"{name}() on {at} searches with queries"))
+            elif (on_handle or uses_handle) and last in STORE_CALLS:
+                out.append((pos, PASSAGE, f"{name}() on {at} stores documents"))
+                if uses_handle and last in STORE_BUILDERS or "VectorStoreIndex" in name:
+                    # A store built on the embedder embeds its queries with that same instance. Sorted after
+                    # every explicit signal so a real query call, if any, is the one quoted.
+                    out.append(
+                        (
+                            len(mod.src.text) + pos,
+                            QUERY,
+                            f"the store built by {name}() on {at} embeds queries with the same instance",
+                        )
+                    )
             elif uses_handle and last in SEARCH_CALLS:
-                out.append((line, QUERY, f"{name}() on line {line} searches with queries"))
+                for var in args_read & handles:
+                    searched.setdefault(var, (pos, f"{name}() on {at}"))
+                out.append((pos, QUERY, f"{name}() on {at} searches with queries"))
             elif uses_handle and (task := _consumer_task(name, self.constructors, len(call.args))):
                 what = {
                     SEPARATION: "vectors passed to",
                     CLASSIFICATION: "vectors passed to classifier",
                     MATCHING: "vectors compared with",
-                    QUERY: "vectors used to search in",
+                    QUERY: "vectors searched with",
                     PASSAGE: "vectors stored with",
                 }[task]
-                out.append((line, task, f"{what} {name}() on line {line}"))
+                if task in (QUERY, PASSAGE):
+                    for var in args_read & handles:
+                        (searched if task == QUERY else added).setdefault(var, (pos, f"{name}() on {at}"))
+                out.append((pos, task, f"{what} {name}() on {at}"))
             elif (on_handle and last in GENERIC_METHODS) or wraps:
                 # What is being embedded? Judge by the argument's and the enclosing function's names.
                 words = [dotted(a) for a in call.args] + [k.arg or "" for k in call.keywords]
                 fn = mod.enclosing_function(call)
-                for word, where in [
+                for word, kind in [
                     *((w, "argument") for w in words if w),
                     *([(fn.name, "function")] if fn else []),
                 ]:
                     task = _word_task(word)
                     if task:
-                        weak.append((line, task, f"{name}() on line {line} embeds {word!r} ({where} name)"))
+                        weak.append((pos, task, f"{name}() on {at} embeds {word!r} ({kind} name)"))
                         break
+        # The same vectors stored in an index and searched against it: symmetric similarity, not retrieval.
+        for var in added.keys() & searched.keys():
+            (p1, a), (p2, b) = added[var], searched[var]
+            out = [o for o in out if o[0] not in (p1, p2)]
+            out.append((p1, MATCHING, f"the same vectors ({var}) are stored by {a} and searched by {b}"))
         # Vectors that end up in a matrix product (a @ b.T) are compared with each other.
         for node_ in ast.walk(mod.tree):
             if (
@@ -363,8 +384,7 @@ class _PyInference:
                 and isinstance(node_.op, ast.MatMult)
                 and mod.names_in(node_) & handles
             ):
-                line = self.line(node_)
-                out.append((line, MATCHING, f"vectors compared with '@' on line {line}"))
+                out.append((mod.start(node_), MATCHING, f"vectors compared with '@' on {self.where(node_)}"))
         return [(t, r) for _, t, r in sorted(out or weak)]
 
 

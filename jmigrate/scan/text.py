@@ -42,6 +42,7 @@ def mentions_width(data: bytes) -> bool:
     """Files without "jina" can still carry a vector width tied to a v2 model named elsewhere."""
     return (b"768" in data or b"512" in data or b"312" in data) and _DIM_NUMBER.search(data) is not None
 
+
 # Org prefixes for which "<org>/jina-embeddings-v3" is a real id: Jina's HF org and LiteLLM's provider.
 REWRITABLE_ORGS = frozenset({"", "jinaai", "jina_ai"})
 
@@ -188,7 +189,7 @@ def _command_bounds(text: str, offset: int) -> tuple[int, int]:
 def text_requests(text: str) -> list[TextRequest]:
     out = []
     for m in _ENDPOINT.finditer(text):
-        after = text[m.end():m.end() + 600]
+        after = text[m.end() : m.end() + 600]
         start = -1
         if a := _AXIOS_BODY.search(after):
             start = m.end() + a.start(1)

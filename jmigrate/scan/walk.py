@@ -151,6 +151,10 @@ class Source:
             .decode("utf-8", errors="ignore")
         )
 
+    def where(self, offset: int) -> str:
+        """A place for people: "line 14" (notebook cells say which cell)."""
+        return f"line {self.position(offset)[0]}"
+
     def line_text(self, line: int) -> str:
         starts = self.line_starts
         end = starts[line] if line < len(starts) else len(self.text)
