@@ -119,6 +119,19 @@ def test_symlink_inside_the_root_writes_the_real_file_and_keeps_the_link(tmp_pat
     assert (tmp_path / "real.py").read_text() == f'M = "{NEW}"\n'
 
 
+def test_a_plan_of_a_single_file_writes_only_that_file(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(f'M = "{OLD}"\n')
+    (tmp_path / "other.py").write_text(f'M = "{OLD}"\n')
+    f = finding("m.py", f'M = "{OLD}"\n')
+    other = finding("other.py", f'M = "{OLD}"\n')
+    hashes = {n: hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("m.py", "other.py")}
+    with pytest.raises(InputError, match="single file"):
+        apply(PlanResult(str(tmp_path / "m.py"), [f, other], [], 1, 0, hashes))
+    apply(PlanResult(str(tmp_path / "m.py"), [f], [], 1, 0, hashes))
+    assert (tmp_path / "m.py").read_text() == f'M = "{NEW}"\n'
+    assert (tmp_path / "other.py").read_text() == f'M = "{OLD}"\n'
+
+
 @pytest.mark.parametrize("bad", ["../m.py", "/etc/passwd", "a/../../m.py", "C:/m.py", "a\\..\\m.py"])
 def test_paths_that_could_leave_the_root_are_refused(tmp_path: Path, bad: str) -> None:
     (tmp_path / "m.py").write_text(f'M = "{OLD}"\n')

@@ -139,6 +139,8 @@ def test_diff_prints_a_patch_and_changes_nothing(repo: Path, capsys: pytest.Capt
     assert "+++ b/app/embed_api.py\n" in unsafe_diff
     assert '+            "model": "jina-embeddings-v3",' in unsafe_diff
     assert snapshot(repo) == before
+    code, out, err = run(capsys, "plan", str(repo), "--diff", "--format", "json")
+    assert code == 2 and out == "" and "cannot be combined" in err
 
 
 def _assert_everything_parses(root: Path) -> None:

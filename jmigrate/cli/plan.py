@@ -88,6 +88,10 @@ def plan_command(
     """
     from jmigrate.scan.plan import plan
 
+    if show_diff and fmt is not ReportFormat.text:
+        from jmigrate.errors import UsageError
+
+        raise UsageError("--diff prints a unified diff; it cannot be combined with --format")
     result = plan(path, select=_codes(select), ignore=_codes(ignore))
     if show_diff:
         from jmigrate.scan.apply import diff

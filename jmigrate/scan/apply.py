@@ -120,9 +120,22 @@ def check_relative_path(rel: str) -> None:
         raise InputError(f"refusing path {rel!r}: plan paths must be relative to the root, without '..'")
 
 
+def scan_base(root: str | Path) -> Path:
+    """The folder finding paths are relative to: the root itself, or its folder when a file was planned."""
+    path = Path(root)
+    return path.parent if path.is_file() else path
+
+
 def resolve_inside(root: Path, rel: str) -> Path:
-    """The real path of `rel` under `root`; an error if it (or a symlink on the way) leaves the root."""
+    """The real path of `rel` under `root`; an error if it (or a symlink on the way) leaves the root.
+
+    When `root` is a single file, that file is the only path allowed.
+    """
     check_relative_path(rel)
+    if Path(root).is_file():
+        if rel != Path(root).name:
+            raise InputError(f"refusing {rel}: the plan was made for the single file {root}")
+        root = Path(root).parent
     real_root = Path(os.path.realpath(root))
     real = Path(os.path.realpath(real_root / rel))
     if not real.is_relative_to(real_root):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jmigrate import __version__
+from jmigrate.scan.apply import scan_base
 from jmigrate.scan.finding import Applicability, Finding, PlanResult
 from jmigrate.scan.render.summary import recommendation_text, sorted_findings
 
@@ -123,7 +123,7 @@ def sarif_log(result: PlanResult) -> dict[str, Any]:
                 # Columns and char offsets count Unicode code points, as Python strings do (SARIF's default
                 # is UTF-16 code units, which differ for characters outside the BMP).
                 "columnKind": "unicodeCodePoints",
-                "originalUriBaseIds": {ROOT_ID: {"uri": Path(result.root).resolve().as_uri() + "/"}},
+                "originalUriBaseIds": {ROOT_ID: {"uri": scan_base(result.root).resolve().as_uri() + "/"}},
                 "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
                 "results": [_result(f, index) for f in sorted_findings(result)],
             }
