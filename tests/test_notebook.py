@@ -127,7 +127,8 @@ def test_names_flow_from_cell_to_cell(tmp_path: Path) -> None:
         (
             "code",
             lines(
-                f'from sentence_transformers import SentenceTransformer, util\nm = SentenceTransformer("jinaai/{V2}")'
+                "from sentence_transformers import SentenceTransformer, util\n"
+                f'm = SentenceTransformer("jinaai/{V2}")'
             ),
         ),
         ("markdown", ["Compare tickets\n"]),
