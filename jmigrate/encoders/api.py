@@ -522,7 +522,8 @@ class JinaAPIEncoder(Encoder):
         widths = {len(r) for r in rows}
         expected = self._expected_dims(dimensions)
         if len(widths) != 1 or (expected is not None and widths != {expected}):
-            raise _Retryable(f"HTTP 200 with {sorted(widths)}-dim embeddings, expected {expected}")
+            got = "/".join(str(w) for w in sorted(widths))
+            raise _Retryable(f"HTTP 200 with {got}-dim embeddings, expected {expected}")
         m = np.stack(rows)
         if not np.isfinite(m).all():
             raise _Retryable("HTTP 200 with NaN or infinite values")
