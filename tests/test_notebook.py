@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,30 @@ def test_a_broken_cell_does_not_cost_the_other_cells_their_fixes(tmp_path: Path)
         (3, Applicability.UNSAFE),
     ]
     assert [s.reason for s in result.skipped] == ["cell 2: syntax error at line 1: invalid syntax"]
+
+
+def test_applying_every_notebook_fix_gives_parsing_cells_and_only_manual_findings(tmp_path: Path) -> None:
+    code = (
+        "import requests\n"
+        "def index_docs(docs):\n"
+        "    return requests.post('https://api.jina.ai/v1/embeddings', json={'model': "
+        f"'{V2}', 'input': docs, 'normalized': True, 'encoding_format': 'float'}})\n"
+    )
+    second = (
+        "from langchain_community.embeddings import JinaEmbeddings\n"
+        f"emb = JinaEmbeddings(model_name='{V2}')\n"
+    )
+    path = tmp_path / "fix.ipynb"
+    path.write_text(
+        notebook(("code", lines(code)), ("code", lines(second)), ensure_ascii=True), encoding="utf-8"
+    )
+    first = plan(path)
+    assert {f.code for f in first.findings} == {"JM101", "JM201", "JM202", "JM203", "JM301"}
+    edits = [e for f in first.findings for e in f.edits]
+    fixed = apply(path.read_text(encoding="utf-8"), edits)
+    path.write_text(fixed, encoding="utf-8")
+    for cell in json.loads(fixed)["cells"]:
+        ast.parse("".join(cell["source"]))
+    again = plan(path)
+    assert again.findings == []  # JM301 was about the v2 model; an explicit v3 model is not reported
+    assert "'task': 'retrieval.passage'" in "".join(json.loads(fixed)["cells"][0]["source"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jmigrate.errors import InputError
 from jmigrate.scan.finding import Applicability
@@ -159,3 +162,21 @@ def test_a_single_file_can_be_planned_and_a_missing_path_is_an_input_error(tmp_p
     assert [f.path for f in plan(path).findings] == ["one.py"]
     with pytest.raises(InputError, match="no such file"):
         plan(tmp_path / "missing")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+    word=st.text(alphabet="aé日𝄞 b", min_size=1, max_size=8),
+)
+def test_ast_byte_columns_convert_to_character_offsets(prefix: str, word: str) -> None:
+    # ast reports UTF-8 byte columns; Source.offset must agree with the stdlib's own segment extraction.
+    from jmigrate.scan.python import PyModule
+    from jmigrate.scan.walk import Source
+
+    source = f"x = {prefix!r}; y = [{word!r}, {word!r}]\r\nz = f({word!r})\n"
+    mod = PyModule.parse(Source("t.py", source, "python"))
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.Constant):
+            start, end = mod.span(node)
+            assert source[start:end] == ast.get_source_segment(source, node)
