@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from pathlib import Path
@@ -23,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "late_chunking": False, "chunk_by": None, "chunk_size": 512, "chunk_overlap": 0, "concurrency": 8,
     "rpm": None, "tpm": None, "price_per_mtok": None, "limit": None, "on_long": "reject",
     "api_url": None, "model_path": None, "id_column": None, "text_column": None, "metadata_columns": None,
-    "store_text": True, "shard_rows": 100_000, "unit_rows": 256, "allow_download": False,
+    "store_text": True, "shard_rows": 100_000, "unit_rows": 256, "allow_download": False, "batch_size": None,
 }
 ENCODERS = ("api", "onnx", "openai", "fake")
 
@@ -69,6 +68,13 @@ def register(app: typer.Typer) -> None:
                                         help="Local ONNX model folder (--encoder onnx)."),
         config: Path = typer.Option(None, "--config", help="jmigrate.toml ([reindex] table) or a plan JSON "
                                                            "file from `jmigrate plan --format json`."),
+        allow_download: bool = typer.Option(None, "--allow-download/--no-download",
+                                            help="Let --encoder onnx fetch the model from the HF Hub."),
+        batch_size: int = typer.Option(None, "--batch-size", help="Inputs per request.", hidden=True),
+        unit_rows: int = typer.Option(None, "--unit-rows", help="Source rows per journalled unit.",
+                                      hidden=True),
+        shard_rows: int = typer.Option(None, "--shard-rows", help="Output rows per Parquet shard.",
+                                       hidden=True),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (for CI)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
@@ -80,7 +86,8 @@ def register(app: typer.Typer) -> None:
             concurrency=concurrency, rpm=rpm, tpm=tpm, price_per_mtok=price_per_mtok, limit=limit,
             id_column=id_column, text_column=text_column, api_url=api_url, model_path=model_path,
             metadata_columns=metadata_columns.split(",") if metadata_columns else None,
-            store_text=False if no_text else None,
+            store_text=False if no_text else None, allow_download=allow_download, batch_size=batch_size,
+            unit_rows=unit_rows, shard_rows=shard_rows,
         ).items() if v is not None}
         opts = resolve_options(given, config)
         code = run(source, opts, restart=restart, dry_run=dry_run, quiet=quiet, as_json=as_json,
@@ -153,11 +160,11 @@ def open_encoder(opts: dict[str, Any], api_key: str | None) -> Encoder:
         return FakeEncoder(model=opts["model"], dims=info.dims if info else 1024)
     from jmigrate.encoders.factory import open_encoder as factory
 
-    kwargs: dict[str, Any] = dict(api_url=opts.get("api_url") or os.environ.get("JMIGRATE_API_URL"),
-                                  api_key=api_key, concurrency=opts["concurrency"], rpm=opts.get("rpm"),
-                                  tpm=opts.get("tpm"), model_path=opts.get("model_path"),
-                                  allow_download=bool(opts.get("allow_download")))
-    return factory(kind, opts["model"], **kwargs)
+    model_path = opts.get("model_path")
+    return factory(kind, opts["model"], api_url=opts.get("api_url"), api_key=api_key,
+                   concurrency=int(opts["concurrency"]), rpm=opts.get("rpm"), tpm=opts.get("tpm"),
+                   model_path=str(model_path) if model_path else None,
+                   allow_download=bool(opts.get("allow_download")), batch_size=opts.get("batch_size"))
 
 
 def make_settings(opts: dict[str, Any], encoder: Encoder) -> Settings:

@@ -601,8 +601,10 @@ class _Run:
     def _open_shard(self, first: Unit | None) -> ShardWriter:
         index = len(self.manifest["shards"])
         kv = {"jmigrate.manifest": {k: v for k, v in self.manifest.items()
+                                    # run-specific fields are left out so a shard's bytes depend
+                                    # only on the source and the settings (resumed == uninterrupted)
                                     if k not in ("shards", "rows", "status", "checkpoint", "usage",
-                                                 "finished_at")},
+                                                 "started_at", "finished_at")},
               "jmigrate.shard": {"index": index, "first_unit": first.index if first else 0,
                                  "first_row": first.first_row if first else 0}}
         return ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)

@@ -1,0 +1,102 @@
+"""Crash safety: SIGKILL `python -m jmigrate reindex` at random moments, again and again, against the
+loopback API stub; the final index must equal an uninterrupted run's and finished work must not be
+paid for twice (at most what was in flight at each kill)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from jmigrate.testing.server import StubServer, stub_vectors
+
+KEY = "jina_crash_test_key"
+CONCURRENCY, BATCH, UNIT = 2, 8, 16
+KILLS = 18
+
+
+def corpus(path: Path, n: int = 1600) -> None:
+    rng = random.Random(7)
+    words = "refund invoice password login export api key limit order delivery account plan".split()
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))
+            if i % 97 == 13:
+                text = ""  # rejected, and must be rejected exactly once
+            rid = f"doc{i}" if i % 211 != 50 else "doc1"  # a few duplicate ids
+            f.write(json.dumps({"id": rid, "text": text, "n": i}) + "\n")
+
+
+def command(src: Path, out: Path, url: str) -> list[str]:
+    return [sys.executable, "-m", "jmigrate", "reindex", str(src), "--out", str(out), "--encoder", "api",
+            "--api-url", url, "--concurrency", str(CONCURRENCY), "--batch-size", str(BATCH),
+            "--unit-rows", str(UNIT), "--shard-rows", "200", "--dimensions", "256", "--quiet"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "JINA_API_KEY": KEY}
+
+
+def read(out: Path) -> tuple[list[dict], np.ndarray, str, dict]:
+    t = pq.read_table(sorted(out.glob("part-*.parquet")))
+    vectors = np.stack(t.column("vector").to_numpy(zero_copy_only=False))
+    manifest = json.loads((out / "manifest.json").read_text())
+    return t.drop_columns(["vector"]).to_pylist(), vectors, (out / "rejects.jsonl").read_text(), manifest
+
+
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    src = tmp_path / "corpus.jsonl"
+    corpus(src)
+    with StubServer(api_key=KEY, latency=0.03) as ref_srv:
+        done = subprocess.run(command(src, tmp_path / "ref", ref_srv.url), env=env(), capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 1, done.stderr  # 1: some rows rejected
+        ref_inputs, ref_requests = ref_srv.stats.inputs, len(ref_srv.stats.embedding_records())
+    ref = read(tmp_path / "ref")
+
+    out = tmp_path / "crashy"
+    rng = random.Random(1234)
+    kills = 0
+    with StubServer(api_key=KEY, latency=0.03) as srv:
+        finished = False
+        while kills < KILLS and not finished:
+            proc = subprocess.Popen(command(src, out, srv.url), env=env(), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.3, 1.6))  # start-up, reading, encoding, committing: anywhere
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=60)
+            finished = proc.returncode in (0, 1)
+            if (out / "manifest.json").exists():  # atomic writes: always a whole manifest
+                assert json.loads((out / "manifest.json").read_text())["format"] == "jmigrate-index"
+        last = subprocess.run(command(src, out, srv.url), env=env(), capture_output=True, text=True,
+                              timeout=300)
+        assert last.returncode == 1, last.stderr
+        inputs, requests = srv.stats.inputs, len(srv.stats.embedding_records())
+    assert kills >= 15, "the corpus finished too early for the kills to mean much"
+
+    rows, vectors, rejects, manifest = read(out)
+    ids = [(r["id"], r["n"]) for r in rows]
+    assert len(ids) == len(set(ids)), "a row was written twice"
+    assert rows == ref[0]
+    np.testing.assert_array_equal(vectors, ref[1])
+    assert rejects == ref[2]
+    assert manifest["rows"] == ref[3]["rows"] and manifest["status"] == "complete"
+    assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in ref[3]["shards"]]
+    # the vectors are the stub's answer for each text (not just equal to the reference run)
+    want = stub_vectors("jina-embeddings-v3", [r["text"] for r in rows[:20]], task="retrieval.passage",
+                        dimensions=256)
+    np.testing.assert_allclose(vectors[:20], want, atol=1e-6)
+    # Paying again is bounded by what was in flight at each kill: at most one encode call of
+    # CONCURRENCY requests (up to CONCURRENCY*BATCH texts plus one unit) per kill.
+    assert inputs <= ref_inputs + kills * (CONCURRENCY * BATCH + UNIT)
+    assert requests <= ref_requests + kills * (CONCURRENCY + 2)
