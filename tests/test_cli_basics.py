@@ -23,3 +23,14 @@ def test_unknown_command_is_usage_error(capsys) -> None:  # type: ignore[no-unty
 
 def test_error_classes_carry_exit_codes() -> None:
     assert JMigrateError.exit_code == UsageError.exit_code == CheckpointError.exit_code == 2
+
+
+def test_command_exit_codes_reach_the_shell() -> None:
+    # `verify` exits 2 for a missing index; the code must survive main() and the process.
+    out = subprocess.run(
+        [sys.executable, "-m", "jmigrate", "verify", "--v2", "/nonexistent", "--v3", "/nonexistent",
+         "--queries", "/nonexistent"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip()

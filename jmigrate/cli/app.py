@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from jmigrate.cli.console import debug_enabled
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode Click returns a `typer.Exit` code instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except JMigrateError as e:
         if debug_enabled():
             err_console.print_exception()
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             show(file=sys.stderr)
             return 2
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def run() -> None:
