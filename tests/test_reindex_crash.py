@@ -100,3 +100,26 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     # CONCURRENCY requests (up to CONCURRENCY*BATCH texts plus one unit) per kill.
     assert inputs <= ref_inputs + kills * (CONCURRENCY * BATCH + UNIT)
     assert requests <= ref_requests + kills * (CONCURRENCY + 2)
+
+
+def test_dry_run_sends_nothing_and_the_key_is_never_echoed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from jmigrate.cli.app import main
+
+    src = tmp_path / "corpus.jsonl"
+    corpus(src, 300)
+    secret = "jina_do_not_print_me"
+    with StubServer(api_key=KEY) as srv:
+        assert main(["reindex", str(src), "--out", str(tmp_path / "o"), "--encoder", "api", "--api-url",
+                     srv.url, "--api-key", secret, "--dry-run", "--json", "--price-per-mtok", "0.05"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert srv.stats.requests == 0
+        assert report["rows"]["source"] == 300 and report["tokens"] > 0 and report["cost"] > 0
+        assert not (tmp_path / "o").exists()
+        # a wrong key fails fast (401, not retried), with a message that does not contain it
+        code = main(["reindex", str(src), "--out", str(tmp_path / "o"), "--encoder", "api", "--api-url",
+                     srv.url, "--api-key", secret])
+        captured = capsys.readouterr()
+        assert code == 2
+        assert secret not in captured.out + captured.err
+        assert secret not in (tmp_path / "o" / "manifest.json").read_text()
+        assert srv.stats.by_status[401] >= 1
