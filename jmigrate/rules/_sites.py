@@ -98,7 +98,9 @@ class Sites:
             if last_part(name) not in ("post", "request", "fetch"):
                 continue
             url_kw = kwarg(call, "url")
-            url_expr = url_kw.value if url_kw else (call.args[0] if call.args else None)
+            # post(url, ...) / request("POST", url, ...)
+            url_at = 1 if last_part(name) == "request" else 0
+            url_expr = url_kw.value if url_kw else (call.args[url_at] if len(call.args) > url_at else None)
             url = mod.constant_value(url_expr)
             if isinstance(url_expr, ast.JoinedStr):
                 url = mod.segment(url_expr)
