@@ -105,6 +105,8 @@ def test_plan_markdown_and_output_file(
     assert f"wrote {report}" in err and " findings in " in err
     md = report.read_text("utf-8")
     assert "### Checklist" in md and "| File | Line | Rule |" in md and "`app/embed_api.py`" in md
+    code, out, err = run(capsys, "plan", str(repo), "-o", str(tmp_path / "no-such-dir" / "r.txt"))
+    assert code == 2 and "cannot write" in err
 
 
 def test_select_and_ignore(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

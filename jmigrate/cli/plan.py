@@ -53,7 +53,12 @@ def _emit(text: str, output: Path | None) -> None:
         return
     from jmigrate.scan.apply import write_atomic
 
-    write_atomic(output, text.encode("utf-8"))
+    try:
+        write_atomic(output, text.encode("utf-8"))
+    except OSError as e:
+        from jmigrate.errors import UsageError
+
+        raise UsageError(f"cannot write {output}: {e.strerror or e}") from e
     _say(f"wrote {output}")
 
 

@@ -349,7 +349,13 @@ def apply(result: PlanResult, unsafe: bool = False, dry_run: bool = False) -> Ap
     prepared = _prepare(result, unsafe, report)
     for p in prepared:
         if not dry_run:
-            write_atomic(p.target, p.new_bytes, hashlib.sha256(p.original).hexdigest())
+            try:
+                write_atomic(p.target, p.new_bytes, hashlib.sha256(p.original).hexdigest())
+            except OSError as e:
+                # The files before this one are written (each atomically); say which, so a rerun is informed.
+                done = ", ".join(c.path for c in report.changed) or "none"
+                raise InputError(f"{p.rel}: cannot write ({e.strerror or e}); left unchanged. Already "
+                                 f"written: {done}. Plan again after fixing the cause") from e
         report.changed.append(FileChange(p.rel, p.findings, p.edits))
     report.written = not dry_run and bool(prepared)
     return report
