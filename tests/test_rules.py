@@ -135,3 +135,18 @@ def test_result_is_sorted_and_carries_notes_and_hashes() -> None:
     assert result.files_scanned == len(FIXTURE_FILES)
     first = result.findings[0]
     assert first.to_dict()["applicability"] in ("safe", "unsafe", "manual") and first.rule
+
+
+def test_ids_that_cannot_simply_be_renamed_are_manual() -> None:
+    by_line = {f.line: f for f in plan(FIXTURES / "JM101.py", select=["JM101"]).findings}
+    source = (FIXTURES / "JM101.py").read_text(encoding="utf-8").splitlines()
+
+    def finding(marker: str) -> Applicability:
+        return by_line[next(i for i, s in enumerate(source, 1) if s.startswith(marker))].applicability
+
+    assert finding("MODEL =") is Applicability.UNSAFE
+    assert finding("HF_ID =") is Applicability.UNSAFE
+    assert finding("MIRROR =") is Applicability.MANUAL  # Xenova has no v3 mirror
+    assert finding("XENOVA_AT_RUNTIME =") is Applicability.MANUAL  # "Xenova/{}".format(...)
+    assert finding("JINAAI_AT_RUNTIME =") is Applicability.UNSAFE
+    assert finding("PINNED =") is Applicability.MANUAL  # revision= pins a v2 commit

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from jmigrate.models import V3, Model
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
-from jmigrate.scan.python import PyModule, call_name, last_part
+from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
 from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
 from jmigrate.scan.text import ModelMatch, model_matches
 
@@ -33,16 +33,17 @@ NO_V3_LOADERS = {"TextEmbedding"}
 OWNED_ORGS = {"jina_ai", "jina"}  # fastembed ships no v3 (it has no LoRA task adapters)
 
 
-def site(ctx: FileContext, match: ModelMatch) -> tuple[ast.AST | None, str]:
-    """The Python node holding the match (string literal, else None) and the call it is passed to."""
+def site(ctx: FileContext, match: ModelMatch) -> tuple[ast.AST | None, str, bool]:
+    """The Python string literal holding the match (None in comments and other files), the name of the
+    call it is passed to, and whether that call pins a revision of the v2 repository."""
     mod = ctx.py
-    if mod is None:
-        return None, ""
-    node = mod.string_at(match.start)
-    if node is None:
-        return None, ""
+    node = mod.string_at(match.start) if mod is not None else None
+    if mod is None or node is None:
+        return None, "", False
     call = mod.enclosing_call(node)
-    return node, call_name(call) if call is not None else ""
+    if call is None:
+        return node, "", False
+    return node, call_name(call), kwarg(call, "revision", "code_revision") is not None
 
 
 def runtime_org(mod: PyModule, node: ast.AST) -> str:
@@ -88,7 +89,7 @@ def model_findings(
     for match in model_matches(text):
         if not wanted(match.model) or match.org in OWNED_ORGS:
             continue
-        node, called = site(ctx, match)
+        node, called, pinned = site(ctx, match)
         if node is not None and not match.org and ctx.py is not None:
             # "Xenova/{}".format("jina-...") or "Xenova/" + "jina-...": the org is added at run time.
             match = dataclasses.replace(match, org=runtime_org(ctx.py, node))
@@ -96,7 +97,8 @@ def model_findings(
         guess = guess_for(ctx, node) if match.model.replacement else None
         edits = []
         applicability = Applicability.MANUAL
-        if rewrite and match.rewritable and last_part(called) not in NO_V3_LOADERS:
+        # A pinned revision names a commit of the v2 repository: swapping only the name would break it.
+        if rewrite and match.rewritable and last_part(called) not in NO_V3_LOADERS and not pinned:
             edits = [Edit(match.name_start, match.end, V3)]
             # Changing the model changes every vector: never safe without re-embedding the corpus.
             applicability = Applicability.UNSAFE

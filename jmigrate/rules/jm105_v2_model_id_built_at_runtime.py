@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
-from jmigrate.scan.text import PARTIAL_V2
+from jmigrate.scan.text import PARTIAL_V2, model_matches
 
 
 @rule(
@@ -40,3 +41,20 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             "instead of choosing a size/language), unless it selects jina-embeddings-v2-base-code",
             Applicability.MANUAL,
         )
+    mod = ctx.py
+    if mod is None:
+        return
+    # "jina-embeddings-" "v2-base-en": adjacent literals that Python joins into a v2 id.
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "jina-embedding" in node.value:
+            start, end = mod.span(node)
+            for match in model_matches(node.value):
+                if match.model.name not in text[start:end]:
+                    yield ctx.finding(
+                        "JM105",
+                        start,
+                        end,
+                        f"{match.model.name} assembled from adjacent string literals",
+                        f'Write the id in one piece: "{match.model.replacement or match.model.name}"',
+                        Applicability.MANUAL,
+                    )
