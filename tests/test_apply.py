@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jmigrate.errors import InputError, StaleFileError
 from jmigrate.scan import apply as apply_mod
@@ -236,3 +238,36 @@ def test_saved_plan_round_trips_and_is_checked(tmp_path: Path) -> None:
     saved.write_text("{not json")
     with pytest.raises(InputError, match="not a JSON plan"):
         load_plan(saved, root)
+
+
+@given(
+    text=st.lists(st.sampled_from(["a", "é", "€", "🙂", " ", "\n", "\r\n", "\t", '"']), max_size=40).map(
+        "".join
+    ),
+    cuts=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8), st.text("xyz€", max_size=5)), max_size=5),
+    bom=st.booleans(),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_non_overlapping_edits_keep_every_other_byte(
+    tmp_path: Path, text: str, cuts: list[tuple[int, int, str]], bom: bool
+) -> None:
+    edits, last = [], 0
+    for start, length, repl in sorted(cuts):
+        start = max(start, last)
+        end = min(start + length, len(text))
+        if start > len(text):
+            break
+        edits.append(Edit(start, end, repl))
+        last = end + 1
+    path = tmp_path / "notes.txt"
+    encoding = "utf-8-sig" if bom else "utf-8"
+    path.write_bytes(text.encode(encoding))
+    findings = [Finding("JM101", "r", "notes.txt", 1, 1, 1, 1, "m", "t", Applicability.SAFE, [e])
+                for e in edits]
+    apply(plan_for(tmp_path, findings))
+    expected, pos = "", 0
+    for e in edits:
+        expected += text[pos : e.start] + e.replacement
+        pos = e.end
+    expected += text[pos:]
+    assert path.read_bytes() == expected.encode(encoding)
