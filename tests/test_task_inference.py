@@ -151,3 +151,21 @@ def test_javascript_files_are_judged_by_the_calls_they_make(tmp_path: Path) -> N
     )
     rec = recommend(tmp_path, source, "q.ts")
     assert rec["task"] == "retrieval.query" and "embedQuery on line 2" in str(rec["task_reason"])
+
+
+def test_http_request_recommendation_names_the_fields_to_drop(tmp_path: Path) -> None:
+    source = (
+        "import requests\n"
+        "def index_chunks(chunks):\n"
+        '    body = {"model": "jina-embeddings-v2-small-en", "input": chunks, "normalized": True,\n'
+        '            "encoding_format": "float"}\n'
+        '    return requests.post("https://api.jina.ai/v1/embeddings", json=body)\n'
+    )
+    (tmp_path / "r.py").write_text(source, encoding="utf-8")
+    [request] = plan(tmp_path / "r.py", select=["JM201"]).findings
+    rec = request.recommendation
+    assert rec["task"] == "retrieval.passage" and rec["task_reason"] == "called in function index_chunks()"
+    assert rec["drop_fields"] == ["encoding_format", "normalized"]
+    assert rec["from_model"] == "jina-embeddings-v2-small-en"
+    assert rec["dimensions"] == {"default": 1024, "keep_schema": 512}
+    assert request.edits[0].replacement == ', "task": "retrieval.passage"'

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from typing import Any
 
 from jmigrate.models import V3
 from jmigrate.rules._requests import other_requests, python_requests
@@ -11,8 +13,10 @@ from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.python import dict_key
-from jmigrate.scan.tasks import infer_python, infer_text
+from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
+from jmigrate.scan.text import model_matches
 
+V2_FIELDS = {"normalized", "encoding_format", "encoding_type"}
 MESSAGE = "request to api.jina.ai/v1/embeddings without a task (v2 payload)"
 
 
@@ -55,6 +59,10 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             model_at = dict_key(payload, "model")
             edits = [add_dict_entry(mod, payload, "task", guess.task, -1 if model_at is None else model_at)]
         start, end = mod.span(req.call.func)
+        py_keys: set[object] = {
+            k.value for k in (payload.keys if payload else []) if isinstance(k, ast.Constant)
+        }
+        model_value = mod.constant_value(payload.values[model]) if payload and model is not None else None
         yield ctx.finding(
             "JM201",
             start,
@@ -63,7 +71,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,
-            {"model": V3, "task": guess.task, "task_reason": guess.reason},
+            _recommendation(model_value, guess, py_keys),
         )
     text = ctx.src.text
     for treq in other_requests(ctx):
@@ -84,5 +92,22 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,
-            {"model": V3, "task": guess.task, "task_reason": guess.reason},
+            _recommendation(
+                text[keys["model"][1] : keys["model"][2]] if "model" in keys else None,
+                guess,
+                set[object](keys),
+            ),
         )
+
+
+def _recommendation(model_value: object, guess: TaskGuess, keys: set[object]) -> dict[str, Any]:
+    """The v3 settings for this request: those of the v2 model it names, the inferred task, and the
+    v2-era fields to drop."""
+    drop = sorted(k for k in keys if k in V2_FIELDS)
+    matches = list(model_matches(model_value)) if isinstance(model_value, str) else []
+    if matches and matches[0].model.replacement:
+        return recommendation(matches[0].model, guess, drop_fields=drop)
+    rec: dict[str, Any] = {"model": V3, "task": guess.task, "task_reason": guess.reason}
+    if drop:
+        rec["drop_fields"] = drop
+    return rec
