@@ -69,7 +69,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
         finished = False
         while kills < KILLS and not finished:
             proc = subprocess.Popen(command(src, out, srv.url), env=env(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
+                                    stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.3, 1.6))  # start-up, reading, encoding, committing: anywhere
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
