@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jmigrate.errors import UsageError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
@@ -150,3 +153,79 @@ def test_ids_that_cannot_simply_be_renamed_are_manual() -> None:
     assert finding("XENOVA_AT_RUNTIME =") is Applicability.MANUAL  # "Xenova/{}".format(...)
     assert finding("JINAAI_AT_RUNTIME =") is Applicability.UNSAFE
     assert finding("PINNED =") is Applicability.MANUAL  # revision= pins a v2 commit
+
+
+PIECES = [
+    "jina-embeddings-v2-base-en",
+    "jinaai/",
+    "Xenova/",
+    "jina_ai/",
+    "jina/",
+    "jina-embeddings-v2-",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    '"',
+    "'",
+    "`",
+    "\\",
+    ",",
+    ":",
+    "=",
+    " ",
+    "\n",
+    "\r\n",
+    "\r",
+    "768",
+    "512",
+    "vector(",
+    "size: ",
+    "dims",
+    "dense_vector",
+    "api.jina.ai/v1/embeddings",
+    "JSON.stringify(",
+    "-d '",
+    "normalized",
+    "encoding_format",
+    "task",
+    "model",
+    "new JinaEmbeddings(",
+    "JinaEmbeddings(",
+    "requests.post(",
+    "json=",
+    "text2vec-jinaai",
+    '"service": "jinaai"',
+    "base_url=https://api.jina.ai",
+    "é",
+    "日本",
+    "\t",
+    "#",
+    "//",
+    "def f():\n    return ",
+    "assert x.shape[1] == ",
+    "EMBEDDING_DIM=",
+    "np.zeros((n, ",
+    "embed_query(",
+    "%pip",
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    parts=st.lists(st.sampled_from(PIECES), max_size=40),
+    suffix=st.sampled_from([".py", ".ts", ".yaml", ".sh", ".sql", ".env", ".md", ".json", ".ipynb"]),
+)
+def test_no_input_crashes_plan(tmp_path: Path, parts: list[str], suffix: str) -> None:
+    text = "".join(parts)
+    if suffix == ".ipynb":  # a well-formed notebook around the random code (broken JSON is tested elsewhere)
+        text = json.dumps({"cells": [{"cell_type": "code", "source": [text]}], "metadata": {}})
+    path = tmp_path / f"f{suffix}"
+    path.write_text(text, encoding="utf-8", newline="")
+    result = plan(path)
+    decoded = decode_bytes(path.read_bytes(), language_of(path.name))[0]
+    for f in result.findings:  # every position and edit points inside the file
+        assert 1 <= f.line <= f.end_line and f.column >= 1
+        assert all(0 <= e.start <= e.end <= len(decoded) for e in f.edits)

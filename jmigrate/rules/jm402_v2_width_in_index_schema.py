@@ -115,7 +115,7 @@ def _enclosing_block(text: str, offset: int) -> str:
                 end = balanced_end(text, i)
                 return text[max(0, i - 80) : end if end > 0 else offset + 300]
             depth -= 1
-    lines = text.splitlines()
+    lines = text.split("\n")  # the same line breaks as the count below
     row = text.count("\n", 0, offset)
 
     def indent(line: str) -> int:
