@@ -226,6 +226,12 @@ def _help(cmd: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monk
     return "\n".join(line.rstrip() for line in out.splitlines()).strip("\n") + "\n"
 
 
+def _words(help_text: str) -> list[str]:
+    """The words of a help text: another Typer/Rich version may draw boxes or wrap lines differently,
+    but an option, a default or a sentence that changed still shows."""
+    return re.sub(r"[\u2500-\u257f]", " ", help_text).split()
+
+
 def test_help_in_docs_matches_the_cli(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,7 +243,7 @@ def test_help_in_docs_matches_the_cli(
     documented = {m["cmd"]: m["body"] for m in HELP_BLOCK.finditer(doc)}
     assert set(documented) >= set(DOCUMENTED)
     for cmd in DOCUMENTED:
-        assert documented[cmd] == current[cmd], (
+        assert _words(documented[cmd]) == _words(current[cmd]), (
             f"docs/cli.md is out of date for `jmigrate {cmd} --help`; "
             "run JMIGRATE_UPDATE_DOCS=1 pytest tests/test_cli_plan.py -k help"
         )
