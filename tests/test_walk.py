@@ -180,3 +180,22 @@ def test_ast_byte_columns_convert_to_character_offsets(prefix: str, word: str) -
         if isinstance(node, ast.Constant):
             start, end = mod.span(node)
             assert source[start:end] == ast.get_source_segment(source, node)
+
+
+def test_gitignore_files_above_the_root_apply_inside_a_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    write(repo, ".gitignore", "generated/\n")
+    write(repo, "services/.gitignore", "api/*.tmp.py\n")
+    write(repo, "services/api/generated/client.py", LINE)
+    write(repo, "services/api/cache.tmp.py", LINE)
+    write(repo, "services/api/app.py", LINE)
+    assert found_paths(repo / "services" / "api") == {"app.py"}
+    # Outside a repository, a .gitignore in a folder above the scanned one is not applied.
+    plain = tmp_path / "plain"
+    write(plain, ".gitignore", "*.py\n")
+    write(plain, "sub/app.py", LINE)
+    assert found_paths(plain / "sub") == {"app.py"}
+    # A folder the repository ignores is still scanned when it is the one asked for.
+    write(repo, "services/api/generated/more.py", LINE)
+    assert found_paths(repo / "services" / "api" / "generated") == {"client.py", "more.py"}

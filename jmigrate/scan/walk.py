@@ -175,6 +175,9 @@ class RawFile:
 class _Ignore:
     base: str  # folder of the .gitignore, relative to the root ("" for the root), with a trailing "/"
     spec: pathspec.GitIgnoreSpec
+    # For a .gitignore above the root (scanning a sub-folder of a repository): the root's path relative
+    # to that .gitignore's folder, put in front of the candidate path.
+    prefix: str = ""
 
 
 def _load_gitignore(folder: str, base: str) -> _Ignore | None:
@@ -193,7 +196,7 @@ def _ignored(rel: str, is_dir: bool, ignores: list[_Ignore]) -> bool:
     for ig in ignores:
         if not candidate.startswith(ig.base):
             continue
-        sub = candidate[len(ig.base) :]
+        sub = ig.prefix + candidate[len(ig.base) :]
         result = ig.spec.check_file(sub)
         if result.include is not None:
             verdict = bool(result.include)
@@ -206,7 +209,25 @@ def walk(root: str | Path, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Iterat
     if root_path.is_file():
         yield from _file(str(root_path), root_path.name, max_file_size)
         return
-    yield from _walk_dir(str(root_path), "", [], max_file_size)
+    yield from _walk_dir(str(root_path), "", _parent_gitignores(root_path), max_file_size)
+
+
+def _parent_gitignores(root: Path) -> list[_Ignore]:
+    """The .gitignore files between the repository's top folder (the one holding .git) and the root."""
+    out: list[_Ignore] = []
+    for parent in root.parents:
+        ig = _load_gitignore(str(parent), "")
+        if ig is not None:
+            ig.prefix = root.relative_to(parent).as_posix() + "/"
+            out.append(ig)
+        if (parent / ".git").exists():
+            out.reverse()  # outermost first: deeper files get the last word
+            # A folder the user names explicitly is scanned even if the repository ignores it.
+            verdicts = [
+                r.include for r in (ig.spec.check_file(ig.prefix) for ig in out) if r.include is not None
+            ]
+            return [] if verdicts and verdicts[-1] else out
+    return []  # not inside a repository: a .gitignore above the root is not ours to apply
 
 
 def _walk_dir(
