@@ -9,7 +9,7 @@ Two measurements in one run, on the same server:
 Throughput is counted in tokens the server accepted (200 answers), from the server's own counters.
 The server runs in its own process (like the real API, it does not share our interpreter's GIL).
 
-    .venv/bin/python bench/bench_api.py [--tpm 3600000] [--cap 16] [--batch 32] [--seconds 20] [--baseline-seconds 6]
+    .venv/bin/python bench/bench_api.py [--tpm 3600000] [--cap 16] [--batch 32] [--seconds 20]
 """
 
 from __future__ import annotations
