@@ -229,3 +229,23 @@ def test_no_input_crashes_plan(tmp_path: Path, parts: list[str], suffix: str) ->
     for f in result.findings:  # every position and edit points inside the file
         assert 1 <= f.line <= f.end_line and f.column >= 1
         assert all(0 <= e.start <= e.end <= len(decoded) for e in f.edits)
+
+
+def test_edits_of_different_rules_on_one_payload_compose(tmp_path: Path) -> None:
+    source = (
+        "import requests\n"
+        "def index_documents(docs):\n"
+        '    a = requests.post("https://api.jina.ai/v1/embeddings", json={"model": "jina-embeddings-v2-base-en",'
+        ' "normalized": True})\n'
+        "    b = requests.post('https://api.jina.ai/v1/embeddings', json={'normalized': True,\n"
+        "                      'model': 'jina-embeddings-v2-base-en', 'encoding_format': 'float', 'input': docs})\n"
+    )
+    path = tmp_path / "p.py"
+    path.write_text(source, encoding="utf-8")
+    fixed = apply_edits(source, [e for f in plan(path).findings for e in f.edits])
+    assert fixed.splitlines()[2:] == [
+        '    a = requests.post("https://api.jina.ai/v1/embeddings", json={"task": "retrieval.passage", '
+        '"model": "jina-embeddings-v3"})',
+        "    b = requests.post('https://api.jina.ai/v1/embeddings', json={'task': 'retrieval.passage',",
+        "                      'model': 'jina-embeddings-v3', 'embedding_type': 'float', 'input': docs})",
+    ]

@@ -168,4 +168,4 @@ def test_http_request_recommendation_names_the_fields_to_drop(tmp_path: Path) ->
     assert rec["drop_fields"] == ["encoding_format", "normalized"]
     assert rec["from_model"] == "jina-embeddings-v2-small-en"
     assert rec["dimensions"] == {"default": 1024, "keep_schema": 512}
-    assert request.edits[0].replacement == ', "task": "retrieval.passage"'
+    assert request.edits[0].replacement == '"task": "retrieval.passage", '  # in front of "model"

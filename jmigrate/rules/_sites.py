@@ -132,14 +132,20 @@ def dict_entry_span(mod: PyModule, d: ast.Dict, i: int) -> tuple[int, int]:
     return start, j + 1 if j < len(text) and text[j] == "," else end
 
 
-def add_dict_entry(mod: PyModule, d: ast.Dict, key: str, value: str, after: int = -1) -> Edit:
-    """Insert `"key": "value"` after entry `after` of a non-empty dict literal (string-quote style kept).
+def add_dict_entry(mod: PyModule, d: ast.Dict, key: str, value: str, before: int | None = None) -> Edit:
+    """Insert `"key": "value"` into a non-empty dict literal (string-quote style kept): in front of entry
+    `before` (the model, which no rule deletes), else after the last entry.
 
-    Inserting after an entry no other rule deletes (the model) keeps edits of different rules disjoint.
+    An insertion in front of a key never starts where another rule's deletion starts (a deletion that
+    reaches the model key ends there), so applying edits back to front cannot lose it.
     """
-    last = d.values[after]
-    quote = "'" if mod.segment(d.keys[after] or last).startswith("'") else '"'
-    return Edit(mod.end(last), mod.end(last), f", {quote}{key}{quote}: {quote}{value}{quote}")
+    anchor = d.keys[before] if before is not None else None
+    sample = d.keys[before if before is not None else -1] or d.values[-1]
+    quote = "'" if mod.segment(sample).startswith("'") else '"'
+    pair = f"{quote}{key}{quote}: {quote}{value}{quote}"
+    if anchor is not None:
+        return insert_before_key(mod.src.text, mod.start(anchor), pair)
+    return Edit(mod.end(d.values[-1]), mod.end(d.values[-1]), f", {pair}")
 
 
 def add_keyword(mod: PyModule, call: ast.Call, name: str, value: str) -> Edit:
@@ -170,3 +176,14 @@ def python_sites(ctx: FileContext, *kinds: str) -> tuple[Sites | None, list[Site
         return None, []
     sites = Sites(ctx, mod)
     return sites, sites.of_kind(*kinds)
+
+
+def insert_before_key(text: str, at: int, pair: str) -> Edit:
+    """Insert `pair` in front of the key at `at`: on a line of its own when that key starts its line."""
+    line_start = text.rfind("\n", 0, at) + 1
+    indent = text[line_start:at]
+    if not indent.strip():
+        newline = "\r\n" if text[max(0, line_start - 2) : line_start] == "\r\n" else "\n"
+        return Edit(at, at, f"{pair},{newline}{indent}")
+    return Edit(at, at, f"{pair}, ")
+

@@ -8,10 +8,10 @@ from typing import Any
 
 from jmigrate.models import V3
 from jmigrate.rules._requests import other_requests, python_requests
-from jmigrate.rules._sites import add_dict_entry
+from jmigrate.rules._sites import add_dict_entry, insert_before_key
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
-from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.python import dict_key
 from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
 from jmigrate.scan.text import model_matches
@@ -57,7 +57,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         edits = []
         if payload is not None and payload.keys and guess.task and None not in payload.keys:
             model_at = dict_key(payload, "model")
-            edits = [add_dict_entry(mod, payload, "task", guess.task, -1 if model_at is None else model_at)]
+            edits = [add_dict_entry(mod, payload, "task", guess.task, model_at)]
         start, end = mod.span(req.call.func)
         py_keys: set[object] = {
             k.value for k in (payload.keys if payload else []) if isinstance(k, ast.Constant)
@@ -81,9 +81,9 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         guess = infer_text(text)
         edits = []
         if treq.body_start >= 0 and guess.task and "model" in keys:
-            key_start, _, value_end = keys["model"]
+            key_start = keys["model"][0]  # in front of the model key (see add_dict_entry)
             quote = text[key_start] if text[key_start] in "\"'" else ""
-            edits = [Edit(value_end, value_end, f', {quote}task{quote}: "{guess.task}"')]
+            edits = [insert_before_key(text, key_start, f'{quote}task{quote}: "{guess.task}"')]
         yield ctx.finding(
             "JM201",
             treq.url_start,
