@@ -246,8 +246,6 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
         # SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: clean, resumable.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if progress:
-            progress.start()
         result = reindex(source, out, encoder, settings, restart=restart, stop=stop,
                          on_progress=progress.update if progress else None,
                          concurrency=int(opts["concurrency"]))
@@ -264,6 +262,8 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
             signal.signal(signal.SIGTERM, previous)
     m = result.manifest
     rows = m["rows"]
+    if result.already_complete and not quiet:
+        err_console.print(f"{out} is already complete: nothing to do (--restart to redo it)", highlight=False)
     usage = result.usage
     summary = {
         "out": str(out), "status": result.status, "rows": rows, "shards": len(m["shards"]),
@@ -279,12 +279,16 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
         err_console.print(
             f"{result.status}: {rows['written']:,} rows written from {rows['source']:,} source rows into "
             f"{len(m['shards'])} shard(s) in {out}; {usage.get('tokens', 0):,} tokens"
-            + (f", spend ${summary['cost']:.4f}" if summary["cost"] is not None else ""), highlight=False)
+            + (f", spend {money(summary['cost'])}" if summary["cost"] is not None else ""), highlight=False)
     if rows["rejected"]:
         err_console.print(f"[yellow]{rows['rejected']:,} row(s) rejected[/]; reasons in "
                           f"{out / 'rejects.jsonl'}", highlight=False)
         return 1
     return 0
+
+
+def money(x: float) -> str:
+    return f"${x:,.2f}" if x >= 1 else f"${x:.4f}" if x >= 0.01 else f"${x:.6f}"
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -317,11 +321,14 @@ class _Progress:
     def update(self, stats: Stats, encoder: Encoder) -> None:
         import time
 
+        if not self.started:
+            self.start()
         elapsed = max(1e-6, time.monotonic() - stats.started)
         rate = max(0, stats.source_rows - stats.resumed_rows) / elapsed
-        info = f"{rate:,.0f} rows/s · {stats.tokens:,} tok"
+        billed = encoder.usage.tokens  # what the server reported; the local count until it does
+        info = f"{rate:,.0f} rows/s · {billed or stats.tokens:,} tok"
         if self.price is not None:
-            info += f" · ${encoder.usage.tokens / 1e6 * self.price:,.4f}"
+            info += f" · {money(billed / 1e6 * self.price)}"
         info += f" · {encoder.usage.retries} retries · {stats.rejected:,} rejected"
         self.bar.update(self.task, completed=stats.source_rows, total=stats.total_rows,
                         of=f"{stats.total_rows:,}" if stats.total_rows is not None else "?", info=info)

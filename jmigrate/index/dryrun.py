@@ -84,7 +84,9 @@ def render(report: dict[str, Any], console: Any) -> None:
         f"~{report['requests']:,} requests",
     ]
     if report["cost"] is not None:
-        lines.append(f"  cost at ${report['price_per_mtok']}/M tokens: ${report['cost']:,.4f}")
+        cost = report["cost"]
+        lines.append(f"  cost at ${report['price_per_mtok']}/M tokens: ${cost:,.4f}" if cost >= 0.01
+                     else f"  cost at ${report['price_per_mtok']}/M tokens: ${cost:.6f}")
     else:
         lines.append("  cost: pass --price-per-mtok to estimate it")
     if report["duration_seconds"] is not None:

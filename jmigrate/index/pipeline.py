@@ -106,6 +106,7 @@ class Result:
     stats: Stats
     usage: dict[str, int]
     cleaned: list[str]
+    already_complete: bool = False  # the folder was complete before this run: nothing was done
 
 
 @dataclass
@@ -400,7 +401,8 @@ def reindex(
             stats.source_rows = stats.resumed_rows = manifest["rows"]["source"]
             stats.written, stats.rejected = manifest["rows"]["written"], manifest["rows"]["rejected"]
             stats.shards = len(manifest["shards"])
-            return Result(out, "complete", manifest, stats, dict(manifest["usage"]), state.cleaned)
+            return Result(out, "complete", manifest, stats, dict(manifest["usage"]), state.cleaned,
+                          already_complete=True)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
         return run.go(on_progress)
 
