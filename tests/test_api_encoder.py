@@ -7,6 +7,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +278,14 @@ def test_the_key_never_appears_in_any_output(caplog: pytest.LogCaptureFixture,
     seen += [out.out, out.err, caplog.text]
     assert "HTTP 403: no credit" in "".join(seen)  # the errors were really captured
     assert all(secret not in s for s in seen)
+
+
+def test_factory_opens_the_local_onnx_backend(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from jmigrate.testing.tiny_models import build_model_dir
+
+    folder = build_model_dir(tmp_path / "tiny-v3")
+    with open_encoder("onnx", V3, model_path=str(folder), threads=1, batch_size=4) as enc:
+        out = enc.encode(["a b", "c"], task="retrieval.query", dimensions=32)
+    assert out.shape == (2, 32) and enc.batch_size == 4
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)

@@ -92,13 +92,12 @@ def open_encoder(
     return JinaAPIEncoder(model, api_url=settings.url, **common)
 
 
-def _open_onnx(model: str, **kwargs: Any) -> Encoder:
-    try:
-        from jmigrate.encoders import onnx as onnx_backend
-    except ImportError as e:
-        raise UsageError(f"the local ONNX backend is not available ({e}); install jmigrate[onnx]") from None
-    opener = getattr(onnx_backend, "open_onnx_encoder", None)
-    if opener is None:
-        raise UsageError("the local ONNX backend is not available in this build")
-    enc: Encoder = opener(model, **kwargs)
-    return enc
+def _open_onnx(model: str, *, model_path: str | None, allow_download: bool, providers: list[str] | None,
+               threads: int | None, batch_size: int | None) -> Encoder:
+    # Imported here: onnxruntime and tokenizers are an optional extra and slow to import.
+    from jmigrate.encoders.onnx import OnnxEncoder
+
+    wants_cuda = any(p.lower() in ("cuda", "cudaexecutionprovider") for p in providers or [])
+    options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+    return OnnxEncoder.from_pretrained(model, model_path, allow_download=allow_download,
+                                       device="cuda" if wants_cuda else "cpu", threads=threads, **options)
