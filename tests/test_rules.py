@@ -235,10 +235,11 @@ def test_edits_of_different_rules_on_one_payload_compose(tmp_path: Path) -> None
     source = (
         "import requests\n"
         "def index_documents(docs):\n"
-        '    a = requests.post("https://api.jina.ai/v1/embeddings", json={"model": "jina-embeddings-v2-base-en",'
-        ' "normalized": True})\n'
+        '    a = requests.post("https://api.jina.ai/v1/embeddings",'
+        ' json={"model": "jina-embeddings-v2-base-en", "normalized": True})\n'
         "    b = requests.post('https://api.jina.ai/v1/embeddings', json={'normalized': True,\n"
-        "                      'model': 'jina-embeddings-v2-base-en', 'encoding_format': 'float', 'input': docs})\n"
+        "                      'model': 'jina-embeddings-v2-base-en', 'encoding_format': 'float',"
+        " 'input': docs})\n"
     )
     path = tmp_path / "p.py"
     path.write_text(source, encoding="utf-8")
