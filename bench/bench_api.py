@@ -9,7 +9,7 @@ Two measurements in one run, on the same server:
 Throughput is counted in tokens the server accepted (200 answers), from the server's own counters.
 The server runs in its own process (like the real API, it does not share our interpreter's GIL).
 
-    .venv/bin/python bench/bench_api.py [--tpm 3600000] [--cap 16] [--batch 32] [--seconds 20]
+    .venv/bin/python bench/bench_api.py [--tpm 3600000] [--cap 16] [--batch 32] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--tpm", type=float, default=3_600_000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dims", type=int, default=256)
-    ap.add_argument("--seconds", type=float, default=20.0, help="target length of our run")
+    ap.add_argument("--seconds", type=float, default=30.0, help="target length of our run")
     ap.add_argument("--baseline-seconds", type=float, default=6.0)
     a = ap.parse_args()
 
