@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jmigrate.encoders.api import JinaAPIEncoder, plan_late_chunking_windows
+from jmigrate.encoders.api import JinaAPIEncoder, conservative_token_count, plan_late_chunking_windows
 from jmigrate.encoders.factory import api_settings_from_env, open_encoder
 from jmigrate.errors import EncoderError, UsageError
 from jmigrate.models import API_MAX_TOKENS, V3
@@ -192,7 +192,8 @@ def test_long_documents_are_split_into_macro_windows(srv: StubServer, overlap: i
     doc = _long_doc(20, 1000)  # 20 chunks of 1,000 tokens: over the 8,192-token limit
     with make(srv, late_chunking_overlap=overlap) as enc:
         out = enc.encode(doc, task="retrieval.passage", late_chunking=True)
-        windows = plan_late_chunking_windows(enc.count_tokens(doc), API_MAX_TOKENS - 64, overlap)
+        windows = plan_late_chunking_windows([conservative_token_count(c) for c in doc],
+                                             API_MAX_TOKENS - 64, overlap)
         assert enc.split_documents == 1 and enc.late_chunking_windows == len(windows) >= 3
     recs = srv.stats.embedding_records()
     assert len(recs) == len(windows)

@@ -304,7 +304,10 @@ class JinaAPIEncoder(Encoder):
         self._loop = self._thread = None
 
     # --------------------------------------------------------------------------------- public calls
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+    # `count_tokens` stays the base class's stated estimate (callers detect it and say "estimate");
+    # request planning below uses the high-side count so limits and windows are never overrun.
+    @staticmethod
+    def _plan_tokens(texts: Sequence[str]) -> list[int]:
         return [conservative_token_count(t) for t in texts]
 
     def encode_batch(
@@ -360,7 +363,7 @@ class JinaAPIEncoder(Encoder):
     def _batches(self, texts: list[str]) -> list[tuple[int, int, int]]:
         """(start, end, estimated tokens) of consecutive requests within the count and token budgets."""
         out: list[tuple[int, int, int]] = []
-        counts = self.count_tokens(texts)
+        counts = self._plan_tokens(texts)
         budget = self.max_batch_tokens
         if self.limiter.tpm:
             # Several requests per second of budget keep the token bucket flowing smoothly.
@@ -382,7 +385,7 @@ class JinaAPIEncoder(Encoder):
     async def _encode_document(
         self, chunks: list[str], task: str | None, dimensions: int | None
     ) -> np.ndarray:
-        counts = self.count_tokens(chunks)
+        counts = self._plan_tokens(chunks)
         windows = plan_late_chunking_windows(counts, API_MAX_TOKENS - LATE_CHUNKING_RESERVE,
                                              self.late_chunking_overlap)
         if len(windows) > 1:
