@@ -181,3 +181,20 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(tmp_path: Path, c
     monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: encoder())
     assert main(["reindex", src, "--out", str(out), "--quiet", "--dimensions", "64"]) == 1
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_edit_in_rows_journalled_but_not_yet_in_a_shard_is_caught(tmp_path: Path) -> None:
+    rows = [{"id": f"r{i}", "text": f"row {i:06d} " + "x" * 200} for i in range(15000)]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=8, encoder="fake",
+                        unit_rows=500, shard_rows=100_000)  # nothing committed: all in the journal
+    out = tmp_path / "o"
+    with pytest.raises(Boom):
+        reindex(open_source(str(path)), out, FailingEncoder(20), settings)
+    assert len(list((out / ".jmigrate-work").glob("unit-*.arrow"))) >= 15
+    data = path.read_bytes()
+    pos = data.index(b"row 007000")
+    path.write_bytes(data[:pos] + b"row 007001" + data[pos + 10:])
+    with pytest.raises(CheckpointError, match="already embedded by the interrupted run"):
+        reindex(open_source(str(path)), out, encoder(), settings)

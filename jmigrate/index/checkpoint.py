@@ -146,17 +146,26 @@ def _readable(path: Path) -> bool:
         return False
 
 
+def unit_digest(path: Path) -> str | None:
+    with pa.OSFile(str(path), "rb") as src:
+        meta = pa.ipc.open_file(src).schema.metadata or {}
+    value = meta.get(b"jmigrate.unit_digest")
+    return value.decode() if value else None
+
+
 def read_unit(path: Path) -> pa.Table:
     with pa.OSFile(str(path), "rb") as src:
         return pa.ipc.open_file(src).read_all()
 
 
-def write_unit(work: Path, unit: int, table: pa.Table) -> Path:
+def write_unit(work: Path, unit: int, table: pa.Table, digest: str) -> Path:
     """Journal one encoded unit. Renamed into place complete; not fsynced: it only has to survive the
-    process dying (a lost journal file after a power cut is re-encoded, never duplicated)."""
+    process dying (a lost journal file after a power cut is re-encoded, never duplicated).
+    `digest` (of the unit's source rows) is kept in the schema metadata and checked on reuse."""
     final = work / UNIT_PATTERN.format(unit)
     tmp = work / f".{final.name}.tmp"
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-        w.write_table(table)
+    schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"jmigrate.unit_digest": digest})
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+        w.write_table(table.replace_schema_metadata(schema.metadata))
     os.replace(tmp, final)
     return final

@@ -235,6 +235,9 @@ class Preparer:
             u.chunks = []
             for i, rid, text in zip(keep, ids, texts, strict=True):
                 spans = chunk_spans(text, s.chunk_by, s.chunk_size, s.chunk_overlap, self.encoder)
+                if not spans:
+                    u.rejects.append(reject(u.first_row + i, rid, "no chunks (nothing but whitespace)"))
+                    continue
                 for c, (a, z) in enumerate(spans):
                     u.ids.append(rid)
                     u.texts.append(text[a:z])
@@ -492,6 +495,9 @@ class _Run:
                 running = _check_digest(index, unit.digest, expected, running)
                 continue
             unit.journal = self.state.journal.get(index)
+            if unit.journal is not None and ckpt.unit_digest(unit.journal) != unit.digest:
+                raise CheckpointError(f"the source changed in rows {unit.first_row}..{row - 1}, already "
+                                      "embedded by the interrupted run; rerun with --restart")
             self._put(self.q_encode, unit)
         self._put(self.q_encode, None)
 
@@ -541,7 +547,7 @@ class _Run:
             pos += n
             self.stats.tokens += u.tokens
             # Journal at once, in this thread: the loss window after a crash is only what is in flight.
-            u.journal = ckpt.write_unit(self.work, u.index, u.table)
+            u.journal = ckpt.write_unit(self.work, u.index, u.table, u.digest)
 
     def _table(self, u: Unit, vectors: np.ndarray) -> pa.Table:
         arrays: list[pa.Array] = [pa.array(u.ids, pa.string())]
@@ -582,7 +588,10 @@ class _Run:
                 buffer.append(u.table.replace_schema_metadata(None))
                 buffered += rows
                 shard_rows += rows
-                u.table = None  # keep memory flat: the rows now live in `buffer` or the shard
+            # Keep memory flat: the rows now live in `buffer` or the shard; the unit waits for its
+            # shard's commit with only its rejects and journal path.
+            u.table = u.meta = u.chunks = None
+            u.texts, u.ids, u.docs = [], [], []
             if buffered >= self.s.row_group_rows:
                 writer = writer or self._open_shard(pending[0])
                 writer.write(pa.concat_tables(buffer))
