@@ -181,9 +181,7 @@ class JinaAPIEncoder(Encoder):
     for one late-chunking request (`split_documents` of them).
     """
 
-    kind = "api"
-    #: Jina-only request fields; OpenAI-compatible servers get none of them.
-    sends_jina_fields = True
+    kind = "api"  # the `open_encoder` kind that builds this class
 
     def __init__(
         self,
@@ -542,7 +540,6 @@ class OpenAICompatibleEncoder(JinaAPIEncoder):
     """
 
     kind = "openai"
-    sends_jina_fields = False
 
     def __init__(self, model: str, *, api_url: str | None = None, add_task_prefix: bool = False,
                  send_dimensions: bool = False, **kwargs: Any) -> None:
