@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -194,3 +195,15 @@ def test_serve_stub_command_prints_url_and_banner() -> None:
             proc.communicate()
     assert "NOT real Jina v3 vectors" in err
     assert proc.returncode in (0, 130)  # 130 once the CLI shell passes Typer's code through
+
+
+def test_every_serve_stub_option_is_documented() -> None:
+    import typer
+
+    from jmigrate.cli.app import app
+
+    cmd = typer.main.get_command(app).commands["serve-stub"]  # type: ignore[attr-defined]
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "encoders.md").read_text(encoding="utf-8")
+    options = [o for p in cmd.params for o in p.opts if o.startswith("--")]
+    assert "--tpm" in options
+    assert [o for o in options if f"`{o}`" not in doc] == []
