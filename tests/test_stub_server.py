@@ -156,7 +156,7 @@ def test_rate_limits_answer_429_with_headers() -> None:
 
 
 def test_concurrency_limit_refuses_the_extra_request() -> None:
-    with StubServer(api_key=KEY, latency=0.5, max_concurrency=1) as srv:
+    with StubServer(api_key=KEY, latency=1.0, max_concurrency=1) as srv:
         results: list[int] = []
         threads = [threading.Thread(target=lambda: results.append(post(srv, {"model": V3, "input": ["a"]})
                                                                   .status_code)) for _ in range(3)]
