@@ -163,3 +163,18 @@ def test_non_empty_foreign_output_folder_is_refused(tmp_path: Path, capsys) -> N
     assert run(str(src), "--out", str(out)) == 2
     assert "not a jmigrate index" in " ".join(capsys.readouterr().err.split())
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_dense_text_is_judged_by_a_high_side_count_without_a_tokenizer(tmp_path: Path) -> None:
+    # 12,000 CJK characters: "4 characters per token" says 3,000 tokens, a real tokenizer far more.
+    from jmigrate.encoders.api import conservative_token_count
+
+    cjk = "重置密码请打开设置账户安全" * 1000
+    src = tmp_path / "zh.jsonl"
+    src.write_text(json.dumps({"id": "zh", "text": cjk}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert run(str(src), "--out", str(tmp_path / "r")) == 1
+    assert rejects(tmp_path / "r")[0]["reason"].startswith("too long: ")
+    assert run(str(src), "--out", str(tmp_path / "c"), "--on-long", "chunk") == 0
+    chunks = index(tmp_path / "c").to_pylist()
+    assert len(chunks) >= 2 and "".join(r["text"] for r in chunks) == cjk
+    assert all(conservative_token_count(r["text"]) <= 8192 for r in chunks)

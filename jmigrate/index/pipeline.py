@@ -202,6 +202,8 @@ class Preparer:
         self.encoder = encoder
         self.ids = IdSet()
         self.max_tokens = max_tokens
+        self.safe_count = safe_counter(encoder)
+
 
     def unit(self, index: int, first_row: int, raw: RawBatch, skip: bool) -> Unit:
         u = Unit(index, first_row, len(raw), _digest(raw), skip=skip)
@@ -247,20 +249,24 @@ class Preparer:
             u.tokens = sum(self.encoder.count_tokens(u.texts)) if u.texts else 0
         else:
             counts = self.encoder.count_tokens(texts) if texts else []
+            limit_counts = [max(n, self.safe_count(t)) if len(t) > self.max_tokens else n
+                            for t, n in zip(texts, counts, strict=True)]
             chunks: list[tuple[int, int, int]] | None = [] if s.on_long == "chunk" else None
             u.chunks = chunks
-            for i, rid, text, n in zip(keep, ids, texts, counts, strict=True):
-                if n > self.max_tokens:
+            for i, rid, text, n, n_limit in zip(keep, ids, texts, counts, limit_counts, strict=True):
+                if n_limit > self.max_tokens:
+                    n = n_limit
                     if s.on_long == "reject":
                         u.rejects.append(reject(u.first_row + i, rid,
                                                 f"too long: {n} tokens > {self.max_tokens} "
                                                 "(use --on-long truncate or chunk)"))
                         continue
                     if s.on_long == "truncate":
-                        text, n = truncate_to(text, self.max_tokens, self.encoder)
+                        text, n = truncate_to(text, self.max_tokens, self.safe_count)
                         u.truncated += 1
                     else:
-                        spans = chunk_spans(text, "tokens", self.max_tokens, 0, self.encoder)
+                        spans = chunk_spans(text, "tokens", self.max_tokens, 0, self.encoder,
+                                            self.safe_count)
                         for c, (a, z) in enumerate(spans):
                             u.ids.append(rid)
                             u.texts.append(text[a:z])
@@ -297,16 +303,28 @@ def _text_problem(text: Any) -> str | None:
     return None
 
 
-def truncate_to(text: str, max_tokens: int, encoder: Encoder) -> tuple[str, int]:
-    """Cut `text` until the encoder counts at most `max_tokens` tokens (works with any token counter)."""
-    n = encoder.count_tokens([text])[0]
+def safe_counter(encoder: Encoder) -> Callable[[str], int]:
+    """Token count for the model's limit. With a tokenizer, the encoder's; without one (the API) the
+    4-characters-per-token estimate can be far too low (CJK), so take the higher of it and the API
+    client's high-side count: a text is never sent over the limit (which would fail its whole batch)."""
+    if type(encoder).count_tokens is not Encoder.count_tokens:
+        return lambda t: encoder.count_tokens([t])[0]
+    from jmigrate.encoders.api import conservative_token_count
+
+    return lambda t: max(encoder.count_tokens([t])[0], conservative_token_count(t))
+
+
+def truncate_to(text: str, max_tokens: int, count: Callable[[str], int]) -> tuple[str, int]:
+    """Cut `text` until `count` says at most `max_tokens` tokens (works with any token counter)."""
+    n = count(text)
     while n > max_tokens and len(text) > 1:
         text = text[: max(1, int(len(text) * max_tokens / n * 0.98))]
-        n = encoder.count_tokens([text])[0]
+        n = count(text)
     return text, n
 
 
-def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder) -> list[tuple[int, int]]:
+def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder,
+                count: Callable[[str], int] | None = None) -> list[tuple[int, int]]:
     """Character spans of the chunks of `text`, by the encoders' chunkers.
 
     Token chunks need the model's tokenizer offsets; an encoder without a tokenizer (the HTTP API)
@@ -330,15 +348,18 @@ def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder) -
     if tokenizer is not None:
         chunks = chunking.chunk_by_tokens(text, tokenizer, size, overlap)
         return [(c.chunk_start, c.chunk_end) for c in chunks]
-    return _estimated_token_windows(text, size, overlap)
+    return _estimated_token_windows(text, size, overlap, count or safe_counter(encoder))
 
 
-def _estimated_token_windows(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
+def _estimated_token_windows(text: str, size: int, overlap: int,
+                             count: Callable[[str], int]) -> list[tuple[int, int]]:
     width, step = size * 4, (size - overlap) * 4
     spans: list[tuple[int, int]] = []
     start = 0
     while start < len(text):
         end = min(len(text), start + width)
+        while end - start > 1 and count(text[start:end]) > size:  # dense text (CJK): narrow the window
+            end = start + max(1, int((end - start) * 0.8))
         if end < len(text):  # back off to the last whitespace so words stay whole
             cut = text.rfind(" ", start + width // 2, end)
             end = cut if cut > start else end
