@@ -106,7 +106,7 @@ def part_overhead(rows: int, dims: int) -> dict[str, float]:
     src = WORK / f"src-{rows}.parquet"
     make_source(src, rows)
     raw_t, our_t = [], []
-    for _ in range(2):  # interleaved, best of two: the machine is shared
+    for _ in range(3):  # interleaved, best of three: the machine is shared
         shutil.rmtree(WORK / "raw", ignore_errors=True)
         (WORK / "raw").mkdir()
         raw_t.append(raw_pyarrow(src, WORK / "raw" / "part.parquet", dims))
