@@ -130,3 +130,15 @@ def test_dry_run_counts_and_estimates_without_writing(tmp_path: Path, capsys) ->
     assert main(["reindex", str(CORPUS), "--out", str(out), "--dry-run"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "nothing was sent" in err and "36 source rows" in err
+
+
+def test_every_visible_option_is_documented() -> None:
+    import typer
+
+    from jmigrate.cli.app import app
+
+    command = typer.main.get_command(app).commands["reindex"]  # type: ignore[attr-defined]
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "reindex.md").read_text(encoding="utf-8")
+    missing = [name for p in command.params if not getattr(p, "hidden", False)
+               for name in getattr(p, "opts", []) if name.startswith("--") and name not in docs]
+    assert missing == []

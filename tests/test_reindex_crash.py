@@ -123,3 +123,26 @@ def test_dry_run_sends_nothing_and_the_key_is_never_echoed(tmp_path: Path, capsy
         assert secret not in captured.out + captured.err
         assert secret not in (tmp_path / "o" / "manifest.json").read_text()
         assert srv.stats.by_status[401] >= 1
+
+
+def test_ctrl_c_in_a_real_process_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    src = tmp_path / "corpus.jsonl"
+    corpus(src, 400)
+    out = tmp_path / "o"
+    with StubServer(api_key=KEY, latency=0.1) as srv:
+        proc = subprocess.Popen(command(src, out, srv.url), env=env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not list((out / ".jmigrate-work").glob("unit-*.arrow")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        assert "Run the same command again to resume" in " ".join(err.split())
+        assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+        again = subprocess.run(command(src, out, srv.url), env=env(), capture_output=True, text=True,
+                               timeout=120)
+    assert again.returncode == 1
+    rows, _, _, manifest = read(out)
+    assert manifest["status"] == "complete" and len(rows) == manifest["rows"]["written"]
+    assert len({(r["id"], r["n"]) for r in rows}) == len(rows)
