@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 from jmigrate.cli.app import main
 from jmigrate.testing.fake import FakeEncoder
 
+CORPUS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "multilingual.jsonl"
+
 
 def run(*args: str) -> int:
     return main(["reindex", *args, "--encoder", "fake", "--quiet"])
@@ -178,3 +180,9 @@ def test_dense_text_is_judged_by_a_high_side_count_without_a_tokenizer(tmp_path:
     chunks = index(tmp_path / "c").to_pylist()
     assert len(chunks) >= 2 and "".join(r["text"] for r in chunks) == cjk
     assert all(conservative_token_count(r["text"]) <= 8192 for r in chunks)
+
+
+def test_output_folder_cannot_be_the_source(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(str(CORPUS_FILE), "--out", str(tmp_path / "a")) == 0
+    assert run(str(tmp_path / "a"), "--out", str(tmp_path / "a")) == 2
+    assert "holds the source files" in " ".join(capsys.readouterr().err.split())

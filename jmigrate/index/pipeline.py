@@ -397,6 +397,9 @@ def reindex(
     from jmigrate.models import API_MAX_TOKENS, MODELS, TASKS
 
     settings.check()
+    resolved = out.resolve()
+    if any(resolved == f.resolve().parent or resolved in f.resolve().parents for f in source.files):
+        raise UsageError(f"--out {out} holds the source files; write the new index to another folder")
     stop = stop or threading.Event()
     model = MODELS.get(settings.model.rsplit("/", 1)[-1])
     max_tokens = model.max_tokens if model else API_MAX_TOKENS
