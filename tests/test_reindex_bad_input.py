@@ -186,3 +186,52 @@ def test_output_folder_cannot_be_the_source(tmp_path: Path, capsys) -> None:  # 
     assert run(str(CORPUS_FILE), "--out", str(tmp_path / "a")) == 0
     assert run(str(tmp_path / "a"), "--out", str(tmp_path / "a")) == 2
     assert "holds the source files" in " ".join(capsys.readouterr().err.split())
+
+
+class PickyEncoder(FakeEncoder):
+    """Refuses any request holding a text with POISON, like the API's 400 for an input it cannot take."""
+
+    def encode_batch(self, texts, **kw):  # type: ignore[no-untyped-def, override]
+        from jmigrate.errors import EncoderError
+
+        if any("POISON" in t for t in texts):
+            raise EncoderError("embedding request to http://x/v1 was refused: HTTP 400: input 3 is invalid")
+        return super().encode_batch(texts, **kw)
+
+
+def test_rows_the_encoder_refuses_are_isolated_and_rejected(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import jmigrate.cli.reindex as cmd
+
+    docs = [{"id": f"r{i}", "text": f"text {i}" + (" POISON" if i in (3, 17) else "")} for i in range(40)]
+    src = tmp_path / "s.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    enc = PickyEncoder(model="jina-embeddings-v3")
+    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: enc)
+    out = tmp_path / "o"
+    assert run(str(src), "--out", str(out), "--dimensions", "32") == 1
+    assert [(r["row"], r["id"]) for r in rejects(out)] == [(3, "r3"), (17, "r17")]
+    reason = rejects(out)[0]["reason"]
+    assert reason.startswith("refused by the encoder: ") and "HTTP 400" in reason
+    t = index(out)
+    assert t.column("id").to_pylist() == [d["id"] for d in docs if "POISON" not in d["text"]]
+    good = [d["text"] for d in docs if "POISON" not in d["text"]]
+    want = FakeEncoder(model="jina-embeddings-v3").encode(good, task="retrieval.passage", dimensions=32)
+    np.testing.assert_allclose(np.stack(t.column("vector").to_numpy(zero_copy_only=False)), want, atol=1e-6)
+
+
+def test_a_refused_key_is_not_isolated_but_stops_the_run(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import jmigrate.cli.reindex as cmd
+    from jmigrate.errors import EncoderError
+
+    class NoCredit(FakeEncoder):
+        def encode_batch(self, texts, **kw):  # type: ignore[no-untyped-def, override]
+            self.batches.append(len(texts))
+            raise EncoderError("embedding request to http://x/v1 was refused: HTTP 402: insufficient balance")
+
+    enc = NoCredit(model="jina-embeddings-v3")
+    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: enc)
+    src = tmp_path / "s.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"t{i}"}) + "\n" for i in range(30)))
+    assert run(str(src), "--out", str(tmp_path / "o")) == 2
+    assert "HTTP 402" in " ".join(capsys.readouterr().err.split())
+    assert len(enc.batches) == 1  # no bisection storm against a dead key

@@ -198,3 +198,34 @@ def test_edit_in_rows_journalled_but_not_yet_in_a_shard_is_caught(tmp_path: Path
     path.write_bytes(data[:pos] + b"row 007001" + data[pos + 10:])
     with pytest.raises(CheckpointError, match="already embedded by the interrupted run"):
         reindex(open_source(str(path)), out, encoder(), settings)
+
+
+def test_rows_refused_by_the_encoder_stay_rejected_after_a_resume(tmp_path: Path) -> None:
+    from jmigrate.errors import EncoderError
+
+    class PickyThenDead(FakeEncoder):
+        def __init__(self) -> None:
+            super().__init__(model="jina-embeddings-v3", batch_size=4)
+            self.calls = 0
+
+        def encode_batch(self, texts, **kw):  # type: ignore[no-untyped-def, override]
+            self.calls += 1
+            if self.calls > 12:
+                raise Boom("connection reset")
+            if any("POISON" in t for t in texts):
+                raise EncoderError("embedding request to http://x/v1 was refused: HTTP 422: bad input")
+            return super().encode_batch(texts, **kw)
+
+    docs = [{"id": f"r{i}", "text": f"text {i}" + (" POISON" if i == 2 else "")} for i in range(60)]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=16, encoder="fake", unit_rows=4,
+                        shard_rows=1000)
+    out = tmp_path / "o"
+    with pytest.raises(Boom):
+        reindex(open_source(str(path)), out, PickyThenDead(), settings)
+    assert not (out / "rejects.jsonl").exists()  # nothing committed yet: the refusal is in the journal
+    result = reindex(open_source(str(path)), out, encoder(), settings)  # this encoder would accept it
+    assert result.manifest["rows"] == {"source": 60, "written": 59, "rejected": 1}
+    [r] = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert (r["row"], r["id"]) == (2, "r2") and "HTTP 422" in r["reason"]

@@ -146,6 +146,11 @@ def _readable(path: Path) -> bool:
         return False
 
 
+def unit_rejects(table: pa.Table) -> list[dict[str, Any]]:
+    raw = (table.schema.metadata or {}).get(b"jmigrate.refused")
+    return list(json.loads(raw)) if raw else []
+
+
 def unit_digest(path: Path) -> str | None:
     with pa.OSFile(str(path), "rb") as src:
         meta = pa.ipc.open_file(src).schema.metadata or {}
@@ -158,13 +163,16 @@ def read_unit(path: Path) -> pa.Table:
         return pa.ipc.open_file(src).read_all()
 
 
-def write_unit(work: Path, unit: int, table: pa.Table, digest: str) -> Path:
+def write_unit(work: Path, unit: int, table: pa.Table, digest: str,
+               refused: list[dict[str, Any]] | None = None) -> Path:
     """Journal one encoded unit. Renamed into place complete; not fsynced: it only has to survive the
     process dying (a lost journal file after a power cut is re-encoded, never duplicated).
-    `digest` (of the unit's source rows) is kept in the schema metadata and checked on reuse."""
+    `digest` (of the unit's source rows) is kept in the schema metadata and checked on reuse; so are
+    the rows the encoder refused (`refused`), which a rerun must not send again."""
     final = work / UNIT_PATTERN.format(unit)
     tmp = work / f".{final.name}.tmp"
-    schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"jmigrate.unit_digest": digest})
+    schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"jmigrate.unit_digest": digest,
+                                         b"jmigrate.refused": json.dumps(refused or [])})
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
         w.write_table(table.replace_schema_metadata(schema.metadata))
     os.replace(tmp, final)

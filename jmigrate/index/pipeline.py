@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from jmigrate import __version__
 from jmigrate.encoders.base import Encoder
-from jmigrate.errors import CheckpointError, UsageError
+from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
 from jmigrate.index import checkpoint as ckpt
 from jmigrate.index.idset import IdSet
 from jmigrate.index.manifest import SHARD_PATTERN, new_manifest, now, write_manifest
@@ -121,6 +122,8 @@ class Unit:
     texts: list[str] = field(default_factory=list)
     chunks: list[tuple[int, int, int]] | None = None  # (chunk_index, start, end) per output row
     docs: list[int] = field(default_factory=list)  # late chunking: output rows per document, in order
+    src: list[int] = field(default_factory=list)  # per output row: its source row's index in the unit
+    refused: list[dict[str, Any]] = field(default_factory=list)  # rows the encoder refused (journalled)
     meta: pa.Table | None = None
     tokens: int = 0
     truncated: int = 0
@@ -281,8 +284,29 @@ class Preparer:
                     chunks.append((0, 0, len(text)))
                 rows.append(i)
                 u.tokens += n
+        u.src = rows
         u.meta = raw.metadata.take(pa.array(rows, pa.int64())) if raw.metadata.num_columns else None
         u.rejects.sort(key=lambda r: r["row"])
+
+
+def refused_input(e: BaseException) -> bool:
+    """An error about the inputs themselves (the API's 400/413/422, a local backend's InputError),
+    as opposed to the key, the credit or the network, which must stop the run."""
+    return isinstance(e, InputError) or re.search(r"HTTP (400|413|422)\b", str(e)) is not None
+
+
+def _keep_rows(u: Unit, keep: list[bool]) -> None:
+    """Drop the output rows of refused source rows from a unit (before its table is built)."""
+    if all(keep):
+        return
+    idx = [i for i, k in enumerate(keep) if k]
+    u.ids = [u.ids[i] for i in idx]
+    u.texts = [u.texts[i] for i in idx]
+    u.src = [u.src[i] for i in idx]
+    if u.chunks is not None:
+        u.chunks = [u.chunks[i] for i in idx]
+    if u.meta is not None:
+        u.meta = u.meta.take(pa.array(idx, pa.int64()))
 
 
 def _text_problem(text: Any) -> str | None:
@@ -551,6 +575,22 @@ class _Run:
     def _encode_group(self, units: list[Unit]) -> None:
         if not units:
             return
+        try:
+            vectors = self._encode_units(units)
+        except (EncoderError, InputError) as e:
+            if not refused_input(e):
+                raise
+            vectors = self._isolate_refused(units)
+        pos = 0
+        for u in units:
+            n = len(u.texts)
+            u.table = self._table(u, vectors[pos:pos + n])
+            pos += n
+            self.stats.tokens += u.tokens
+            # Journal at once, in this thread: the loss window after a crash is only what is in flight.
+            u.journal = ckpt.write_unit(self.work, u.index, u.table, u.digest, u.refused)
+
+    def _encode_units(self, units: list[Unit]) -> np.ndarray:
         s = self.s
         if s.late_chunking:
             docs: list[list[str]] = []
@@ -560,18 +600,60 @@ class _Run:
                     docs.append(u.texts[pos:pos + n])
                     pos += n
             mats = self.encoder.encode_late_chunked(docs, task=s.task, dimensions=s.dimensions)
-            vectors = np.concatenate(mats, axis=0) if mats else np.zeros((0, s.dimensions), np.float32)
-        else:
-            texts = [t for u in units for t in u.texts]
-            vectors = self.encoder.encode(texts, task=s.task, dimensions=s.dimensions)
-        pos = 0
+            return np.concatenate(mats, axis=0) if mats else np.zeros((0, s.dimensions), np.float32)
+        texts = [t for u in units for t in u.texts]
+        return self.encoder.encode(texts, task=s.task, dimensions=s.dimensions)
+
+    def _isolate_refused(self, units: list[Unit]) -> np.ndarray:
+        """The encoder refused an input of this group (HTTP 400/422): find the source rows it refuses
+        by halving, reject those (with the encoder's message) and keep the vectors of the rest."""
+        s = self.s
+        # items: the output rows of one source row (a document's chunks are refused together)
+        items: list[tuple[Unit, int, list[int]]] = []
         for u in units:
-            n = len(u.texts)
-            u.table = self._table(u, vectors[pos:pos + n])
-            pos += n
-            self.stats.tokens += u.tokens
-            # Journal at once, in this thread: the loss window after a crash is only what is in flight.
-            u.journal = ckpt.write_unit(self.work, u.index, u.table, u.digest)
+            by_src: dict[int, list[int]] = {}
+            for out_row, src in enumerate(u.src):
+                by_src.setdefault(src, []).append(out_row)
+            items += [(u, src, rows) for src, rows in by_src.items()]
+        results: dict[tuple[int, int], np.ndarray | str] = {}
+
+        def run(part: list[tuple[Unit, int, list[int]]]) -> None:
+            try:
+                if s.late_chunking:
+                    mats = self.encoder.encode_late_chunked(
+                        [[u.texts[r] for r in rows] for u, _, rows in part], task=s.task,
+                        dimensions=s.dimensions)
+                else:
+                    flat = self.encoder.encode([u.texts[r] for u, _, rows in part for r in rows],
+                                               task=s.task, dimensions=s.dimensions)
+                    sizes = np.cumsum([len(rows) for _, _, rows in part])[:-1]
+                    mats = np.split(flat, sizes)
+                for (u, src, _), m in zip(part, mats, strict=True):
+                    results[(u.index, src)] = m
+            except (EncoderError, InputError) as e:
+                if not refused_input(e):
+                    raise
+                if len(part) == 1:
+                    results[(part[0][0].index, part[0][1])] = str(e)
+                    return
+                run(part[: len(part) // 2])
+                run(part[len(part) // 2:])
+
+        run(items)
+        out: list[np.ndarray] = []
+        for u in units:
+            keep = [not isinstance(results[(u.index, src)], str) for src in u.src]
+            for src in sorted(set(u.src)):
+                reason = results[(u.index, src)]
+                if isinstance(reason, str):
+                    rid = u.ids[u.src.index(src)]
+                    u.refused.append(reject(u.first_row + src, rid, f"refused by the encoder: {reason}"))
+            for src in sorted(set(u.src)):
+                m = results[(u.index, src)]
+                if not isinstance(m, str):
+                    out.append(m)
+            _keep_rows(u, keep)
+        return np.concatenate(out, axis=0) if out else np.zeros((0, s.dimensions), np.float32)
 
     def _table(self, u: Unit, vectors: np.ndarray) -> pa.Table:
         arrays: list[pa.Array] = [pa.array(u.ids, pa.string())]
@@ -600,7 +682,10 @@ class _Run:
                 break
             if u.table is None and u.journal is not None:
                 u.table = ckpt.read_unit(u.journal)
+                u.refused = ckpt.unit_rejects(u.table)
                 self.stats.resumed_rows += u.n_rows
+            if u.refused:
+                u.rejects = sorted(u.rejects + u.refused, key=lambda r: r["row"])
             self.stats.source_rows += u.n_rows
             self.stats.rejected += len(u.rejects)
             self.stats.truncated += u.truncated
@@ -615,7 +700,7 @@ class _Run:
             # Keep memory flat: the rows now live in `buffer` or the shard; the unit waits for its
             # shard's commit with only its rejects and journal path.
             u.table = u.meta = u.chunks = None
-            u.texts, u.ids, u.docs = [], [], []
+            u.texts, u.ids, u.docs, u.src = [], [], [], []
             if buffered >= self.s.row_group_rows:
                 writer = writer or self._open_shard(pending[0])
                 writer.write(pa.concat_tables(buffer))
