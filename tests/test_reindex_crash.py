@@ -146,3 +146,27 @@ def test_ctrl_c_in_a_real_process_stops_cleanly_and_resumes(tmp_path: Path) -> N
     rows, _, _, manifest = read(out)
     assert manifest["status"] == "complete" and len(rows) == manifest["rows"]["written"]
     assert len({(r["id"], r["n"]) for r in rows}) == len(rows)
+
+
+def test_late_chunking_through_the_api_sends_one_document_per_request(tmp_path: Path) -> None:
+    from jmigrate.cli.app import main
+
+    corpus_file = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "multilingual.jsonl"
+    out = tmp_path / "o"
+    with StubServer(api_key=KEY) as srv:
+        assert main(["reindex", str(corpus_file), "--out", str(out), "--encoder", "api", "--api-url", srv.url,
+                     "--api-key", KEY, "--late-chunking", "--chunk-by", "sentences", "--chunk-size", "12",
+                     "--dimensions", "128", "--quiet"]) == 0
+        records = [r for r in srv.stats.embedding_records() if r.status == 200]
+    rows = pq.read_table(sorted(out.glob("part-*.parquet"))).to_pylist()
+    by_doc: dict[str, list[dict]] = {}
+    for r in rows:
+        by_doc.setdefault(r["id"], []).append(r)
+    assert all(rec.late_chunking for rec in records)
+    # each request is exactly one document's chunks, in order (never two documents mixed)
+    assert sorted(rec.inputs for rec in records) == sorted(tuple(c["text"] for c in chunks)
+                                                         for chunks in by_doc.values())
+    for chunks in by_doc.values():
+        want = stub_vectors("jina-embeddings-v3", [c["text"] for c in chunks], task="retrieval.passage",
+                            dimensions=128, late_chunking=True)
+        np.testing.assert_allclose(np.array([c["vector"] for c in chunks], np.float32), want, atol=1e-6)
