@@ -170,3 +170,27 @@ def test_late_chunking_through_the_api_sends_one_document_per_request(tmp_path: 
         want = stub_vectors("jina-embeddings-v3", [c["text"] for c in chunks], task="retrieval.passage",
                             dimensions=128, late_chunking=True)
         np.testing.assert_allclose(np.array([c["vector"] for c in chunks], np.float32), want, atol=1e-6)
+
+
+def test_server_faults_cost_retries_not_rows(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from jmigrate.cli.app import main
+    from jmigrate.testing.server import Fault
+
+    src = tmp_path / "corpus.jsonl"
+    corpus(src, 300)
+    args = ["--encoder", "api", "--api-key", KEY, "--batch-size", "8", "--concurrency", "4", "--unit-rows",
+            "32", "--dimensions", "64", "--quiet", "--json"]
+    with StubServer(api_key=KEY) as srv:
+        assert main(["reindex", str(src), "--out", str(tmp_path / "clean"), "--api-url", srv.url, *args]) == 1
+    capsys.readouterr()
+    with StubServer(api_key=KEY) as srv:
+        srv.faults.set_random([Fault.error(503), Fault.rate_limited(0.05), Fault.drop(), Fault.malformed(),
+                               Fault.out_of_order(), Fault.wrong_count()], probability=0.3, seed=3)
+        out = str(tmp_path / "faulty")
+        assert main(["reindex", str(src), "--out", out, "--api-url", srv.url, *args]) == 1
+        faults = sum(1 for r in srv.stats.records if r.fault)
+    summary = json.loads(capsys.readouterr().out)
+    assert faults > 5 and summary["retries"] > 0
+    clean, faulty = read(tmp_path / "clean"), read(tmp_path / "faulty")
+    assert clean[0] == faulty[0] and clean[2] == faulty[2]
+    np.testing.assert_array_equal(clean[1], faulty[1])
