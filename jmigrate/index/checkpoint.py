@@ -8,11 +8,11 @@ its recorded length, and journal units already inside a recorded shard are dropp
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,8 +43,8 @@ class RunLock:
     def __enter__(self) -> RunLock:
         fh = open(self.path, "a+b")
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock(fh)
+        except OSError:
             fh.seek(0)
             holder = fh.read().decode(errors="replace").strip() or "?"
             fh.close()
@@ -59,9 +59,29 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            _unlock(self._fh)
             self._fh.close()
             self._fh = None
+
+
+if sys.platform == "win32":  # msvcrt locks are released by the OS when the process dies, too
+    import msvcrt
+
+    def _lock(fh: BinaryIO) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def _unlock(fh: BinaryIO) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _lock(fh: BinaryIO) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fh: BinaryIO) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass
