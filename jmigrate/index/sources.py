@@ -32,6 +32,7 @@ CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 META_SNIFF_ROWS = 1000
 RESERVED = frozenset({"id", "vector", "chunk_index", "chunk_start", "chunk_end", "text"})
+CSV_COUNT_MAX_BYTES = 512 << 20  # count CSV rows up front (for the progress total) below this size
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at the head and at the tail of every file
 
 
@@ -100,6 +101,7 @@ def open_source(
     files, fmt = _resolve(path)
     if fmt == "text-folder":
         return Source(path, fmt, files, "path", "text", [], pa.schema([]), len(files))
+    rows: int | None
     if fmt == "parquet":
         columns, types, rows = _parquet_schema(files)
     elif fmt.endswith("jsonl"):
@@ -439,9 +441,9 @@ def _open_csv(f: Path) -> io.TextIOWrapper:
     return open(f, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _csv_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | None], int]:
+def _csv_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | None], int | None]:
     header: list[str] | None = None
-    rows = 0
+    rows: int | None = 0
     csv.field_size_limit(1 << 30)
     for f in files:
         try:
@@ -455,10 +457,13 @@ def _csv_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | N
                     header = h
                 elif h != header:
                     raise InputError(f"{f} has a different header from {files[0]}")
-                rows += sum(1 for _ in reader)
+                if rows is not None and f.stat().st_size <= CSV_COUNT_MAX_BYTES:
+                    rows += sum(1 for _ in reader)
+                else:  # parsing a huge CSV twice costs minutes: go without a total
+                    rows = None
         except (OSError, csv.Error) as e:
             raise InputError(f"cannot read CSV {f}: {_short(e)}") from e
-    if header is None or not rows:
+    if header is None or rows == 0:
         raise InputError(f"{files[0] if len(files) == 1 else 'source'} is empty")
     return header, dict.fromkeys(header), rows
 
