@@ -225,11 +225,17 @@ def _dry_run(source: Any, opts: dict[str, Any], as_json: bool, api_key: str | No
 
 
 def _counting_encoder(opts: dict[str, Any]) -> Encoder:
-    """For a dry run of the API encoder: nothing is sent, so count tokens without any client."""
+    """For a dry run of the API encoder: nothing is sent, so count tokens without any client (the
+    stated estimate) and plan requests with the API client's own batch size."""
+    import inspect
+
+    from jmigrate.encoders.api import JinaAPIEncoder
     from jmigrate.testing.fake import FakeEncoder
 
     enc = FakeEncoder(model=opts["model"])
-    enc.batch_size = 2048
+    params = inspect.signature(JinaAPIEncoder.__init__).parameters
+    enc.batch_size = int(opts.get("batch_size") or params["batch_size"].default)
+    enc.max_batch_tokens = int(params["max_batch_tokens"].default)  # type: ignore[attr-defined]
     return enc
 
 

@@ -45,7 +45,9 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         for r in u.rejects:
             reasons[r["reason"].split(" (")[0].split(":")[0]] += 1
     batch = max(1, encoder.batch_size)
-    requests = docs if settings.late_chunking else math.ceil(out_rows / batch)
+    batch_tokens = getattr(encoder, "max_batch_tokens", None)
+    requests = docs if settings.late_chunking else max(
+        math.ceil(out_rows / batch), math.ceil(tokens / batch_tokens) if batch_tokens else 0)
     minutes = []
     if rpm:
         minutes.append(("rpm", requests / rpm))
