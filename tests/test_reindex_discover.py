@@ -109,3 +109,14 @@ def test_unreadable_store_is_a_note_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY garbage")
     [s] = discover_stores(tmp_path)
     assert s.kind == "unreadable" and s.notes[0].startswith("cannot read")
+
+
+def test_describe_gives_a_readable_summary(tmp_path: Path) -> None:
+    np.save(tmp_path / "vectors.npy", np.zeros((12, 768), np.float32))
+    [s] = discover_stores(tmp_path, price_per_mtok=0.02)
+    lines = s.describe()
+    assert lines[0].endswith(
+        "npy, 12 rows, 768 dims; likely jina-embedding-b-en-v1, jina-embeddings-v2-base-en, "
+        "jina-embeddings-v2-base-de, jina-embeddings-v2-base-es, jina-embeddings-v2-base-zh, "
+        "jina-embeddings-v2-base-code (from dims)")
+    assert lines[-1].startswith("  re-embed: jmigrate reindex ")

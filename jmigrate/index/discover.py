@@ -49,6 +49,22 @@ class StoreInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self) -> list[str]:
+        """Lines for a human report (`jmigrate plan` text output)."""
+        size = f"{self.rows:,} rows" if self.rows is not None else "rows unknown"
+        dims = f"{self.dims} dims" if self.dims else "dims unknown"
+        models = ", ".join(self.likely_models) or "model unknown"
+        why = f" (from {self.model_evidence})" if self.model_evidence else ""
+        lines = [f"{self.path}: {self.kind}, {size}, {dims}; likely {models}{why}"]
+        lines += [f"  note: {n}" for n in self.notes]
+        est = self.estimates
+        if est.get("tokens"):
+            lines.append(f"  estimate: ~{est['tokens']:,} tokens"
+                         + (f", ~${est['cost']:.4f}" if est.get("cost") is not None else "")
+                         + f", {est['output_bytes_1024'] / 2**20:,.1f} MiB of vectors at 1024 dims")
+        lines.append(f"  re-embed: {self.reindex_command}")
+        return lines
+
 
 def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | None = None) -> list[StoreInfo]:
     """Every vector store under `root`, sorted by path. Unreadable files become notes, not errors."""
