@@ -229,3 +229,11 @@ def test_rows_refused_by_the_encoder_stay_rejected_after_a_resume(tmp_path: Path
     assert result.manifest["rows"] == {"source": 60, "written": 59, "rejected": 1}
     [r] = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert (r["row"], r["id"]) == (2, "r2") and "HTTP 422" in r["reason"]
+
+
+def test_resume_by_another_path_to_the_same_files(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = corpus(tmp_path)
+    with pytest.raises(Boom):
+        reindex(open_source(str(path)), tmp_path / "o", FailingEncoder(3), SETTINGS)
+    monkeypatch.chdir(tmp_path)
+    assert reindex(open_source(path.name), tmp_path / "o", encoder(), SETTINGS).status == "complete"

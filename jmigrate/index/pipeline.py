@@ -431,7 +431,9 @@ def reindex(
     if task and task.prefix:
         max_tokens -= encoder.count_tokens([task.prefix])[0]
     src_fp = source.fingerprint()
-    fp_settings = {**asdict(settings), "source": source.describe()}
+    # The source's path is left out: the same files named another way (relative vs absolute, a moved
+    # folder) are the same input; their content is checked by the source fingerprint.
+    fp_settings = {**asdict(settings), "source": {k: v for k, v in source.describe().items() if k != "path"}}
     fingerprint = ckpt.fingerprint_of(fp_settings)
     out.mkdir(parents=True, exist_ok=True)
     with ckpt.RunLock(out):
