@@ -142,3 +142,13 @@ def test_every_visible_option_is_documented() -> None:
     missing = [name for p in command.params if not getattr(p, "hidden", False)
                for name in getattr(p, "opts", []) if name.startswith("--") and name not in docs]
     assert missing == []
+
+
+def test_dimensions_must_fit_the_model(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["reindex", str(CORPUS), "--out", str(tmp_path / "o"), "--encoder", "fake",
+                 "--dimensions", "2048"]) == 2
+    assert "at most 1024" in capsys.readouterr().err
+    assert main(["reindex", str(CORPUS), "--out", str(tmp_path / "o"), "--encoder", "fake", "--model",
+                 "jina-embeddings-v2-base-en", "--dimensions", "512"]) == 2
+    assert "768 (no Matryoshka)" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "o").exists()

@@ -167,7 +167,7 @@ def open_encoder(opts: dict[str, Any], api_key: str | None) -> Encoder:
                    allow_download=bool(opts.get("allow_download")), batch_size=opts.get("batch_size"))
 
 
-def make_settings(opts: dict[str, Any], encoder: Encoder) -> Settings:
+def make_settings(opts: dict[str, Any]) -> Settings:
     from jmigrate.index.pipeline import Settings
     from jmigrate.models import MODELS
 
@@ -175,6 +175,9 @@ def make_settings(opts: dict[str, Any], encoder: Encoder) -> Settings:
     dims = opts["dimensions"] or (info.dims if info else None)
     if dims is None:
         raise UsageError(f"unknown model {opts['model']!r}: pass --dimensions")
+    if info is not None and (int(dims) > info.dims or (info.generation != "v3" and int(dims) != info.dims)):
+        allowed = f"at most {info.dims}" if info.generation == "v3" else f"{info.dims} (no Matryoshka)"
+        raise UsageError(f"--dimensions {dims} does not fit {info.name}: {allowed}")
     task = opts["task"] if info is None or info.generation == "v3" else None
     return Settings(
         model=opts["model"], task=task, dimensions=int(dims), encoder=opts["encoder"],
@@ -200,21 +203,23 @@ def run(source_path: str, opts: dict[str, Any], *, restart: bool, dry_run: bool,
     if source.skipped_columns and not quiet:
         err_console.print(f"note: column(s) {', '.join(source.skipped_columns)} not carried (named like an "
                           "index column); pass --metadata-columns to choose")
+    settings = make_settings(opts)  # checked before any encoder exists
+    settings.check()
     if dry_run:
-        return _dry_run(source, opts, as_json, api_key)
+        return _dry_run(source, opts, settings, as_json, api_key)
     encoder = open_encoder(opts, api_key)
     with encoder:
-        settings = make_settings(opts, encoder)
         return _reindex(source, opts, settings, encoder, restart=restart, quiet=quiet, as_json=as_json)
 
 
-def _dry_run(source: Any, opts: dict[str, Any], as_json: bool, api_key: str | None) -> int:
+def _dry_run(source: Any, opts: dict[str, Any], settings: Settings, as_json: bool,
+             api_key: str | None) -> int:
     from jmigrate.index.dryrun import dry_run, render
 
     # Nothing is sent in a dry run: API runs count with the stated estimate, local ones with the tokenizer.
     encoder = _counting_encoder(opts) if opts["encoder"] in ("api", "openai") else open_encoder(opts, api_key)
     with encoder:
-        report = dry_run(source, encoder, make_settings(opts, encoder), rpm=opts.get("rpm"),
+        report = dry_run(source, encoder, settings, rpm=opts.get("rpm"),
                          tpm=opts.get("tpm"), concurrency=opts["concurrency"],
                          price_per_mtok=opts.get("price_per_mtok"))
     if as_json:
