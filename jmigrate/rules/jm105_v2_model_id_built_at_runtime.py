@@ -45,8 +45,8 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     if mod is None:
         return
     # "jina-embeddings-" "v2-base-en": adjacent literals that Python joins into a v2 id.
-    for node in ast.walk(mod.tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "jina-embedding" in node.value:
+    for node in mod.of_type(ast.Constant):
+        if isinstance(node.value, str) and "jina-embedding" in node.value:
             start, end = mod.span(node)
             for match in model_matches(node.value):
                 if match.model.name not in text[start:end]:

@@ -64,8 +64,8 @@ _CONTEXT = {
 def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
     if ctx.language == "python":
-        if mod is None:
-            return
+        if mod is None or not mod.int_constants(ctx.legacy_dims | ctx.project.legacy_dims):
+            return  # every finding below is such a literal: a module without one has none
         for call in mod.calls:
             name = last_part(call_name(call))
             if name not in _KEYWORD:
@@ -76,11 +76,10 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             kw = kwarg(call, key)
             node = kw.value if kw else (call.args[pos] if pos is not None and len(call.args) > pos else None)
             yield from _literal(ctx, node, f"{name}() schema")
-        for dnode in ast.walk(mod.tree):
-            if isinstance(dnode, ast.Dict):
-                t, d = dict_key(dnode, "type"), dict_key(dnode, "dims")
-                if t is not None and d is not None and mod.constant_value(dnode.values[t]) == "dense_vector":
-                    yield from _literal(ctx, dnode.values[d], "Elasticsearch dense_vector mapping")
+        for dnode in mod.of_type(ast.Dict):
+            t, d = dict_key(dnode, "type"), dict_key(dnode, "dims")
+            if t is not None and d is not None and mod.constant_value(dnode.values[t]) == "dense_vector":
+                yield from _literal(ctx, dnode.values[d], "Elasticsearch dense_vector mapping")
         return
     text = ctx.src.text
     for m in _CONFIG.finditer(text):

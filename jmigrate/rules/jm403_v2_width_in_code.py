@@ -52,9 +52,11 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             ):
                 yield width_finding(ctx, "JM403", m.start(2), m.end(2), width, f"setting {name}")
         return
-    if mod is None:
-        return
-    for node in ast.walk(mod.tree):
+    if mod is None or not mod.int_constants(ctx.legacy_dims | ctx.project.legacy_dims):
+        return  # every finding below is such a literal: a module without one has none
+    # The node kinds that can hold a width, from the module's one shared walk (order: the sort does it).
+    kinds = (ast.Assign, ast.AnnAssign, ast.Return, ast.Assert, ast.Call)
+    for node in (n for kind in kinds for n in mod.of_type(kind)):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = [last_part(dotted(t)) for t in targets]

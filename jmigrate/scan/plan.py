@@ -7,17 +7,17 @@ keeps `plan` close to `grep` speed on trees that have nothing to do with Jina.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from jmigrate.errors import InputError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
+from jmigrate.rules._widths import legacy_widths, width_in_context, width_number
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
 from jmigrate.scan.notebook import NotebookError, notebook_units
-from jmigrate.scan.text import mentions_jina, mentions_width
+from jmigrate.scan.text import mentions_jina
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes, walk
 
 
@@ -49,6 +49,7 @@ def plan(
     # Files that may hold a vector width; judged once the project's legacy models are known.
     deferred: list[tuple[RawFile, list[FileContext] | None]] = []
     files = size = 0
+    any_width = legacy_widths()
 
     for item in walk(root, max_file_size):
         if isinstance(item, SkippedFile):
@@ -56,12 +57,13 @@ def plan(
             continue
         files += 1
         size += len(item.data)
-        relevant = mentions_jina(item.data)
-        dims = bool(project_rules) and mentions_width(item.data)
-        if not relevant:
-            if dims:  # keep the name, not the bytes: most such files are dropped without a second read
-                deferred.append((RawFile(item.path, item.abs_path, b"", item.language), None))
+        if not mentions_jina(item.data):
+            # Only a width next to a vector/schema key can make a finding here (no model named in the file).
+            if project_rules and width_in_context(item.data, any_width):
+                # Keep the name, not the bytes: the second test below drops most without a second read.
+                deferred.append((RawFile(item.path, item.abs_path, b""), None))
             continue
+        dims = bool(project_rules) and width_number(any_width).search(item.data) is not None
         contexts = _contexts(item, skipped)
         if not contexts:
             continue
@@ -78,7 +80,6 @@ def plan(
     # Widths (768, 512) count only once we know which legacy models the project uses.
     widths = project.legacy_dims
     if widths and project_rules:
-        width_re = re.compile(rb"\b(?:" + b"|".join(str(w).encode() for w in sorted(widths)) + rb")\b")
         for item, known in deferred:
             contexts = known or []
             if known is None:
@@ -86,9 +87,9 @@ def plan(
                     data = Path(item.abs_path).read_bytes()
                 except OSError:
                     continue
-                if not width_re.search(data):
+                if not width_in_context(data, widths):
                     continue
-                item = RawFile(item.path, item.abs_path, data, item.language)
+                item = RawFile(item.path, item.abs_path, data)
                 contexts = _contexts(item, skipped)
             for ctx in contexts:
                 ctx.project = project

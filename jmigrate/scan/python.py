@@ -9,11 +9,15 @@ from __future__ import annotations
 import ast
 import bisect
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 from jmigrate.scan.walk import Source
+
+_N = TypeVar("_N", bound=ast.AST)
 
 
 def dotted(node: ast.AST) -> str:
@@ -56,6 +60,10 @@ class PyModule:
     src: Source
     tree: ast.Module
     parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
+    # Every node in `ast.walk` order (breadth first) and the same nodes by type: the one walk of the
+    # tree that rules share (walking a large module again per rule was most of `plan`'s time).
+    nodes: list[ast.AST] = field(default_factory=list)
+    _by_type: dict[type[ast.AST], list[ast.AST]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def parse(cls, src: Source, text: str | None = None) -> PyModule:
@@ -65,10 +73,29 @@ class PyModule:
             warnings.simplefilter("ignore")
             tree = ast.parse(src.text if text is None else text, filename=src.path)
         mod = cls(src, tree)
-        for node in ast.walk(tree):
+        parents, nodes, by_type = mod.parents, mod.nodes, mod._by_type
+        todo: deque[ast.AST] = deque([tree])
+        while todo:  # ast.walk's order, with the parent map and the type buckets filled on the way
+            node = todo.popleft()
+            nodes.append(node)
+            bucket = by_type.get(type(node))
+            if bucket is None:
+                by_type[type(node)] = bucket = []
+            bucket.append(node)
             for child in ast.iter_child_nodes(node):
-                mod.parents[child] = node
+                parents[child] = node
+                todo.append(child)
         return mod
+
+    def of_type(self, kind: type[_N]) -> list[_N]:
+        """Nodes of exactly this class (ast node classes are leaves: no subclass to miss), in walk order."""
+        return self._by_type.get(kind, [])  # type: ignore[return-value]
+
+    def int_constants(self, values: Collection[int]) -> list[ast.Constant]:
+        """Integer literals (not bools) equal to one of `values`."""
+        return [
+            n for n in self.of_type(ast.Constant) if type(n.value) is int and n.value in values
+        ]
 
     # --- positions -------------------------------------------------------------------------------
     def start(self, node: ast.AST) -> int:
@@ -85,14 +112,14 @@ class PyModule:
         return self.src.text[s:e]
 
     # --- structure -------------------------------------------------------------------------------
-    @cached_property
+    @property
     def calls(self) -> list[ast.Call]:
-        return [n for n in ast.walk(self.tree) if isinstance(n, ast.Call)]
+        return self.of_type(ast.Call)
 
     @cached_property
     def _strings(self) -> tuple[list[int], list[ast.Constant]]:
         nodes = sorted(
-            (n for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)),
+            (n for n in self.of_type(ast.Constant) if isinstance(n.value, str)),
             key=lambda n: (n.lineno, n.col_offset),
         )
         return [self.start(n) for n in nodes], nodes

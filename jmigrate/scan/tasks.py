@@ -240,12 +240,11 @@ class _PyInference:
         self.mod = mod
         self.constructors: dict[str, str] = {}
         self.assigned: dict[str, list[ast.AST]] = {}
-        for node in ast.walk(mod.tree):
-            if isinstance(node, ast.Call):
-                target = mod.assigned_to(node)
-                if target:
-                    self.constructors.setdefault(target, call_name(node))
-                    self.assigned.setdefault(target, []).append(node)
+        for node in mod.calls:
+            target = mod.assigned_to(node)
+            if target:
+                self.constructors.setdefault(target, call_name(node))
+                self.assigned.setdefault(target, []).append(node)
 
     def handles_for(self, node: ast.AST) -> tuple[set[str], set[str]]:
         """(names bound to the embedder/call result, names of functions that return its vectors)."""
@@ -378,10 +377,9 @@ class _PyInference:
             out = [o for o in out if o[0] not in (p1, p2)]
             out.append((p1, MATCHING, f"the same vectors ({var}) are stored by {a} and searched by {b}"))
         # Vectors that end up in a matrix product (a @ b.T) are compared with each other.
-        for node_ in ast.walk(mod.tree):
+        for node_ in mod.of_type(ast.BinOp):
             if (
-                isinstance(node_, ast.BinOp)
-                and isinstance(node_.op, ast.MatMult)
+                isinstance(node_.op, ast.MatMult)
                 and mod.names_in(node_) & handles
             ):
                 out.append((mod.start(node_), MATCHING, f"vectors compared with '@' on {self.where(node_)}"))

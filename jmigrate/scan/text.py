@@ -28,19 +28,12 @@ _ORG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 # A v2 id with a part filled in at run time: "jina-embeddings-v2-{size}-en", "jina-embeddings-v2-" + size.
 PARTIAL_V2 = re.compile(r"jina-embeddings-v2-(?!(?:small|base)-(?:en|de|es|zh|code)(?![\w]))")
 
-_DIM_NUMBER = re.compile(rb"\b(?:312|512|768)\b")
-
 
 def mentions_jina(data: bytes) -> bool:
     """Cheap test before any decoding or parsing: a file that never says "jina" has no finding of ours
     except a vector width. Plain substring tests run at memchr speed (a case-insensitive regex does not);
     the three spellings cover model ids, class names (JinaEmbeddings) and settings (JINA_API_KEY)."""
     return b"jina" in data or b"Jina" in data or b"JINA" in data
-
-
-def mentions_width(data: bytes) -> bool:
-    """Files without "jina" can still carry a vector width tied to a v2 model named elsewhere."""
-    return (b"768" in data or b"512" in data or b"312" in data) and _DIM_NUMBER.search(data) is not None
 
 
 # Org prefixes for which "<org>/jina-embeddings-v3" is a real id: Jina's HF org and LiteLLM's provider.
