@@ -1,0 +1,65 @@
+"""Vector widths in files that name no model: `plan` only parses such files when a byte test says a width
+stands next to a vector/schema key, so every spelling JM401-JM403 accept must pass that test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jmigrate.cli.app import main
+from jmigrate.rules._widths import legacy_widths, width_in_context
+
+INDEX_PY = """\
+import faiss
+import numpy as np
+import pyarrow as pa
+from typing import Final
+
+EMBEDDING_DIM: Final[int] = 768
+VECTOR_SIZE = other = 768
+emb_dim = (
+    768
+)
+ivf = faiss.IndexIVFFlat(
+    quantizer,
+    768,
+    100,
+)
+flat = faiss.IndexFlatIP(d=768)
+schema = pa.schema([pa.field("vector", pa.list_(pa.float32(), 768))])
+column = "CREATE TABLE t (embedding vector( 768 ))"
+buf = f.read(768)
+for i in range(768):
+    pass
+"""
+
+
+def test_widths_in_files_without_a_model_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "model.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
+    (tmp_path / "index.py").write_text(INDEX_PY)
+    (tmp_path / "settings.env").write_text("EMBEDDING_DIM=0768\nCHUNK=768\n")
+    code = main(["plan", "--format", "json", str(tmp_path)])
+    found = {(f["path"], f["line"], f["code"]) for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert code == 1
+    assert found == {
+        ("model.py", 1, "JM101"),
+        ("index.py", 6, "JM403"),  # annotated constant
+        ("index.py", 7, "JM403"),  # chained assignment
+        ("index.py", 9, "JM403"),  # value on its own line
+        ("index.py", 13, "JM402"),  # positional FAISS width over several lines
+        ("index.py", 16, "JM402"),  # FAISS d=
+        ("index.py", 17, "JM402"),  # pyarrow list_(float32(), 768)
+        ("index.py", 18, "JM401"),  # vector column in a string
+        ("settings.env", 1, "JM403"),  # leading zero, as int() reads it
+    }
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"buf = f.read(512)", b"for i in range(768):", b"bufsize=512", b"sizes = [128, 256, 512]", b"x = 1768"],
+)
+def test_widths_that_are_not_vector_widths_are_not_parsed(line: bytes) -> None:
+    assert not width_in_context(b"import os\n" + line + b"\n", legacy_widths())
