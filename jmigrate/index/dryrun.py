@@ -11,8 +11,8 @@ from collections import Counter
 from typing import Any
 
 from jmigrate.encoders.base import Encoder
-from jmigrate.index.pipeline import Preparer, Settings, _rebatch
 from jmigrate.index.sources import Source
+from jmigrate.index.units import Preparer, Settings, rebatch
 from jmigrate.models import API_MAX_TOKENS, MATRYOSHKA_DIMS, MODELS
 
 ESTIMATE_NOTE = "estimate: ~4 characters per token (no tokenizer at hand)"
@@ -31,7 +31,7 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
     rows = tokens = out_rows = docs = text_bytes = id_bytes = truncated = 0
     reasons: Counter[str] = Counter()
     first = 0
-    for index, raw in enumerate(_rebatch(source.batches(settings.unit_rows), settings.unit_rows,
+    for index, raw in enumerate(rebatch(source.batches(settings.unit_rows), settings.unit_rows,
                                          settings.limit)):
         u = prep.unit(index, first, raw, skip=False)
         first += len(raw)

@@ -1,0 +1,356 @@
+"""Units of work for `reindex`: source rows cut into fixed-size units, validated, chunked and ready to embed.
+
+A unit is `unit_rows` consecutive source rows. Its boundaries depend only on the source and the
+settings, so a rerun sees the same units (resume depends on it). `Preparer` turns raw rows into a unit:
+rejects with reasons, ids, the texts to embed (chunks when chunking), carried metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from jmigrate.encoders.base import Encoder
+from jmigrate.errors import InputError, UsageError
+from jmigrate.index.idset import IdSet
+from jmigrate.index.rejects import reject
+from jmigrate.index.sources import RawBatch, RowProblem, Source, empty_table
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the output. All of it is fingerprinted, so a change is detected."""
+
+    model: str
+    task: str | None
+    dimensions: int
+    encoder: str = "api"
+    late_chunking: bool = False
+    chunk_by: str | None = None  # "tokens" | "sentences"; None: one vector per row
+    chunk_size: int = 512
+    chunk_overlap: int = 0
+    on_long: str = "reject"  # what to do with a row over the model's token limit
+    limit: int | None = None
+    store_text: bool = True
+    unit_rows: int = 256
+    shard_rows: int = 100_000
+    row_group_rows: int = 8192
+
+    @property
+    def chunked(self) -> bool:
+        return self.late_chunking or self.chunk_by is not None or self.on_long == "chunk"
+
+    def chunking(self) -> dict[str, Any] | None:
+        if self.chunk_by is None:
+            return None
+        return {"by": self.chunk_by, "size": self.chunk_size, "overlap": self.chunk_overlap}
+
+    def check(self) -> None:
+        if self.on_long not in ("truncate", "chunk", "reject"):
+            raise UsageError(f"--on-long must be truncate, chunk or reject, not {self.on_long!r}")
+        if self.chunk_by not in (None, "tokens", "sentences"):
+            raise UsageError(f"--chunk-by must be tokens or sentences, not {self.chunk_by!r}")
+        if self.late_chunking and self.chunk_by is None:
+            raise UsageError("--late-chunking needs --chunk-by tokens|sentences")
+        if self.chunk_by and not 0 <= self.chunk_overlap < self.chunk_size:
+            raise UsageError("--chunk-overlap must be at least 0 and smaller than --chunk-size")
+        if self.dimensions <= 0:
+            raise UsageError("--dimensions must be positive")
+        if self.limit is not None and self.limit < 0:
+            raise UsageError("--limit must be at least 0")
+
+
+@dataclass
+class Unit:
+    index: int
+    first_row: int
+    n_rows: int
+    digest: str
+    skip: bool = False  # committed by an earlier run: read only for ids and digest
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    chunks: list[tuple[int, int, int]] | None = None  # (chunk_index, start, end) per output row
+    docs: list[int] = field(default_factory=list)  # late chunking: output rows per document, in order
+    src: list[int] = field(default_factory=list)  # per output row: its source row's index in the unit
+    refused: list[dict[str, Any]] = field(default_factory=list)  # rows the encoder refused (journalled)
+    meta: pa.Table | None = None
+    tokens: int = 0
+    truncated: int = 0
+    journal: Path | None = None
+    table: pa.Table | None = None
+
+
+# --------------------------------------------------------------------------- reading and validation
+
+def rebatch(batches: Iterator[RawBatch], n: int, limit: int | None) -> Iterator[RawBatch]:
+    """Exactly `n` rows per batch (the last may be short), stopping after `limit` rows."""
+    parts: list[RawBatch] = []
+    have = 0
+    seen = 0
+    for b in batches:
+        start = 0
+        if limit is not None and seen + len(b) > limit:
+            b = _slice(b, 0, limit - seen)
+        seen += len(b)
+        while start < len(b):
+            take = min(n - have, len(b) - start)
+            parts.append(_slice(b, start, start + take))
+            have += take
+            start += take
+            if have == n:
+                yield _concat(parts)
+                parts, have = [], 0
+        if limit is not None and seen >= limit:
+            break
+    if parts:
+        yield _concat(parts)
+
+
+def _slice(b: RawBatch, a: int, z: int) -> RawBatch:
+    meta = b.metadata.slice(a, z - a) if b.metadata.num_columns else empty_table(z - a)
+    return RawBatch(b.ids[a:z], b.texts[a:z], meta, b.problems[a:z] if b.problems else [None] * (z - a))
+
+
+def _concat(parts: list[RawBatch]) -> RawBatch:
+    if len(parts) == 1:
+        return parts[0]
+    n = sum(len(p) for p in parts)
+    meta = pa.concat_tables([p.metadata for p in parts]) if parts[0].metadata.num_columns else empty_table(n)
+    return RawBatch([i for p in parts for i in p.ids], [t for p in parts for t in p.texts], meta,
+                    [q for p in parts for q in p.problems])
+
+
+def _digest(raw: RawBatch) -> str:
+    """What the unit's ids and texts hash to: compared on resume to catch an edited source."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\x1f".join(map(str, raw.ids)).encode("utf-8", "surrogatepass"))
+    h.update("\x1e".join(t if isinstance(t, str) else repr(t) for t in raw.texts)
+             .encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | None]:
+    """(id, problem)."""
+    if type(rid) is str and has_column and rid.strip():
+        return rid, None
+    if not has_column:
+        return str(row), None
+    if rid is None:
+        return None, "id is null"
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        return None, f"id is {type(rid).__name__}, not a string or integer"
+    rid = str(rid)
+    if not rid.strip():
+        return None, "id is empty"
+    return rid, None
+
+
+class Preparer:
+    """Turns raw rows into a unit: rejects with reasons, ids, the texts to embed, chunk spans."""
+
+    def __init__(self, source: Source, settings: Settings, encoder: Encoder, max_tokens: int) -> None:
+        self.source = source
+        self.s = settings
+        self.encoder = encoder
+        self.ids = IdSet()
+        self.max_tokens = max_tokens
+        self.safe_count = safe_counter(encoder)
+
+
+    def unit(self, index: int, first_row: int, raw: RawBatch, skip: bool) -> Unit:
+        u = Unit(index, first_row, len(raw), _digest(raw), skip=skip)
+        has_id = self.source.id_column is not None
+        normed = [_norm_id(r, first_row + i, has_id) for i, r in enumerate(raw.ids)]
+        fresh = self.ids.add_many([rid for rid, _ in normed])
+        if skip:
+            return u
+        keep: list[int] = []
+        texts: list[str] = []
+        for i, ((rid, problem), new) in enumerate(zip(normed, fresh, strict=True)):
+            text = raw.texts[i]
+            if not new:
+                problem = problem or "duplicate id (its first row is kept)"
+            problem = raw.problems[i] or problem or _text_problem(text)
+            if problem:
+                u.rejects.append(reject(first_row + i, rid if rid is not None else raw.ids[i], problem))
+                continue
+            keep.append(i)
+            texts.append(text)
+            u.ids.append(rid)  # type: ignore[arg-type]  # rid is set when there is no problem
+        self._shape(u, raw, keep, texts)
+        return u
+
+    def _shape(self, u: Unit, raw: RawBatch, keep: list[int], texts: list[str]) -> None:
+        """Apply the token limit and chunking; fills the unit's output rows."""
+        s = self.s
+        ids, u.ids = u.ids, []
+        rows: list[int] = []  # source index within the unit, per output row
+        if s.chunk_by is not None:
+            u.chunks = []
+            for i, rid, text in zip(keep, ids, texts, strict=True):
+                spans = chunk_spans(text, s.chunk_by, s.chunk_size, s.chunk_overlap, self.encoder)
+                if not spans:
+                    u.rejects.append(reject(u.first_row + i, rid, "no chunks (nothing but whitespace)"))
+                    continue
+                for c, (a, z) in enumerate(spans):
+                    u.ids.append(rid)
+                    u.texts.append(text[a:z])
+                    u.chunks.append((c, a, z))
+                    rows.append(i)
+                u.docs.append(len(spans))
+            u.tokens = sum(self.encoder.count_tokens(u.texts)) if u.texts else 0
+        else:
+            counts = self.encoder.count_tokens(texts) if texts else []
+            limit_counts = [max(n, self.safe_count(t)) if len(t) > self.max_tokens else n
+                            for t, n in zip(texts, counts, strict=True)]
+            chunks: list[tuple[int, int, int]] | None = [] if s.on_long == "chunk" else None
+            u.chunks = chunks
+            for i, rid, text, n, n_limit in zip(keep, ids, texts, counts, limit_counts, strict=True):
+                if n_limit > self.max_tokens:
+                    n = n_limit
+                    if s.on_long == "reject":
+                        u.rejects.append(reject(u.first_row + i, rid,
+                                                f"too long: {n} tokens > {self.max_tokens} "
+                                                "(use --on-long truncate or chunk)"))
+                        continue
+                    if s.on_long == "truncate":
+                        text, n = truncate_to(text, self.max_tokens, self.safe_count)
+                        u.truncated += 1
+                    else:
+                        spans = chunk_spans(text, "tokens", self.max_tokens, 0, self.encoder,
+                                            self.safe_count)
+                        for c, (a, z) in enumerate(spans):
+                            u.ids.append(rid)
+                            u.texts.append(text[a:z])
+                            assert chunks is not None
+                            chunks.append((c, a, z))
+                            rows.append(i)
+                        u.tokens += sum(self.encoder.count_tokens([text[a:z] for a, z in spans]))
+                        continue
+                u.ids.append(rid)
+                u.texts.append(text)
+                if chunks is not None:
+                    chunks.append((0, 0, len(text)))
+                rows.append(i)
+                u.tokens += n
+        u.src = rows
+        u.meta = raw.metadata.take(pa.array(rows, pa.int64())) if raw.metadata.num_columns else None
+        u.rejects.sort(key=lambda r: r["row"])
+
+
+def refused_input(e: BaseException) -> bool:
+    """An error about the inputs themselves (the API's 400/413/422, a local backend's InputError),
+    as opposed to the key, the credit or the network, which must stop the run."""
+    return isinstance(e, InputError) or re.search(r"HTTP (400|413|422)\b", str(e)) is not None
+
+
+def keep_rows(u: Unit, keep: list[bool]) -> None:
+    """Drop the output rows of refused source rows from a unit (before its table is built)."""
+    if all(keep):
+        return
+    idx = [i for i, k in enumerate(keep) if k]
+    u.ids = [u.ids[i] for i in idx]
+    u.texts = [u.texts[i] for i in idx]
+    u.src = [u.src[i] for i in idx]
+    if u.chunks is not None:
+        u.chunks = [u.chunks[i] for i in idx]
+    if u.meta is not None:
+        u.meta = u.meta.take(pa.array(idx, pa.int64()))
+
+
+def _text_problem(text: Any) -> str | None:
+    if type(text) is str and text.strip() and text.isprintable() and text.isascii():
+        return None  # the common case, without encoding the text
+    if isinstance(text, RowProblem):
+        return str(text)
+    if text is None:
+        return "text is null"
+    if not isinstance(text, str):
+        return f"text is {type(text).__name__}, not a string"
+    if not text.strip():
+        return "text is empty"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (lone surrogate)"
+    return None
+
+
+def safe_counter(encoder: Encoder) -> Callable[[str], int]:
+    """Token count for the model's limit. With a tokenizer, the encoder's; without one (the API) the
+    4-characters-per-token estimate can be far too low (CJK), so take the higher of it and the API
+    client's high-side count: a text is never sent over the limit (which would fail its whole batch)."""
+    if type(encoder).count_tokens is not Encoder.count_tokens:
+        return lambda t: encoder.count_tokens([t])[0]
+    from jmigrate.encoders.api import conservative_token_count
+
+    return lambda t: max(encoder.count_tokens([t])[0], conservative_token_count(t))
+
+
+def truncate_to(text: str, max_tokens: int, count: Callable[[str], int]) -> tuple[str, int]:
+    """Cut `text` until `count` says at most `max_tokens` tokens (works with any token counter)."""
+    n = count(text)
+    while n > max_tokens and len(text) > 1:
+        text = text[: max(1, int(len(text) * max_tokens / n * 0.98))]
+        n = count(text)
+    return text, n
+
+
+def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder,
+                count: Callable[[str], int] | None = None) -> list[tuple[int, int]]:
+    """Character spans of the chunks of `text`, by the encoders' chunkers.
+
+    Token chunks need the model's tokenizer offsets; an encoder without a tokenizer (the HTTP API)
+    gets windows of the stated estimate (4 characters per token) cut at whitespace.
+    """
+    from jmigrate.encoders import chunking
+
+    tokenizer = getattr(encoder, "tokenizer", None)
+    if by == "sentences":
+        def count(t: str) -> int:
+            return encoder.count_tokens([t])[0]
+
+        out: list[tuple[int, int]] = []
+        for c in chunking.chunk_by_sentences(text, size, count):
+            if count(c.text) > size:  # one sentence over the budget: split it by tokens
+                out += [(c.chunk_start + a, c.chunk_start + z)
+                        for a, z in chunk_spans(c.text, "tokens", size, 0, encoder)]
+            else:
+                out.append((c.chunk_start, c.chunk_end))
+        return out
+    if tokenizer is not None:
+        chunks = chunking.chunk_by_tokens(text, tokenizer, size, overlap)
+        return [(c.chunk_start, c.chunk_end) for c in chunks]
+    return _estimated_token_windows(text, size, overlap, count or safe_counter(encoder))
+
+
+def _estimated_token_windows(text: str, size: int, overlap: int,
+                             count: Callable[[str], int]) -> list[tuple[int, int]]:
+    width, step = size * 4, (size - overlap) * 4
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + width)
+        while end - start > 1 and count(text[start:end]) > size:  # dense text (CJK): narrow the window
+            end = start + max(1, int((end - start) * 0.8))
+        if end < len(text):  # back off to the last whitespace so words stay whole
+            cut = text.rfind(" ", start + width // 2, end)
+            end = cut if cut > start else end
+        a, z = start, end
+        while a < z and text[a].isspace():
+            a += 1
+        while z > a and text[z - 1].isspace():
+            z -= 1
+        if z > a:
+            spans.append((a, z))
+        if end >= len(text):
+            break
+        start = max(start + 1, end - (width - step))
+    return spans
