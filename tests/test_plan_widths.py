@@ -29,6 +29,10 @@ ivf = faiss.IndexIVFFlat(
     100,
 )
 flat = faiss.IndexFlatIP(d=768)
+params = VectorParams(
+    distance=Distance.COSINE,
+    size=768,
+)
 schema = pa.schema([pa.field("vector", pa.list_(pa.float32(), 768))])
 column = "CREATE TABLE t (embedding vector( 768 ))"
 buf = f.read(768)
@@ -41,6 +45,7 @@ def test_widths_in_files_without_a_model_name(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "model.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
     (tmp_path / "index.py").write_text(INDEX_PY)
     (tmp_path / "settings.env").write_text("EMBEDDING_DIM=0768\nCHUNK=768\n")
+    (tmp_path / "qdrant.yaml").write_text("vectors:\n  size: 768\n  distance: Cosine\n")
     code = main(["plan", "--format", "json", str(tmp_path)])
     found = {(f["path"], f["line"], f["code"]) for f in json.loads(capsys.readouterr().out)["findings"]}
     assert code == 1
@@ -51,15 +56,17 @@ def test_widths_in_files_without_a_model_name(tmp_path: Path, capsys: pytest.Cap
         ("index.py", 9, "JM403"),  # value on its own line
         ("index.py", 13, "JM402"),  # positional FAISS width over several lines
         ("index.py", 16, "JM402"),  # FAISS d=
-        ("index.py", 17, "JM402"),  # pyarrow list_(float32(), 768)
-        ("index.py", 18, "JM401"),  # vector column in a string
+        ("index.py", 19, "JM402"),  # Qdrant size= inside VectorParams(
+        ("index.py", 21, "JM402"),  # pyarrow list_(float32(), 768)
+        ("index.py", 22, "JM401"),  # vector column in a string
         ("settings.env", 1, "JM403"),  # leading zero, as int() reads it
+        ("qdrant.yaml", 2, "JM402"),  # a bare size key outside Python
     }
 
 
 @pytest.mark.parametrize(
     "line",
-    [b"buf = f.read(512)", b"for i in range(768):", b"bufsize=512", b"sizes = [128, 256, 512]", b"x = 1768"],
+    [b"f.read(512)", b"range(768)", b"bufsize=512", b"Memory(size=512)", b"[128, 256, 512]", b"x = 1768"],
 )
 def test_widths_that_are_not_vector_widths_are_not_parsed(line: bytes) -> None:
-    assert not width_in_context(b"import os\n" + line + b"\n", legacy_widths())
+    assert not width_in_context(b"import os\n" + line + b"\n", legacy_widths(), "a.py")

@@ -15,23 +15,31 @@ from functools import lru_cache
 from jmigrate.models import MODELS, V3, legacy_models
 from jmigrate.scan.context import FileContext, replaced_dims
 from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.walk import language_of
 
 # What stands before a width that one of JM401-JM403 can report in a file that names no model (so only the
 # project-wide "strong" contexts count there). Either (1) a key on the same line, the width right after
 # its `=` / `:` (quotes, an annotation or an opening parenthesis allowed): a schema keyword or key
-# (`size`, `list_size`, `dim`, `dims`, `dimension(s)`, FAISS `d`, Annoy `f`) or a constant/setting named
-# like _WIDTH_NAME in JM403 (EMBEDDING_DIM, vector_size, emb_dim, n_dims, d_model_out); or (2) a vector
-# column `vector(768` / `halfvec(768`; or (3) a positional argument of `Index...(` (FAISS, Annoy) or
+# (`list_size`, `dim`, `dims`, `dimension(s)`, FAISS `d`, Annoy `f`; `size` below) or a constant/setting
+# named like _WIDTH_NAME in JM403 (EMBEDDING_DIM, vector_size, emb_dim, n_dims, d_model_out); or (2) a
+# vector column `vector(768` / `halfvec(768`; or (3) a positional argument of `Index...(` (FAISS, Annoy) or
 # pyarrow `list_(`, possibly over several lines. A rule that learns a new spelling must add it here, or
-# files without a model name never reach it (the fixtures of every rule run through `plan` in tests).
+# files without a model name never reach it (tests/test_plan_widths.py runs the spellings through `plan`).
+_KEY_TAIL = rb"""\b[^\n]{0,80}?[:=]\s*\(?\s*["']?"""
 _BEFORE_WIDTH = re.compile(
-    rb"""(?i)(?:\b(?:\w*dim\w*|size|list_size|\w*vec(?:tor)?_?(?:size|width)\w*|\w*emb\w*?(?:size|width)\w*|"""
-    rb"""d_?model_out|d|f)\b[^\n]{0,80}?[:=]\s*\(?\s*["']?"""
-    rb"""|\b(?:vector|halfvec)\s*\(\s*"""
+    rb"""(?i)(?:\b(?:\w*dim\w*|list_size|\w*vec(?:tor)?_?(?:size|width)\w*|\w*emb\w*?(?:size|width)\w*|"""
+    rb"""d_?model_out|d|f)"""
+    + _KEY_TAIL
+    + rb"""|\b(?:vector|halfvec)\s*\(\s*"""
     rb"""|(?:index\w*|list_)\s*\([^;]{0,100}?[(,]\s*)\Z"""
 )
-# How far before the width the key may start.
+# A bare `size` key: YAML/JSON schemas (JM402 judges the block around it), but in Python only Qdrant's
+# VectorParams(size=...) (buffer and shared-memory sizes are everywhere in Python code).
+_SIZE_KEY = re.compile(rb"(?i)\bsize" + _KEY_TAIL + rb"\Z")
+_VECTOR_PARAMS = re.compile(rb"VectorParams\s*\(")
+# How far before the width the key may start; how far back a VectorParams( call may open.
 _WINDOW = 120
+_CALL_WINDOW = 1000
 
 
 _WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -48,7 +56,7 @@ def legacy_widths() -> frozenset[int]:
     return frozenset(replaced_dims({m.name for m in legacy_models()}))
 
 
-def width_in_context(data: bytes, widths: Collection[int]) -> bool:
+def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bool:
     """Byte test for a file that names no model: could JM401-JM403 report one of `widths` in it?
 
     512 alone is in thousands of files (buffer sizes); a width right after a vector/schema key is rare.
@@ -65,6 +73,10 @@ def width_in_context(data: bytes, widths: Collection[int]) -> bool:
         if start > 0 and data[start - 1] in _WORD_BYTES:
             continue
         if _BEFORE_WIDTH.search(data, max(0, start - _WINDOW), start):
+            return True
+        if _SIZE_KEY.search(data, max(0, start - _WINDOW), start) and (
+            language_of(path) != "python" or _VECTOR_PARAMS.search(data, max(0, start - _CALL_WINDOW), start)
+        ):
             return True
     return False
 

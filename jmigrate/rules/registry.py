@@ -77,7 +77,16 @@ def rule(
     return register
 
 
+_loaded = False
+
+
 def _load_all() -> None:
+    # Once per process: `get_rule` runs for every finding, and listing the package each time was a tenth
+    # of `plan` on a large tree.
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
     import jmigrate.rules as package
 
     for info in pkgutil.iter_modules(package.__path__):

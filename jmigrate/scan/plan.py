@@ -59,7 +59,7 @@ def plan(
         size += len(item.data)
         if not mentions_jina(item.data):
             # Only a width next to a vector/schema key can make a finding here (no model named in the file).
-            if project_rules and width_in_context(item.data, any_width):
+            if project_rules and width_in_context(item.data, any_width, item.path):
                 # Keep the name, not the bytes: the second test below drops most without a second read.
                 deferred.append((RawFile(item.path, item.abs_path, b""), None))
             continue
@@ -87,7 +87,7 @@ def plan(
                     data = Path(item.abs_path).read_bytes()
                 except OSError:
                     continue
-                if not width_in_context(data, widths):
+                if not width_in_context(data, widths, item.path):
                     continue
                 item = RawFile(item.path, item.abs_path, data)
                 contexts = _contexts(item, skipped)
