@@ -152,3 +152,17 @@ def test_dimensions_must_fit_the_model(tmp_path: Path, capsys) -> None:  # type:
                  "jina-embeddings-v2-base-en", "--dimensions", "512"]) == 2
     assert "768 (no Matryoshka)" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "o").exists()
+
+
+def test_manifest_records_what_the_server_called_its_model(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A rehearsal against the stub must not leave an index that passes for real v3 vectors.
+    from jmigrate.testing.server import StubServer
+
+    with StubServer(api_key="jina_provenance") as srv:
+        monkeypatch.setenv("JINA_API_KEY", "jina_provenance")
+        out = tmp_path / "idx"
+        assert main(["reindex", str(CORPUS), "--out", str(out), "--api-url", srv.url, "--limit", "5",
+                     "--quiet"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"] == "jina-embeddings-v3"
+    assert m["served_model"].startswith("jina-embeddings-v3") and "not real v3" in m["served_model"]

@@ -418,6 +418,10 @@ class _Run:
         if units:
             m["checkpoint"]["next_unit"] = units[-1].index + 1
         m["usage"] = self._usage()
+        # What the server called its model (a stub says its vectors are not v3): kept for provenance.
+        served = getattr(self.encoder, "served_model", None)
+        if served:
+            m["served_model"] = served
         write_manifest(self.out, m)
         self.stats.shards = len(m["shards"])
         for u in units:  # recorded: the journal copies are no longer needed
