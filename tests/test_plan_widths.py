@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jmigrate.cli.app import main
-from jmigrate.rules._widths import legacy_widths, width_in_context
+from jmigrate.scan.prefilter import legacy_widths, width_in_context
 
 INDEX_PY = """\
 import faiss

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from jmigrate.errors import InputError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
-from jmigrate.rules._widths import legacy_widths, width_in_context, width_number
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
 from jmigrate.scan.notebook import NotebookError, notebook_units
-from jmigrate.scan.text import mentions_jina
-from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes, walk
+from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context
+from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes
 
 
 def plan(
@@ -49,21 +48,21 @@ def plan(
     # Files that may hold a vector width; judged once the project's legacy models are known.
     deferred: list[tuple[RawFile, list[FileContext] | None]] = []
     files = size = 0
-    any_width = legacy_widths()
 
-    for item in walk(root, max_file_size):
-        if isinstance(item, SkippedFile):
-            skipped.append(item)
+    for sniffed in sniff_tree(root, max_file_size, legacy_widths() if project_rules else frozenset()):
+        if isinstance(sniffed, SkippedFile):
+            skipped.append(sniffed)
             continue
         files += 1
-        size += len(item.data)
-        if not mentions_jina(item.data):
-            # Only a width next to a vector/schema key can make a finding here (no model named in the file).
-            if project_rules and width_in_context(item.data, any_width, item.path):
-                # Keep the name, not the bytes: the second test below drops most without a second read.
-                deferred.append((RawFile(item.path, item.abs_path, b""), None))
+        size += sniffed.size
+        item = sniffed.raw()
+        if sniffed.data is None:
+            # Names no model: only a width next to a vector/schema key can make a finding here. Keep the
+            # name, not the bytes: the second test below drops most without a second read.
+            if sniffed.width_hint:
+                deferred.append((item, None))
             continue
-        dims = bool(project_rules) and width_number(any_width).search(item.data) is not None
+        dims = sniffed.width_hint
         contexts = _contexts(item, skipped)
         if not contexts:
             continue

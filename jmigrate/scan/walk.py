@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import NamedTuple
 
 import pathspec
 
@@ -161,6 +162,13 @@ class Source:
         return self.text[starts[line - 1] : end].rstrip("\r\n")
 
 
+class FilePath(NamedTuple):
+    """A file the walker accepts, not read yet."""
+
+    path: str  # relative, POSIX
+    abs_path: str
+
+
 @dataclass
 class RawFile:
     """A file the walker accepted: its bytes are read, decoding is left to the caller (often not needed)."""
@@ -212,11 +220,18 @@ def _ignored(rel: str, is_dir: bool, ignores: list[_Ignore]) -> bool:
 
 def walk(root: str | Path, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Iterator[RawFile | SkippedFile]:
     """Yield every candidate file under `root` (sorted, deterministic) or a SkippedFile saying why not."""
+    for entry in walk_paths(root):
+        yield entry if isinstance(entry, SkippedFile) else read_file(entry, max_file_size)
+
+
+def walk_paths(root: str | Path) -> Iterator[FilePath | SkippedFile]:
+    """The files `walk` would read, without reading them (`read_file` does): `plan` hands them to
+    worker processes on large trees."""
     root_path = Path(root).resolve()
     if root_path.is_file():
-        yield from _file(str(root_path), root_path.name, max_file_size)
+        yield FilePath(root_path.name, str(root_path))
         return
-    yield from _walk_dir(str(root_path), "", _parent_gitignores(root_path), max_file_size)
+    yield from _walk_dir(str(root_path), "", _parent_gitignores(root_path))
 
 
 def _parent_gitignores(root: Path) -> list[_Ignore]:
@@ -237,9 +252,7 @@ def _parent_gitignores(root: Path) -> list[_Ignore]:
     return []  # not inside a repository: a .gitignore above the root is not ours to apply
 
 
-def _walk_dir(
-    folder: str, rel: str, ignores: list[_Ignore], max_file_size: int
-) -> Iterator[RawFile | SkippedFile]:
+def _walk_dir(folder: str, rel: str, ignores: list[_Ignore]) -> Iterator[FilePath | SkippedFile]:
     ig = _load_gitignore(folder, rel + "/" if rel else "")
     if ig is not None:
         ignores = [*ignores, ig]
@@ -263,9 +276,9 @@ def _walk_dir(
                 continue
             if _ignored(child, True, ignores):
                 continue
-            yield from _walk_dir(entry.path, child, ignores, max_file_size)
+            yield from _walk_dir(entry.path, child, ignores)
         elif entry.is_file(follow_symlinks=False) and not _ignored(child, False, ignores):
-            yield from _file(entry.path, child, max_file_size)
+            yield FilePath(child, entry.path)
 
 
 def _symlink(path: str, rel: str, ignores: list[_Ignore]) -> Iterator[SkippedFile]:
@@ -285,20 +298,19 @@ def _symlink(path: str, rel: str, ignores: list[_Ignore]) -> Iterator[SkippedFil
     # A link to something inside the root: its target is scanned at its real path.
 
 
-def _file(path: str, rel: str, max_file_size: int) -> Iterator[RawFile | SkippedFile]:
+def read_file(file: FilePath, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> RawFile | SkippedFile:
+    """The file's bytes, or why it is skipped (too large, binary, unreadable)."""
+    rel = file.path
     try:
         # Read one byte past the limit instead of stat-ing every file first: a stat call per file was a
         # third of the walk on a large tree, and only oversized files need their real size (for the message).
-        with open(path, "rb") as f:
+        with open(file.abs_path, "rb") as f:
             data = f.read(max_file_size + 1)
             if len(data) > max_file_size:
                 size = os.fstat(f.fileno()).st_size
-                yield SkippedFile(rel, f"too large ({size / 1e6:.1f} MB > {max_file_size / 1e6:g} MB)")
-                return
+                return SkippedFile(rel, f"too large ({size / 1e6:.1f} MB > {max_file_size / 1e6:g} MB)")
     except OSError as e:
-        yield SkippedFile(rel, f"cannot read ({e.strerror})")
-        return
+        return SkippedFile(rel, f"cannot read ({e.strerror})")
     if data.find(b"\0", 0, BINARY_SNIFF_BYTES) != -1:  # find() with bounds: no copy of the prefix
-        yield SkippedFile(rel, "binary (NUL byte in the first 8 KiB)")
-        return
-    yield RawFile(rel, path, data)
+        return SkippedFile(rel, "binary (NUL byte in the first 8 KiB)")
+    return RawFile(rel, file.abs_path, data)
