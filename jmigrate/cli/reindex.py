@@ -259,7 +259,8 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
     try:
         result = reindex(source, out, encoder, settings, restart=restart, stop=stop,
                          on_progress=progress.update if progress else None,
-                         concurrency=int(opts["concurrency"]))
+                         concurrency=int(opts["concurrency"]),
+                         on_note=lambda note: err_console.print(f"note: {note}", highlight=False))
     except KeyboardInterrupt:
         if progress:
             progress.stop()

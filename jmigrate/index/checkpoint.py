@@ -19,9 +19,10 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from jmigrate.errors import CheckpointError
-from jmigrate.index.manifest import MANIFEST, read_manifest
+from jmigrate.errors import CheckpointError, InputError
+from jmigrate.index.manifest import MANIFEST, read_manifest, write_manifest
 from jmigrate.index.rejects import REJECTS
+from jmigrate.index.shards import sha256_file
 
 LOCK = ".jmigrate.lock"
 WORK = ".jmigrate-work"
@@ -89,6 +90,7 @@ class ResumeState:
     manifest: dict[str, Any] | None  # None: a fresh run
     journal: dict[int, Path] = field(default_factory=dict)  # finished units not yet in a shard
     cleaned: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # repairs made, for the user
 
 
 def _ours(name: str) -> bool:
@@ -105,9 +107,15 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
     refusal message.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)
+    except InputError as e:
+        if not restart:
+            raise CheckpointError(f"{e}. Rerun with --restart to discard {folder} and start over, or choose "
+                                  "another --out") from None
+        manifest = None  # --restart discards it anyway
     foreign = sorted(p.name for p in folder.iterdir() if not _ours(p.name))
-    if manifest is None and any(p.name.startswith("part-") for p in folder.iterdir()):
+    if manifest is None and not restart and any(p.name.startswith("part-") for p in folder.iterdir()):
         raise CheckpointError(f"{folder} holds shards but no manifest.json; use an empty folder or --restart")
     if foreign and manifest is None:
         raise CheckpointError(f"{folder} is not empty and is not a jmigrate index ({foreign[0]}, ...); "
@@ -137,6 +145,8 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
             state.cleaned.append(p.name)
     if manifest is None:
         (folder / REJECTS).unlink(missing_ok=True)
+    else:
+        _verify_shards(folder, manifest, state)
     next_unit = (manifest or {}).get("checkpoint", {}).get("next_unit", 0)
     work = folder / WORK
     if work.is_dir():
@@ -147,6 +157,56 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
             else:
                 state.journal[unit] = p
     return state
+
+
+def _verify_shards(folder: Path, manifest: dict[str, Any], state: ResumeState) -> None:
+    """Check every recorded shard against its sha256; from the first bad one on, forget the shards
+    (manifest, files, their rejects) so this run makes them again. A shard is only renamed into place
+    whole and fsynced, so a bad one means damage after the fact (a disk error, a partial copy, an edit)."""
+    shards = manifest["shards"]
+    bad, why = None, ""
+    for i, rec in enumerate(shards):
+        path = folder / rec["file"]
+        if not path.is_file():
+            bad, why = i, "missing"
+        elif sha256_file(path) != rec.get("sha256"):
+            bad, why = i, "damaged (its sha256 differs from the one in manifest.json)"
+        if bad is not None:
+            break
+    if bad is None:
+        return
+    dropped = shards[bad:]
+    for rec in dropped:
+        (folder / rec["file"]).unlink(missing_ok=True)
+    kept = shards[:bad]
+    rejects_bytes, rejected = _rejects_before(folder / REJECTS, dropped[0]["first_row"])
+    manifest["shards"] = kept
+    manifest["rows"] = {"source": sum(r["source_rows"] for r in kept),
+                        "written": sum(r["rows"] for r in kept), "rejected": rejected}
+    manifest["checkpoint"] = {"next_unit": dropped[0]["units"][0], "rejects_bytes": rejects_bytes}
+    manifest["status"], manifest["finished_at"] = "interrupted", None
+    write_manifest(folder, manifest)
+    state.notes.append(f"{dropped[0]['file']} is {why}; it and the {len(dropped) - 1} shard(s) after it "
+                       f"({sum(r['source_rows'] for r in dropped):,} source rows) are made again")
+
+
+def _rejects_before(path: Path, first_row: int) -> tuple[int, int]:
+    """Length in bytes and line count of the part of rejects.jsonl about source rows before `first_row`
+    (lines are appended shard by shard in source-row order)."""
+    size = count = 0
+    if not path.exists():
+        return 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                row = json.loads(line)["row"]
+            except (ValueError, KeyError, TypeError):
+                break  # a damaged tail: cut here, the rows after it are redone anyway
+            if not line.endswith(b"\n") or row >= first_row:
+                break
+            size += len(line)
+            count += 1
+    return size, count
 
 
 def _unit_index(name: str) -> int | None:

@@ -61,6 +61,10 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     if data.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{path} has format_version {data.get('format_version')}; this jmigrate reads "
                          f"{FORMAT_VERSION}")
+    # A manifest edited by hand or damaged on disk must be an error here, not a KeyError later.
+    for key, kind in (("shards", list), ("rows", dict), ("checkpoint", dict), ("usage", dict)):
+        if not isinstance(data.get(key), kind):
+            raise InputError(f"{path} is damaged: '{key}' is missing or not a {kind.__name__}")
     return data
 
 

@@ -66,6 +66,7 @@ class Result:
     usage: dict[str, int]
     cleaned: list[str]
     already_complete: bool = False  # the folder was complete before this run: nothing was done
+    notes: list[str] = field(default_factory=list)  # repairs made on the way in (a damaged shard redone)
 
 
 # --------------------------------------------------------------------------- the run
@@ -84,8 +85,25 @@ def reindex(
     on_progress: Callable[[Stats, Encoder], None] | None = None,
     stop: threading.Event | None = None,
     concurrency: int = 1,
+    on_note: Callable[[str], None] | None = None,
 ) -> Result:
-    """Embed `source` into the index folder `out`, resuming a previous run of the same settings."""
+    """Embed `source` into the index folder `out`, resuming a previous run of the same settings.
+
+    `on_note` hears about repairs before the run goes on (a damaged shard found and made again)."""
+    try:
+        return _reindex(source, out, encoder, settings, restart=restart, on_progress=on_progress, stop=stop,
+                        concurrency=concurrency, on_note=on_note)
+    except OSError as e:
+        # A full disk, a read-only or vanished folder: one line, and how to go on. Everything committed
+        # before it (shards, manifest, journal) is intact, so a rerun resumes.
+        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        raise CheckpointError(f"cannot go on writing {out} ({what}); finished work is saved: fix that (e.g. "
+                              "free disk space) and run the same command again to resume") from e
+
+
+def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *, restart: bool,
+             on_progress: Callable[[Stats, Encoder], None] | None, stop: threading.Event | None,
+             concurrency: int, on_note: Callable[[str], None] | None) -> Result:
     from jmigrate.models import API_MAX_TOKENS, MODELS, TASKS
 
     settings.check()
@@ -109,6 +127,8 @@ def reindex(
             out, fingerprint=fingerprint, source_fingerprint=src_fp, restart=restart,
             describe_change=lambda old: _describe_change(old.get("settings", {}), fp_settings))
         manifest = state.manifest
+        for note in state.notes if on_note else ():
+            on_note(note)  # type: ignore[misc]
         if manifest is None:
             manifest = new_manifest(
                 tool_version=__version__, model=settings.model, task=settings.task,
@@ -119,11 +139,15 @@ def reindex(
             write_manifest(out, manifest)
         stats = Stats(total_rows=_total(source, settings))
         if manifest["status"] == "complete":
+            try:  # crash leftovers were cleared out of it by prepare()
+                (out / ckpt.WORK).rmdir()
+            except OSError:
+                pass
             stats.source_rows = stats.resumed_rows = manifest["rows"]["source"]
             stats.written, stats.rejected = manifest["rows"]["written"], manifest["rows"]["rejected"]
             stats.shards = len(manifest["shards"])
             return Result(out, "complete", manifest, stats, dict(manifest["usage"]), state.cleaned,
-                          already_complete=True)
+                          already_complete=True, notes=state.notes)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
         return run.go(on_progress)
 
@@ -154,6 +178,7 @@ class _Run:
         self.rejects = RejectsFile(out, manifest["checkpoint"]["rejects_bytes"])
         self.base_usage = dict(manifest["usage"])
         self.errors: list[BaseException] = []
+        self._open: ShardWriter | None = None  # the shard being written, removed if the run fails
         self.gather = max(1, concurrency) * max(1, encoder.batch_size)
         self.q_encode: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
@@ -341,6 +366,17 @@ class _Run:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def write(self) -> None:
+        try:
+            self._write()
+        except BaseException:
+            if self._open is not None:  # don't leave a half shard taking the space a rerun needs
+                try:
+                    self._open.abort()
+                except Exception:  # noqa: S110 - the first error is the one to report
+                    pass
+            raise
+
+    def _write(self) -> None:
         writer: ShardWriter | None = None
         pending: list[Unit] = []
         buffer: list[pa.Table] = []
@@ -397,10 +433,12 @@ class _Run:
                                                  "started_at", "finished_at")},
               "jmigrate.shard": {"index": index, "first_unit": first.index if first else 0,
                                  "first_row": first.first_row if first else 0}}
-        return ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)
+        self._open = ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)
+        return self._open
 
     def _commit(self, writer: ShardWriter, units: list[Unit]) -> None:
         rec = writer.commit()
+        self._open = None
         digest = hashlib.blake2b(digest_size=16)
         for u in units:
             digest.update(u.digest.encode())
@@ -471,14 +509,19 @@ class _Run:
                 self.work.rmdir()
             except OSError:
                 pass
-        write_manifest(self.out, m)
+        try:
+            write_manifest(self.out, m)
+        except OSError:
+            if not (self.errors or interrupted):
+                raise
+            # (a full disk, say) the manifest on disk is the last committed one, still consistent
         if on_progress:
             on_progress(self.stats, self.encoder)
         if self.errors:
             raise self.errors[0]
         if interrupted:
             raise KeyboardInterrupt
-        return Result(self.out, status, m, self.stats, m["usage"], self.state.cleaned)
+        return Result(self.out, status, m, self.stats, m["usage"], self.state.cleaned, notes=self.state.notes)
 
 
 def _check_digest(index: int, digest: str, expected: dict[int, tuple[int, str]], running: Any) -> Any:
