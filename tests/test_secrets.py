@@ -1,0 +1,269 @@
+"""The API key never shows: every command, every error path, `--debug`, logs and every file written.
+
+Each test runs real commands against the loopback StubServer with a recognisable key, then greps
+stdout, stderr, every log record (DEBUG, httpx and httpcore included) and every byte of every file
+under the test folder (Parquet footers, manifests, rejects, journals, reports, run files, plans) for
+the key and for pieces of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from jmigrate.cli.app import main
+from jmigrate.encoders.api import JinaAPIEncoder
+from jmigrate.testing.server import Fault, StubServer
+
+KEY = "jina_SECRETKEY_deadbeef0123456789"
+# The whole key, its last 12 characters and its recognisable head: a truncated or partly masked
+# key is still a leak.
+NEEDLES = (KEY, KEY[-12:], KEY[:14])
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fixtures" / "corpus"
+V2, V3 = "jina-embeddings-v2-base-en", "jina-embeddings-v3"
+
+
+def leaks(text: str | bytes) -> list[str]:
+    """Pieces of the key in `text`, also when a console wrapped it across lines."""
+    if isinstance(text, bytes):
+        return [n for n in NEEDLES if n.encode() in text or n.encode() in b"".join(text.split())]
+    return [n for n in NEEDLES if n in text or n in "".join(text.split())]
+
+
+def files_leaking(root: Path) -> list[str]:
+    """Files under `root` holding a piece of the key: raw bytes, and for Parquet the decoded
+    key-value metadata and rows (data pages may be compressed, so bytes alone could miss it)."""
+    bad = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.is_symlink():
+            continue
+        found = leaks(p.read_bytes())
+        if p.suffix == ".parquet":
+            meta = pq.read_metadata(p).metadata or {}
+            found += leaks(b"".join(k + v for k, v in meta.items()))
+            found += leaks(json.dumps(pq.read_table(p).to_pylist(), default=str))
+        if found:
+            bad.append(f"{p.relative_to(root)}: {found}")
+    return bad
+
+
+class Watch:
+    """Runs CLI commands in-process and fails the test if the key shows anywhere they wrote."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, root: Path):
+        self.capsys, self.caplog, self.root = capsys, caplog, root
+        self.outputs: list[tuple[list[str], str, str]] = []
+
+    def run(self, argv: list[str]) -> tuple[int, str, str]:
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        self.outputs.append((argv, out, err))
+        assert not leaks(out), f"key on stdout of {argv}: {out}"
+        assert not leaks(err), f"key on stderr of {argv}: {err}"
+        return code, out, err
+
+    def check_all(self) -> None:
+        for rec in self.caplog.records:
+            text = rec.getMessage() + repr(rec.args) + (rec.exc_text or "")
+            if rec.exc_info and rec.exc_info[1] is not None:
+                text += repr(rec.exc_info[1])
+            assert not leaks(text), f"key in log record {rec.name}: {text}"
+        assert not leaks(self.caplog.text)
+        assert files_leaking(self.root) == []
+
+
+@pytest.fixture
+def watch(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Watch]:
+    for name in ("JINA_API_KEY", "JINAAI_API_KEY", "JMIGRATE_API_URL", "JMIGRATE_OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    # Retries without waiting: "5xx until the attempts run out" then takes milliseconds.
+    monkeypatch.setattr(JinaAPIEncoder, "_backoff", lambda self, attempt: 0.0)
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "jmigrate", "asyncio"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    w = Watch(capsys, caplog, tmp_path)
+    yield w
+    w.check_all()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    with StubServer(api_key=KEY) as srv:
+        yield srv
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def small_corpus(path: Path, n: int = 3) -> Path:
+    path.write_text("".join(json.dumps({"id": f"r{i}", "text": f"row number {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+# --------------------------------------------------------------------------------------------- reindex
+
+
+@pytest.mark.parametrize("how", ["flag", "JINA_API_KEY", "JINAAI_API_KEY"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_reindex_with_the_key_from_a_flag_or_the_environment(
+    watch: Watch, stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, debug: bool
+) -> None:
+    key_args = ["--api-key", KEY] if how == "flag" else []
+    if how != "flag":
+        monkeypatch.setenv(how, KEY)
+    pre = ["--debug"] if debug else []
+    base = ["reindex", str(CORPUS / "multilingual.jsonl"), "--api-url", stub.url, *key_args]
+    code, out, _ = watch.run([*pre, *base, "--out", str(tmp_path / "idx"), "--json"])
+    assert code == 0 and json.loads(out)["status"] == "complete"
+    assert stub.stats.by_status[200] > 0  # the key really travelled (in the header only)
+    code, out, _ = watch.run([*pre, *base, "--out", str(tmp_path / "dry"), "--dry-run", "--json"])
+    assert code == 0 and "rows" in out
+    code, _, err = watch.run([*pre, *base, "--out", str(tmp_path / "idx")])  # resume: already complete
+    assert code == 0 and "already complete" in " ".join(err.split())
+    assert (tmp_path / "idx" / "manifest.json").exists()
+
+
+def test_reindex_rejects_carry_the_servers_message_scrubbed(watch: Watch, stub: StubServer,
+                                                           tmp_path: Path) -> None:
+    # A server that echoes the key in its error detail: the reason is kept, the key is not.
+    stub.faults.add(Fault.error(400, detail=f"input refused (key {KEY})"), times=3)
+    code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl", 2)),
+                              "--api-url", stub.url, "--api-key", KEY, "--out", str(tmp_path / "o"), "-q"])
+    assert code == 1 and "rejected" in err
+    rejects = (tmp_path / "o" / "rejects.jsonl").read_text()
+    assert "input refused (key ***)" in rejects
+
+
+@pytest.mark.parametrize("case", ["wrong key", "echoing 401", "5xx until exhausted", "unreachable"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_reindex_failures_name_the_problem_not_the_key(watch: Watch, tmp_path: Path, case: str,
+                                                      debug: bool) -> None:
+    with StubServer(api_key="jina_the_right_one" if case == "wrong key" else KEY) as srv:
+        url = srv.url
+        if case == "echoing 401":
+            srv.faults.add(Fault.error(401, detail=f"key {KEY} is revoked"), times=10)
+        if case == "5xx until exhausted":
+            srv.faults.add(Fault.error(503, detail=f"overloaded; Authorization: Bearer {KEY}"), times=100)
+        if case == "unreachable":
+            url = f"http://127.0.0.1:{free_port()}/v1"
+        pre = ["--debug"] if debug else []
+        code, _, err = watch.run([*pre, "reindex", str(small_corpus(tmp_path / "c.jsonl")), "--api-url", url,
+                                  "--api-key", KEY, "--out", str(tmp_path / "o"), "-q"])
+    assert code == 2
+    expected = {"wrong key": "HTTP 401", "echoing 401": "revoked", "5xx until exhausted": "HTTP 503",
+                "unreachable": "connection failed"}[case]
+    assert expected in err
+    if debug:
+        assert "Traceback" in err
+    # The failed run left its journal, lock and work files behind: they were grepped too (check_all).
+
+
+# ---------------------------------------------------------------------------------------------- verify
+
+
+def test_verify_with_report_json_and_run_files(watch: Watch, stub: StubServer, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = str(CORPUS / "multilingual.jsonl")
+    for model, name in ((V2, "v2"), (V3, "v3")):
+        code, _, _ = watch.run(["reindex", corpus, "--api-url", stub.url, "--api-key", KEY, "--model", model,
+                                "--out", str(tmp_path / name), "-q"])
+        assert code == 0
+    common = ["verify", "--v2", str(tmp_path / "v2"), "--v3", str(tmp_path / "v3"), "--queries",
+              str(CORPUS / "queries.jsonl"), "--qrels", str(CORPUS / "qrels.tsv"), "--api-url", stub.url]
+    code, out, err = watch.run(["--debug", *common, "--api-key", KEY, "--format", "json",
+                                "--report", str(tmp_path / "report.html"), "--run-dir", str(tmp_path / "runs")])
+    assert code in (0, 1), err
+    assert json.loads(out) and (tmp_path / "report.html").exists() and (tmp_path / "runs" / "v3.run").exists()
+    monkeypatch.setenv("JINA_API_KEY", KEY)
+    code, out, err = watch.run([*common, "--report", str(tmp_path / "report2.html")])
+    assert code in (0, 1), err
+    # the help text shows where the key comes from, never its value
+    code, out, _ = watch.run(["verify", "--help"])
+    assert code == 0 and "JINA_API_KEY" in out
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_verify_failures_hide_the_key(watch: Watch, tmp_path: Path, debug: bool) -> None:
+    with StubServer(api_key="jina_the_right_one") as srv:
+        corpus = str(small_corpus(tmp_path / "c.jsonl"))
+        for model, name in ((V2, "v2"), (V3, "v3")):
+            assert watch.run(["reindex", corpus, "--encoder", "fake", "--model", model,
+                              "--out", str(tmp_path / name), "-q"])[0] == 0
+        pre = ["--debug"] if debug else []
+        code, _, err = watch.run([*pre, "verify", "--v2", str(tmp_path / "v2"), "--v3", str(tmp_path / "v3"),
+                                  "--queries", str(CORPUS / "queries.jsonl"), "--api-url", srv.url,
+                                  "--api-key", KEY, "--report", str(tmp_path / "r.html")])
+    assert code == 2 and "HTTP 401" in err
+
+
+# ------------------------------------------------------------------------------ plan, apply, rules, stub
+
+
+def test_plan_apply_and_rules_with_the_key_in_the_environment(watch: Watch, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JINA_API_KEY", KEY)
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "fixtures" / "repo", repo)
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    plan_file = tmp_path / "plan.json"
+    for argv in (["plan", str(repo)], ["plan", str(repo), "--format", "sarif"],
+                 ["plan", str(repo), "--format", "markdown", "-o", str(tmp_path / "plan.md")],
+                 ["plan", str(repo), "--format", "json", "-o", str(plan_file)], ["plan", str(repo), "--diff"],
+                 ["--debug", "apply", str(repo), "--plan", str(plan_file)], ["rules"],
+                 ["rules", "--format", "json"], ["--debug", "plan", str(tmp_path / "missing")]):
+        code, _, _ = watch.run(argv)
+        assert code in (0, 1, 2)
+    assert any(p.read_bytes() != b for p, b in before.items())  # apply really wrote
+
+
+def test_serve_stub_never_prints_its_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("JINA_API_KEY", "JINAAI_API_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "jmigrate", "--debug", "serve-stub", "--port", "0",
+                             "--api-key", KEY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip()
+        assert url.startswith("http://127.0.0.1:")
+        enc = JinaAPIEncoder(V3, api_url=url, api_key=KEY, max_attempts=1)
+        with enc:
+            assert enc.encode(["hello"], task="retrieval.query").shape == (1, 1024)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert not leaks(out) and not leaks(err), err.decode()
+
+
+# ---------------------------------------------------------------------------------------- library level
+
+
+def test_encoder_and_settings_reprs_and_errors_are_masked(stub: StubServer) -> None:
+    from jmigrate.encoders.factory import api_settings_from_env, open_encoder
+
+    settings = api_settings_from_env(None, None, env={"JINAAI_API_KEY": KEY})
+    assert settings.api_key == KEY and settings.key_source == "JINAAI_API_KEY"
+    assert not leaks(repr(settings)) and not leaks(str(settings))
+    enc = open_encoder("api", api_url=stub.url, api_key=KEY)
+    assert not leaks(repr(enc)) and not leaks(str(enc)) and not leaks(repr(vars(enc)))
+    stub.faults.add(Fault.error(403, detail=f"forbidden for {KEY}"))
+    with enc, pytest.raises(Exception) as info:
+        enc.encode(["x"], task="retrieval.query")
+    assert "forbidden for ***" in str(info.value)
+    assert not leaks(repr(info.value)) and not leaks(str(info.value.__context__ or ""))
