@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from jmigrate.testing.server import StubServer, stub_vectors
 
@@ -125,7 +126,8 @@ def test_dry_run_sends_nothing_and_the_key_is_never_echoed(tmp_path: Path, capsy
         assert srv.stats.by_status[401] >= 1
 
 
-def test_ctrl_c_in_a_real_process_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_in_a_real_process_stops_cleanly_and_resumes(tmp_path: Path, signum: int) -> None:
     src = tmp_path / "corpus.jsonl"
     corpus(src, 400)
     out = tmp_path / "o"
@@ -135,7 +137,7 @@ def test_ctrl_c_in_a_real_process_stops_cleanly_and_resumes(tmp_path: Path) -> N
         deadline = time.monotonic() + 60
         while not list((out / ".jmigrate-work").glob("unit-*.arrow")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130
         assert "Run the same command again to resume" in " ".join(err.split())
