@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+_RECHECK_SECONDS = 0.05  # how often a waiting request looks at the buckets again
+
 
 class _Bucket:
     """Refills at `per_minute`/60 per second and holds at most `burst_seconds` of refill.
@@ -90,7 +92,10 @@ class RateLimiter:
                         wait = max(wait, bucket.wait_for(cost))
                 if wait <= 0:
                     break
-                await asyncio.sleep(wait)
+                # Short slices, not the whole wait: a refund from `correct` (an answer that used fewer
+                # tokens than estimated) can make room sooner; sleeping it out let the bucket fill to
+                # capacity and drop the refund (70% of the TPM limit for ~1.6x estimates).
+                await asyncio.sleep(min(wait, _RECHECK_SECONDS))
             if self._requests is not None:
                 self._requests.level -= 1
             if self._tokens is not None:
