@@ -187,8 +187,8 @@ def test_verify_with_report_json_and_run_files(watch: Watch, stub: StubServer, t
         assert code == 0
     common = ["verify", "--v2", str(tmp_path / "v2"), "--v3", str(tmp_path / "v3"), "--queries",
               str(CORPUS / "queries.jsonl"), "--qrels", str(CORPUS / "qrels.tsv"), "--api-url", stub.url]
-    code, out, err = watch.run(["--debug", *common, "--api-key", KEY, "--format", "json",
-                                "--report", str(tmp_path / "report.html"), "--run-dir", str(tmp_path / "runs")])
+    code, out, err = watch.run(["--debug", *common, "--api-key", KEY, "--format", "json", "--report",
+                                str(tmp_path / "report.html"), "--run-dir", str(tmp_path / "runs")])
     assert code in (0, 1), err
     assert json.loads(out) and (tmp_path / "report.html").exists() and (tmp_path / "runs" / "v3.run").exists()
     monkeypatch.setenv("JINA_API_KEY", KEY)
@@ -267,3 +267,115 @@ def test_encoder_and_settings_reprs_and_errors_are_masked(stub: StubServer) -> N
         enc.encode(["x"], task="retrieval.query")
     assert "forbidden for ***" in str(info.value)
     assert not leaks(repr(info.value)) and not leaks(str(info.value.__context__ or ""))
+
+
+@pytest.mark.parametrize("raw", [KEY + "\n", KEY + "\r", f"  {KEY} "])
+def test_a_key_with_surrounding_whitespace_is_trimmed_and_works(
+    watch: Watch, stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    # A CRLF .env file used to make h11 refuse the header on every attempt, quoting the key in the error.
+    monkeypatch.setenv("JINA_API_KEY", raw)
+    code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl")),
+                              "--api-url", stub.url, "--out", str(tmp_path / "o"), "-q"])
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("bad", ["jina_SECRETKEY_dead beef0123456789", "jina_SECRETKEYé_deadbeef0123456789",
+                                 "jina_SECRETKEY_dead\nbeef0123456789"])
+def test_a_key_no_header_can_carry_is_refused_without_showing_it(
+    watch: Watch, stub: StubServer, tmp_path: Path, bad: str
+) -> None:
+    code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl")),
+                              "--api-url", stub.url, "--api-key", bad, "--out", str(tmp_path / "o"), "-q"])
+    assert code == 2 and "the key itself is not shown" in " ".join(err.split())
+    assert "dead" not in err and stub.stats.requests == 0
+
+
+@pytest.mark.parametrize("url", [f"http://user:{KEY}@127.0.0.1:9/v1", f"https://api.example.test/v1?key={KEY}",
+                                 f"ftp://{KEY}@api.example.test/v1", f"https://api.example.test/v1#{KEY}"])
+def test_a_key_inside_the_api_url_is_refused_without_showing_it(watch: Watch, tmp_path: Path,
+                                                               url: str) -> None:
+    code, _, err = watch.run(["reindex", str(small_corpus(tmp_path / "c.jsonl")), "--api-url", url,
+                              "--api-key", KEY, "--out", str(tmp_path / "o"), "-q"])
+    assert code == 2 and "API URL" in err
+
+
+# ------------------------------------------------------------------------------------ https or loopback
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records (and blocks) every name lookup and outgoing connection in this process."""
+    calls: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise OSError("network use in a test that must not touch the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return calls
+
+
+@pytest.mark.parametrize("url", ["https://api.jina.ai/v1", "https://10.1.2.3/v1", "http://127.0.0.1:8080/v1",
+                                 "http://127.9.8.7/v1", "http://[::1]:8080/v1", "http://localhost:8080/v1",
+                                 "http://LOCALHOST/v1"])
+def test_https_anywhere_and_plain_http_to_loopback_are_accepted(no_network: list[object], url: str) -> None:
+    from jmigrate.encoders.factory import open_encoder
+
+    enc = open_encoder("api", api_url=url, api_key=KEY)
+    assert enc.url.startswith(("https://", "http://"))  # type: ignore[attr-defined]
+    enc.close()
+    assert no_network == []  # constructing an encoder resolves and connects nothing
+
+
+@pytest.mark.parametrize("url", ["http://api.jina.ai/v1", "http://10.0.0.1:8080/v1", "http://localhost.evil.test/v1",
+                                 "http://127.0.0.1.nip.io/v1", "http://[fe80::1]/v1", "http://0.0.0.0:8080/v1"])
+def test_plain_http_to_a_remote_host_is_refused_unless_allowed(no_network: list[object], url: str) -> None:
+    from jmigrate.encoders.factory import open_encoder
+    from jmigrate.errors import UsageError
+
+    with pytest.raises(UsageError, match="--allow-insecure"):
+        open_encoder("api", api_url=url, api_key=KEY)
+    with pytest.raises(UsageError, match="--allow-insecure"):
+        open_encoder("openai", api_url=url)
+    enc = open_encoder("api", api_url=url, api_key=KEY, allow_insecure=True)  # constructed, never used
+    assert enc.url == url.rstrip("/")  # type: ignore[attr-defined]
+    enc.close()
+    assert no_network == []
+
+
+@pytest.mark.parametrize("command", ["reindex", "verify"])
+def test_cli_refuses_plain_http_to_a_remote_host_before_any_traffic_and_the_flag_allows_it(
+    watch: Watch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[object], command: str
+) -> None:
+    corpus = str(small_corpus(tmp_path / "c.jsonl"))
+    if command == "reindex":
+        argv = ["reindex", corpus, "--out", str(tmp_path / "o"), "-q"]
+    else:
+        for model, name in ((V2, "v2"), (V3, "v3")):
+            assert watch.run(["reindex", corpus, "--encoder", "fake", "--model", model,
+                              "--out", str(tmp_path / name), "-q"])[0] == 0
+        argv = ["verify", "--v2", str(tmp_path / "v2"), "--v3", str(tmp_path / "v3"),
+                "--queries", str(CORPUS / "queries.jsonl")]
+    argv += ["--api-url", "http://embeddings.example.test/v1", "--api-key", KEY]
+    code, _, err = watch.run(argv)
+    assert code == 2 and "refusing plain http to embeddings.example.test" in err and "--allow-insecure" in err
+
+    # With the flag the encoder is built for that URL; its first request is stopped here, before the
+    # socket layer (which the no_network fixture would also block), so nothing leaves the machine.
+    sent: list[str] = []
+
+    def stop(self: JinaAPIEncoder, *args: object, **kwargs: object) -> None:
+        from jmigrate.errors import EncoderError
+
+        sent.append(self.url)
+        raise EncoderError("stopped before sending (test)")
+
+    monkeypatch.setattr(JinaAPIEncoder, "encode_batch", stop)
+    code, _, err = watch.run([*argv, "--allow-insecure"])
+    assert code == 2 and "stopped before sending" in err
+    assert sent and sent[0] == "http://embeddings.example.test/v1"
+    assert no_network == []

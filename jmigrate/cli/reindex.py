@@ -64,6 +64,9 @@ def register(app: typer.Typer) -> None:
         api_url: str = typer.Option(None, "--api-url", help="API base URL (env JMIGRATE_API_URL)."),
         api_key: str = typer.Option(None, "--api-key", help="API key (env JINA_API_KEY); never printed.",
                                     show_default=False),
+        allow_insecure: bool = typer.Option(False, "--allow-insecure",
+                                            help="Allow a plain http:// --api-url to a non-loopback host "
+                                                 "(the key travels unencrypted)."),
         model_path: Path = typer.Option(None, "--model-path",
                                         help="Local ONNX model folder (--encoder onnx)."),
         config: Path = typer.Option(None, "--config", help="jmigrate.toml (its reindex table) or a plan JSON "
@@ -90,6 +93,7 @@ def register(app: typer.Typer) -> None:
             unit_rows=unit_rows, shard_rows=shard_rows,
         ).items() if v is not None}
         opts = resolve_options(given, config)
+        opts["allow_insecure"] = allow_insecure  # a flag only: a config file cannot lower it
         code = run(source, opts, restart=restart, dry_run=dry_run, quiet=quiet, as_json=as_json,
                    api_key=api_key)
         if code:
@@ -164,7 +168,8 @@ def open_encoder(opts: dict[str, Any], api_key: str | None) -> Encoder:
     return factory(kind, opts["model"], api_url=opts.get("api_url"), api_key=api_key,
                    concurrency=int(opts["concurrency"]), rpm=opts.get("rpm"), tpm=opts.get("tpm"),
                    model_path=str(model_path) if model_path else None,
-                   allow_download=bool(opts.get("allow_download")), batch_size=opts.get("batch_size"))
+                   allow_download=bool(opts.get("allow_download")), batch_size=opts.get("batch_size"),
+                   allow_insecure=bool(opts.get("allow_insecure")))
 
 
 def make_settings(opts: dict[str, Any]) -> Settings:

@@ -44,6 +44,10 @@ def verify(
         show_default=False,
         help="API key (default: $JINA_API_KEY; never printed).",
     ),
+    allow_insecure: bool = typer.Option(
+        False, "--allow-insecure",
+        help="Allow a plain http:// --api-url to a non-loopback host (the key travels unencrypted).",
+    ),
     v2_model: str | None = typer.Option(None, "--v2-model", help="Model of a v2 index without a manifest."),
     v3_model: str | None = typer.Option(None, "--v3-model", help="Model of a v3 index without a manifest."),
     v2_task: str | None = typer.Option(None, "--v2-task", help="Task of a v2 index without a manifest."),
@@ -109,7 +113,7 @@ def verify(
         from jmigrate.encoders.factory import open_encoder
 
         return open_encoder(encoder, model, api_url=api_url, api_key=api_key,
-                            model_path=str(model_path) if model_path else None)
+                            model_path=str(model_path) if model_path else None, allow_insecure=allow_insecure)
 
     def progress(msg: str) -> None:
         err_console.print(f"[dim]{msg}[/]", highlight=False)

@@ -130,12 +130,16 @@ def _is_loopback_host(host: str) -> bool:
 
 def check_base_url(url: str, *, allow_insecure: bool = False) -> str:
     """The base URL without a trailing slash; plain http only to loopback or with `allow_insecure`."""
+    # Messages name the scheme and host only: a URL may carry a key (user:key@ or ?key=).
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as e:
-        raise UsageError(f"invalid API URL {url!r}: {e}") from None
+    except (httpx.InvalidURL, TypeError):
+        raise UsageError("invalid API URL: expected https://host/path") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f"invalid API URL {url!r}: expected https://host/path")
+        raise UsageError("invalid API URL: expected https://host/path")
+    if parsed.userinfo or parsed.query or parsed.fragment:
+        raise UsageError(f"the API URL for {parsed.host} must not carry credentials, a query or a fragment: "
+                         "pass the key with --api-key or JINA_API_KEY (it is sent in a header)")
     if parsed.scheme == "http" and not allow_insecure and not _is_loopback_host(parsed.host):
         raise UsageError(
             f"refusing plain http to {parsed.host}: the API key would travel unencrypted; use https, "
@@ -211,6 +215,10 @@ class JinaAPIEncoder(Encoder):
             raise UsageError("embedding_type must be 'base64' or 'float'")
         self.model = model
         self.url = check_base_url(api_url or DEFAULT_API_URL, allow_insecure=allow_insecure)
+        if api_key and not all("!" <= c <= "~" for c in api_key):
+            # h11 would refuse the header on every attempt and quote it (key included) in its error.
+            raise UsageError("the API key holds spaces, line breaks or non-ASCII characters; check how it "
+                             "was copied (the key itself is not shown)")
         self._key = _Secret(api_key) if api_key else None
         self._check_key()
         self.concurrency = concurrency

@@ -46,11 +46,12 @@ def api_settings_from_env(
     kind="openai": JMIGRATE_OPENAI_API_KEY, so a Jina key is never sent to a self-hosted server)."""
     env = os.environ if env is None else env
     url = api_url or env.get(URL_ENV) or None
-    if api_key:
-        return ApiSettings(url, api_key, "--api-key")
+    # Surrounding whitespace is a copy-paste accident (a CRLF .env file, `echo` into a file), never key.
+    if api_key and api_key.strip():
+        return ApiSettings(url, api_key.strip(), "--api-key")
     for name in (OPENAI_KEY_ENV,) if kind == "openai" else KEY_ENVS:
-        if env.get(name):
-            return ApiSettings(url, env[name], name)
+        if env.get(name, "").strip():
+            return ApiSettings(url, env[name].strip(), name)
     return ApiSettings(url, None, None)
 
 
