@@ -379,3 +379,35 @@ def test_cli_refuses_plain_http_to_a_remote_host_before_any_traffic_and_the_flag
     assert code == 2 and "stopped before sending" in err
     assert sent and sent[0] == "http://embeddings.example.test/v1"
     assert no_network == []
+
+
+def test_openai_mode_key_from_its_own_variable_never_shows(watch: Watch, stub: StubServer, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stub speaks Jina's dialect and refuses OpenAI's `encoding_format`: an error path with the key set.
+    monkeypatch.setenv("JMIGRATE_OPENAI_API_KEY", KEY)
+    code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl")),
+                              "--encoder", "openai", "--api-url", stub.url, "--out", str(tmp_path / "o"), "-q"])
+    assert code in (1, 2), err
+
+
+def test_a_run_interrupted_by_sigint_leaves_no_key_behind(tmp_path: Path) -> None:
+    import time
+
+    corpus = tmp_path / "c.jsonl"
+    rows = (json.dumps({"id": f"r{i}", "text": f"row {i} " * 5}) for i in range(400))
+    corpus.write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "JINA_API_KEY": KEY}
+    with StubServer(api_key=KEY, latency=0.2) as srv:
+        argv = ["--debug", "reindex", str(corpus), "--api-url", srv.url, "--out", str(tmp_path / "o"),
+                "--batch-size", "8", "--concurrency", "1", "--unit-rows", "8"]
+        proc = subprocess.Popen([sys.executable, "-m", "jmigrate", *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 60
+        while srv.stats.by_status[200] < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert not leaks(out) and not leaks(err)
+    assert files_leaking(tmp_path) == []
+    assert any((tmp_path / "o").rglob("*"))  # the journal of the finished units was kept (and grepped)
