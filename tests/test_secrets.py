@@ -386,7 +386,8 @@ def test_openai_mode_key_from_its_own_variable_never_shows(watch: Watch, stub: S
     # The stub speaks Jina's dialect and refuses OpenAI's `encoding_format`: an error path with the key set.
     monkeypatch.setenv("JMIGRATE_OPENAI_API_KEY", KEY)
     code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl")),
-                              "--encoder", "openai", "--api-url", stub.url, "--out", str(tmp_path / "o"), "-q"])
+                              "--encoder", "openai", "--api-url", stub.url, "--out", str(tmp_path / "o"),
+                              "-q"])
     assert code in (1, 2), err
 
 
