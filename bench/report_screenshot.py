@@ -171,6 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--report", type=Path)
     ap.add_argument("--out", type=Path, default=WORK / "report.png")
+    ap.add_argument("--json-out", type=Path, help="also write the result as JSON (for bench/run_all.py)")
     a = ap.parse_args()
     report = a.report or build_report(WORK)
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,16 @@ def main() -> None:
         f"screenshot {a.out} {img.shape[1]}x{img.shape[0]}: pixel variance {variance:.1f}, "
         f"{not_white:.1%} non-white pixels, {colours} distinct colours (sampled)"
     )
-    if variance < 50 or not_white < 0.01 or colours < 8:
+    ok = not (variance < 50 or not_white < 0.01 or colours < 8)
+    if a.json_out:
+        a.json_out.write_text(json.dumps([{
+            "part": "verify HTML report in headless Chromium",
+            "workload": "synthetic v2-vs-v3 comparison (400 docs, 60 queries, 5 languages) through the CLI",
+            "baseline": "a blank page", "baseline_figure": "variance < 50 or < 1% non-white or < 8 colours",
+            "ours": "screenshot", "ours_figure": (f"{img.shape[1]}x{img.shape[0]}, variance {variance:.0f}, "
+                                                  f"{not_white:.1%} non-white, {colours} colours"),
+            "ratio": None, "ratio_text": "renders" if ok else "BLANK", "target": "not blank", "met": ok}]))
+    if not ok:
         print("FAIL: the screenshot looks blank")
         sys.exit(1)
     print("OK: the report rendered")
