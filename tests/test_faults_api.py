@@ -1,0 +1,141 @@
+"""Combined API faults over a whole reindex run against the loopback stub: every kind of misbehaviour
+at once either costs retries only (same rows, same vectors as a clean run), or stops the run with a
+clear error (exit 2) after which a rerun resumes with nothing lost and nothing written twice."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from jmigrate.cli.app import main
+from jmigrate.encoders.api import JinaAPIEncoder
+from jmigrate.errors import EncoderError
+from jmigrate.index.pipeline import Settings, reindex
+from jmigrate.index.sources import open_source
+from jmigrate.testing.server import Fault, StubServer, stub_vectors
+
+KEY = "jina_faults_api_key"
+CONCURRENCY, BATCH, UNIT = 3, 8, 16
+SETTINGS = Settings(model="jina-embeddings-v3", task="retrieval.passage", dimensions=64, encoder="api",
+                    unit_rows=UNIT, shard_rows=80)
+
+
+def corpus(path: Path, n: int = 240) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            text = "" if i % 31 == 7 else f"ticket {i}: refund for order {i * 7 % 101}, customer {i % 13}"
+            f.write(json.dumps({"id": f"t{i}", "text": text}) + "\n")
+    return path
+
+
+def encoder(url: str, **kw: object) -> JinaAPIEncoder:
+    opts: dict[str, object] = {"api_url": url, "api_key": KEY, "concurrency": CONCURRENCY, "batch_size": BATCH,
+                               "backoff_base": 0.01, "backoff_max": 0.05, **kw}
+    return JinaAPIEncoder(**opts)  # type: ignore[arg-type]
+
+
+def snapshot(out: Path) -> tuple[list[dict], np.ndarray, str]:
+    t = pq.read_table(sorted(out.glob("part-*.parquet")))
+    vec = np.stack(t.column("vector").to_numpy(zero_copy_only=False))
+    return t.drop_columns(["vector"]).to_pylist(), vec, (out / "rejects.jsonl").read_text()
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> tuple[Path, tuple[list[dict], np.ndarray, str], int]:
+    src = corpus(tmp_path / "c.jsonl")
+    with StubServer(api_key=KEY) as srv, encoder(srv.url) as enc:
+        reindex(open_source(str(src)), tmp_path / "clean", enc, SETTINGS, concurrency=CONCURRENCY)
+        inputs = srv.stats.inputs
+    return src, snapshot(tmp_path / "clean"), inputs
+
+
+def test_every_fault_at_once_costs_retries_not_rows(tmp_path: Path, clean) -> None:  # type: ignore[no-untyped-def]
+    src, want, _ = clean
+    with StubServer(api_key=KEY) as srv, encoder(srv.url, timeout=0.5, max_attempts=12) as enc:
+        every = [Fault.rate_limited(0.05), Fault.rate_limited(0.1, http_date=True), Fault.rate_limited(None),
+                 Fault.error(500), Fault.error(503), Fault.error(502), Fault.timeout(1.5), Fault.drop(),
+                 Fault.malformed(), Fault.truncated(), Fault.wrong_count(), Fault.out_of_order(), Fault.nan(),
+                 Fault.wrong_dimensions()]
+        # each kind once (both Retry-After forms and none), bursts of 429, then a random mix of all
+        srv.faults.script([f for fault in every for f in (fault, None)] + [Fault.rate_limited(0.02)] * 6)
+        srv.faults.set_random(every, probability=0.3, seed=11)
+        result = reindex(open_source(str(src)), tmp_path / "o", enc, SETTINGS, concurrency=CONCURRENCY)
+        kinds = {r.fault for r in srv.stats.records if r.fault}
+        http_date_429 = [r for r in srv.stats.records if r.fault == "rate_limited" and r.retry_after_until]
+    assert result.status == "complete"
+    assert {"rate_limited", "error", "timeout", "drop", "malformed", "truncated", "wrong_count",
+            "out_of_order", "nan", "wrong_dimensions"} <= kinds
+    assert http_date_429 and result.usage["retries"] >= 10
+    got = snapshot(tmp_path / "o")
+    assert got[0] == want[0] and got[2] == want[2]
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[1], stub_vectors("jina-embeddings-v3", [r["text"] for r in got[0]],
+                                                    task="retrieval.passage", dimensions=64), atol=1e-6)
+
+
+def test_a_5xx_storm_stops_the_run_and_a_rerun_resumes_without_loss(tmp_path: Path, clean) -> None:  # type: ignore[no-untyped-def]
+    src, want, clean_inputs = clean
+    out = tmp_path / "o"
+    with StubServer(api_key=KEY) as srv:
+        srv.faults.script([None] * 9)  # some units get through, then the server is down for good
+        srv.faults.set_random([Fault.error(503)], probability=1.0)
+        with encoder(srv.url, max_attempts=3) as enc, pytest.raises(EncoderError, match="after 3 attempts"):
+            reindex(open_source(str(src)), out, enc, SETTINGS, concurrency=CONCURRENCY)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["status"] == "failed"
+        srv.faults.clear()
+        with encoder(srv.url) as enc:
+            result = reindex(open_source(str(src)), out, enc, SETTINGS, concurrency=CONCURRENCY)
+        inputs = srv.stats.inputs
+    assert result.status == "complete" and result.stats.resumed_rows > 0
+    got = snapshot(out)
+    assert got[0] == want[0] and got[2] == want[2]
+    np.testing.assert_array_equal(got[1], want[1])
+    # the answers of the failed group's other requests are all that may be paid twice
+    assert inputs <= clean_inputs + CONCURRENCY * BATCH + UNIT
+
+
+def test_out_of_credit_mid_run_is_exit_2_and_resumes_after_top_up(tmp_path: Path, clean, capsys) -> None:  # type: ignore[no-untyped-def]
+    src, want, clean_inputs = clean
+    out = tmp_path / "o"
+    args = ["reindex", str(src), "--out", str(out), "--encoder", "api", "--api-key", KEY, "--concurrency",
+            str(CONCURRENCY), "--batch-size", str(BATCH), "--unit-rows", str(UNIT), "--shard-rows", "80",
+            "--dimensions", "64", "--quiet"]
+    with StubServer(api_key=KEY) as srv:
+        srv.faults.script([None] * 12)
+        srv.faults.set_random([Fault.error(402, "insufficient balance")], probability=1.0)
+        capsys.readouterr()
+        assert main([*args, "--api-url", srv.url]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "HTTP 402" in err and "insufficient balance" in err
+        assert "Traceback" not in err and KEY not in err
+        srv.faults.clear()
+        assert main([*args, "--api-url", srv.url]) == 1  # 1: the empty texts are rejected
+        inputs = srv.stats.inputs
+    got = snapshot(out)
+    assert got[0] == want[0] and got[2] == want[2]
+    np.testing.assert_array_equal(got[1], want[1])
+    assert len({r["id"] for r in got[0]}) == len(got[0])
+    assert inputs <= clean_inputs + CONCURRENCY * BATCH + UNIT
+
+
+def test_a_client_dying_mid_request_prints_no_traceback_in_the_stub(capsys) -> None:  # type: ignore[no-untyped-def]
+    with StubServer(api_key=KEY) as srv:
+        before = threading.active_count()
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        time.sleep(0.05)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        s.close()
+        deadline = time.monotonic() + 5
+        while threading.active_count() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "Traceback" not in capsys.readouterr().err
