@@ -109,7 +109,8 @@ def campaign(work: Path, kills: int, rows: int, every: int, seed: int) -> dict[s
     clean_stops_ok = 0
     runs = 0
     with StubServer(api_key=KEY, latency=0.02) as srv:
-        srv.faults.set_random([Fault.slow(0.02), Fault.slow(0.1), Fault.slow(0.3)], probability=0.3, seed=seed)
+        srv.faults.set_random([Fault.slow(0.02), Fault.slow(0.1), Fault.slow(0.3)], probability=0.3,
+                              seed=seed)
         while signals["SIGKILL"] < kills:
             stops = sum(signals.values())
             sig = signal.SIGKILL

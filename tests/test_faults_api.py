@@ -37,8 +37,8 @@ def corpus(path: Path, n: int = 240) -> Path:
 
 
 def encoder(url: str, **kw: object) -> JinaAPIEncoder:
-    opts: dict[str, object] = {"api_url": url, "api_key": KEY, "concurrency": CONCURRENCY, "batch_size": BATCH,
-                               "backoff_base": 0.01, "backoff_max": 0.05, **kw}
+    opts: dict[str, object] = {"api_url": url, "api_key": KEY, "concurrency": CONCURRENCY,
+                               "batch_size": BATCH, "backoff_base": 0.01, "backoff_max": 0.05, **kw}
     return JinaAPIEncoder(**opts)  # type: ignore[arg-type]
 
 
