@@ -1,0 +1,69 @@
+"""Smoke test of the benchmark report: `bench/run_all.py --quick` runs real benchmark scripts (small
+workloads) and writes a markdown report with their table rows and ratios. No timing is asserted:
+the figures are whatever this machine gives; only the report's shape and contents are checked.
+
+The cheap benchmarks are used (the API client against the loopback stub, the ONNX encoder on a tiny
+model); neither touches bench/_work/, and the report goes to a tmp folder, never docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ALL = ROOT / "bench" / "run_all.py"
+
+
+def test_quick_run_writes_the_report_with_rows_and_ratios(tmp_path: Path) -> None:
+    doc = ROOT / "docs" / "benchmarks.md"
+    before = doc.read_bytes() if doc.exists() else None
+    out, results = tmp_path / "benchmarks.md", tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, str(RUN_ALL), "--quick", "--only", "onnx,api", "--out", str(out),
+                           "--results-json", str(results)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = out.read_text()
+
+    # Header: how it was made.
+    assert "`.venv/bin/python bench/run_all.py --quick --only onnx,api" in md
+    assert re.search(r"- Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", md)
+    assert re.search(r"- Commit: [0-9a-f]{7,}", md)
+    assert re.search(r"- Machine: \d+ cores \(.+\), .*Python 3\.\d+", md)
+
+    # One summary row per part, each with a figure for the baseline and for jmigrate, a ratio and a target.
+    rows = {line.split(" | ")[1]: line for line in md.splitlines()
+            if line.startswith(("| onnx |", "| api |"))}
+    assert set(rows) == {"ONNX encoder overhead", "ONNX length-sorted batches", "API client vs the limits",
+                         "API client vs a sequential loop"}, md
+    assert re.search(r"\| [+-]\d+\.\d% overhead \| <= \+15% \| (met|\*\*NOT MET\*\*) \| [\d,]+ MB \|",
+                     rows["ONNX encoder overhead"])
+    assert re.search(r"\| \d+\.\d% fewer padded tokens \| >= 40% fewer \|",
+                     rows["ONNX length-sorted batches"])
+    assert re.search(r"\| \d+\.\d% of the ceiling \| >= 90% \|", rows["API client vs the limits"])
+    assert re.search(r"[\d,]+ tokens/s .*\| \d+\.\dx \| >= 5x \|", rows["API client vs a sequential loop"])
+
+    # A section per benchmark with the exact command, its workload table and the console output.
+    assert "`.venv/bin/python bench/bench_onnx.py --texts 96 --repeats 1`" in md
+    assert "`.venv/bin/python bench/bench_api.py --seconds 2 --baseline-seconds 0.5`" in md
+    assert md.count("<summary>console output</summary>") == 2
+    assert "(1) bare session.run" in md
+
+    data = json.loads(results.read_text())
+    assert [r["name"] for r in data] == ["api", "onnx"]
+    for r in data:
+        assert r["rc"] == 0 and r["maxrss_mb"] > 0
+        assert all(isinstance(row["ratio"], float) for row in r["rows"])
+    # The committed report is not touched by a quick run.
+    assert (doc.read_bytes() if doc.exists() else None) == before
+
+
+def test_unknown_benchmark_name_is_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(RUN_ALL), "--quick", "--only", "nosuch", "--out",
+                           str(tmp_path / "b.md")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "unknown benchmark(s) nosuch" in proc.stderr
+    assert not (tmp_path / "b.md").exists()
