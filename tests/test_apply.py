@@ -17,7 +17,7 @@ from jmigrate.errors import InputError, StaleFileError
 from jmigrate.scan import apply as apply_mod
 from jmigrate.scan.apply import apply, diff, load_plan
 from jmigrate.scan.finding import Applicability, Edit, Finding, PlanResult
-from jmigrate.scan.render.plan_json import render_json
+from jmigrate.scan.render.plan_json import plan_checksum, render_json
 
 OLD, NEW = "jina-embeddings-v2-base-en", "jina-embeddings-v3"
 
@@ -226,6 +226,10 @@ def test_saved_plan_round_trips_and_is_checked(tmp_path: Path) -> None:
 
     data = json.loads(saved.read_text())
     data["findings"][0]["path"] = "../m.py"
+    saved.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="checksum does not match"):
+        load_plan(saved, root)
+    data["checksum"] = plan_checksum(data)  # a forger who recomputes it still cannot leave the root
     saved.write_text(json.dumps(data))
     with pytest.raises(InputError, match="refusing path '../m.py'"):
         load_plan(saved, root)

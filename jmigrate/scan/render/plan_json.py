@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cache
 from importlib import resources
@@ -24,7 +26,24 @@ def plan_schema() -> dict[str, Any]:
     return schema
 
 
+def plan_checksum(data: Mapping[str, Any]) -> str:
+    """sha256 of the plan without its `checksum` field, as canonical JSON (sorted keys, no spaces).
+
+    Not a signature (anyone can recompute it): it makes `apply --plan` refuse a plan edited by hand
+    or damaged in transit, instead of writing edits `plan` never proposed.
+    """
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
 def plan_to_dict(result: PlanResult) -> dict[str, Any]:
+    data = _plan_body(result)
+    data["checksum"] = plan_checksum(data)
+    return data
+
+
+def _plan_body(result: PlanResult) -> dict[str, Any]:
     s = summarize(result)
     return {
         "version": PLAN_VERSION,
@@ -65,8 +84,11 @@ def validate_plan(data: Any) -> None:
 
 
 def plan_from_dict(data: Any) -> PlanResult:
-    """Rebuild a PlanResult from a validated plan document."""
+    """Rebuild a PlanResult from a plan document: schema-checked, and refused if edited since written."""
     validate_plan(data)
+    if data["checksum"] != plan_checksum(data):
+        raise InputError("the plan was changed after `jmigrate plan` wrote it (its checksum does not match); "
+                         "plan again instead of editing the file (use --select/--ignore to choose findings)")
     findings = [
         Finding(
             code=f["code"],
