@@ -45,7 +45,7 @@ def test_widths_in_files_without_a_model_name(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "model.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
     (tmp_path / "index.py").write_text(INDEX_PY)
     (tmp_path / "settings.env").write_text("EMBEDDING_DIM=0768\nCHUNK=768\n")
-    (tmp_path / "qdrant.yaml").write_text("vectors:\n  size: 768\n  distance: Cosine\n")
+    (tmp_path / "qdrant.yaml").write_text("vectors:\n  size:          768\n  distance: Cosine\n")
     code = main(["plan", "--format", "json", str(tmp_path)])
     found = {(f["path"], f["line"], f["code"]) for f in json.loads(capsys.readouterr().out)["findings"]}
     assert code == 1

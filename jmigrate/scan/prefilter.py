@@ -56,6 +56,7 @@ _WINDOW = 120
 _CALL_WINDOW = 1000
 
 
+_SEPARATORS = frozenset(b"=:(,")
 _WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
 
@@ -63,6 +64,11 @@ _WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR
 def width_number(widths: frozenset[int]) -> re.Pattern[bytes]:
     """Any of `widths` followed by a word boundary (callers check what precedes: see `width_in_context`)."""
     return re.compile(b"(?:" + b"|".join(str(w).encode() for w in sorted(widths)) + rb")\b")
+
+
+@lru_cache(maxsize=8)
+def _needles(widths: frozenset[int]) -> tuple[bytes, ...]:
+    return tuple(str(w).encode() for w in sorted(widths))
 
 
 def legacy_widths() -> frozenset[int]:
@@ -76,9 +82,10 @@ def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bo
     512 alone is in thousands of files (buffer sizes); a width right after a vector/schema key is rare.
     Plain substring tests first (memchr speed), then the key only in the bytes just before each number.
     """
-    if not any(str(w).encode() in data for w in widths):
+    widths = frozenset(widths)
+    if not any(needle in data for needle in _needles(widths)):
         return False
-    for m in width_number(frozenset(widths)).finditer(data):
+    for m in width_number(widths).finditer(data):
         # A whole number, leading zeros allowed as int() reads them (`DIM=0768`); checked by hand because
         # a look-behind in the pattern makes the regex scan several times slower.
         start = m.start()
@@ -86,6 +93,10 @@ def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bo
             start -= 1
         if start > 0 and data[start - 1] in _WORD_BYTES:
             continue
+        # Every key pattern ends in `=`, `:`, `(` or `,` (then blanks and a quote): most numbers fail here.
+        before = data[max(0, start - 8) : start].rstrip(b" \t\r\n\"'")
+        if before and before[-1] not in _SEPARATORS:
+            continue  # (only blanks in these 8 bytes: the regex below decides)
         if _BEFORE_WIDTH.search(data, max(0, start - _WINDOW), start):
             return True
         if _SIZE_KEY.search(data, max(0, start - _WINDOW), start) and (
