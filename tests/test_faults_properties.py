@@ -1,0 +1,219 @@
+"""Property-based tests over corpus rows (hypothesis): whatever the rows hold (any Unicode incl. lone
+surrogates where the format can carry them, NUL, RTL, emoji, CJK, very long strings, nulls, numbers,
+lists and dicts where text is expected, duplicate ids, garbage lines, empty files), `reindex` either
+embeds each row, rejects it with a reason in rejects.jsonl, or stops with a clear error before
+spending. Never a traceback, and the counts add up: written + rejected == source rows."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from jmigrate.cli.app import main
+from jmigrate.testing.fake import FakeEncoder
+
+DIMS = 16
+ARGS = ["--encoder", "fake", "--dimensions", str(DIMS), "--unit-rows", "4", "--shard-rows", "7", "--quiet"]
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                         HealthCheck.data_too_large])
+MISSING = object()  # the key is left out of the row
+
+# Every code point, lone surrogates (category Cs) included: JSON escapes them as \ud800.
+ANY_CHAR = st.characters(codec=None, exclude_categories=())
+NASTY = ["", " ", "\t\n", "\x00", "a\x00b", "مرحبا بالعالم", "שלום \u202e abc \u202c", "😀👍🏽👨‍👩‍👧 emoji",
+         "漢字テキスト한국어中文", "\ufeffbom", "\r\n", "x" * 60_000, "word " * 9_000, "e\u0301\u200b\u2028"]
+TEXTS = st.one_of(st.text(ANY_CHAR, max_size=40), st.sampled_from(NASTY), st.none(), st.integers(),
+                  st.floats(allow_nan=False), st.booleans(), st.lists(st.integers(), max_size=3),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.just(MISSING))
+IDS = st.one_of(st.sampled_from(["a", "b", "dup", "7"]), st.text(ANY_CHAR, max_size=8), st.integers(-3, 9),
+                st.none(), st.just(""), st.lists(st.integers(), max_size=2), st.just(MISSING))
+META = st.one_of(st.integers(), st.text(max_size=5), st.floats(allow_nan=False), st.none(), st.booleans(),
+                 st.lists(st.integers(), max_size=2), st.just(MISSING))
+GARBAGE = st.sampled_from([b"{", b"[]", b"null", b"42", b'"text"', b"\xff\xfe{}",
+                           b'{"id": "g", "text": "caf\xe9"}', b"{'id': 1}"])
+
+
+@st.composite
+def jsonl_lines(draw: st.DrawFn) -> list[bytes]:
+    lines = []
+    for _ in range(draw(st.integers(1, 14))):
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(GARBAGE))
+            continue
+        row = {k: v for k, v in (("id", draw(IDS)), ("text", draw(TEXTS)), ("m", draw(META)))
+               if v is not MISSING}
+        ascii_only = draw(st.booleans())
+        try:
+            lines.append(json.dumps(row, ensure_ascii=ascii_only).encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: only its \\ud800 escape can be written
+            lines.append(json.dumps(row).encode("utf-8"))
+    return lines
+
+
+def reindex(src: Path, out: Path, *extra: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["reindex", str(src), "--out", str(out), *ARGS, *extra])
+    return code, " ".join(err.getvalue().split())
+
+
+def check_outcome(out: Path, code: int, err: str, source_rows: int, texts: list[Any] | None) -> None:
+    """The invariants every run must keep. `texts`: the source texts by row, when known."""
+    assert "Traceback" not in err
+    if code == 2:  # a clear error, before anything was spent
+        assert err.startswith("error: ") and "\n" not in err
+        if (out / "manifest.json").exists():
+            manifest = json.loads((out / "manifest.json").read_text())
+            assert manifest["usage"]["requests"] == 0 and manifest["rows"]["written"] == 0
+        return
+    assert code in (0, 1), err
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = manifest["rows"]
+    assert manifest["status"] == "complete"
+    assert rows["written"] + rows["rejected"] == rows["source"] == source_rows
+    lines = (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines() if rows["rejected"] else []
+    rejects = [json.loads(line) for line in lines]
+    assert len(rejects) == rows["rejected"] and (code == 1) == bool(rejects)
+    rejected_rows = [r["row"] for r in rejects]
+    assert len(set(rejected_rows)) == len(rejected_rows) and all(0 <= r < source_rows for r in rejected_rows)
+    assert all(isinstance(r["reason"], str) and r["reason"] for r in rejects)
+    table = pq.read_table(sorted(out.glob("part-*.parquet")))
+    assert table.num_rows == rows["written"]
+    ids = table.column("id").to_pylist()
+    assert len(set(ids)) == len(ids) and all(isinstance(i, str) and i for i in ids)
+    kept = [i for i in range(source_rows) if i not in set(rejected_rows)]
+    if texts is not None:  # the embedded rows are the source rows, in order, with their own vectors
+        assert table.column("text").to_pylist() == [texts[i] for i in kept]
+    vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)) if len(table) else None
+    if vectors is not None:
+        want = FakeEncoder(model="jina-embeddings-v3").encode(table.column("text").to_pylist(),
+                                                             task="retrieval.passage", dimensions=DIMS)
+        np.testing.assert_allclose(vectors, want, atol=1e-6)
+
+
+def parsed_text(line: bytes) -> Any:
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return row.get("text") if isinstance(row, dict) else None
+
+
+@SETTINGS
+@given(lines=jsonl_lines(), newline_at_end=st.booleans())
+def test_jsonl_rows_are_embedded_or_rejected_never_a_traceback(lines: list[bytes],
+                                                               newline_at_end: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "rows.jsonl"
+        src.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end else b""))
+        code, err = reindex(src, Path(tmp) / "o")
+        event(f"exit {code}")
+        check_outcome(Path(tmp) / "o", code, err, len(lines), [parsed_text(line) for line in lines])
+
+
+CSV_TEXT = st.one_of(st.text(st.characters(codec="utf-8"), max_size=30), st.sampled_from(NASTY[:-2]),
+                     st.just('quote " and, comma'), st.just("multi\nline\r\nfield"))
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "c", "", "dup"]) | st.text(max_size=6), CSV_TEXT),
+                     min_size=1, max_size=12),
+       delimiter=st.sampled_from([",", "\t"]))
+def test_csv_rows_are_embedded_or_rejected_never_a_traceback(rows: list[tuple[str, str]],
+                                                             delimiter: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / ("rows.csv" if delimiter == "," else "rows.tsv")
+        with open(src, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter=delimiter)
+            w.writerow(["id", "text"])
+            w.writerows(rows)
+        code, err = reindex(src, Path(tmp) / "o")
+        event(f"exit {code}")
+        check_outcome(Path(tmp) / "o", code, err, len(rows), [t for _, t in rows])
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "dup"]) | st.text(max_size=6) | st.none(),
+                               st.text(st.characters(codec="utf-8"), max_size=30) | st.sampled_from(NASTY)
+                               | st.none()), min_size=1, max_size=12),
+       large=st.booleans())
+def test_parquet_rows_are_embedded_or_rejected_never_a_traceback(rows: list[tuple[str | None, str | None]],
+                                                                 large: bool) -> None:
+    string = pa.large_string() if large else pa.string()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "rows.parquet"
+        pq.write_table(pa.table({"id": pa.array([r[0] for r in rows], string),
+                                 "text": pa.array([r[1] for r in rows], string)}), src)
+        code, err = reindex(src, Path(tmp) / "o")
+        event(f"exit {code}")
+        check_outcome(Path(tmp) / "o", code, err, len(rows), [t for _, t in rows])
+
+
+def test_empty_files_stop_with_a_clear_error_before_spending(tmp_path: Path) -> None:
+    for name, data in (("e.jsonl", b""), ("n.jsonl", b"\n\n"), ("e.csv", b""), ("h.csv", b"id,text\n")):
+        src = tmp_path / name
+        src.write_bytes(data)
+        out = tmp_path / f"o-{name}"
+        code, err = reindex(src, out)
+        assert code in (1, 2), (name, err)
+        check_outcome(out, code, err, 0, [])
+
+
+def test_a_numeric_text_column_in_parquet_is_a_clear_error(tmp_path: Path) -> None:
+    src = tmp_path / "n.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "body": [1, 2]}), src)
+    code, err = reindex(src, tmp_path / "o", "--text-column", "body")
+    assert "Traceback" not in err
+    check_outcome(tmp_path / "o", code, err, 2, None)
+
+
+@SETTINGS
+@given(lines=jsonl_lines(),
+       mode=st.sampled_from([("--on-long", "truncate"), ("--on-long", "chunk"),
+                             ("--chunk-by", "sentences", "--chunk-size", "8"),
+                             ("--chunk-by", "tokens", "--chunk-size", "16", "--chunk-overlap", "4")]))
+def test_truncating_and_chunking_keep_every_row_accounted_for(lines: list[bytes],
+                                                              mode: tuple[str, ...]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "rows.jsonl", Path(tmp) / "o"
+        src.write_bytes(b"\n".join(lines) + b"\n")
+        code, err = reindex(src, out, *mode)
+        event(f"exit {code}")
+        assert "Traceback" not in err
+        if code == 2:
+            assert err.startswith("error: ")
+            return
+        assert code in (0, 1), err
+        manifest = json.loads((out / "manifest.json").read_text())
+        rows = manifest["rows"]
+        assert manifest["status"] == "complete" and rows["source"] == len(lines)
+        rejected = [json.loads(x)["row"] for x in (out / "rejects.jsonl").read_text().splitlines()] \
+            if rows["rejected"] else []
+        assert len(set(rejected)) == len(rejected) == rows["rejected"]
+        table = pq.read_table(sorted(out.glob("part-*.parquet")))
+        assert table.num_rows == rows["written"]
+        texts = [parsed_text(line) for line in lines]
+        kept = [i for i in range(len(lines)) if i not in set(rejected)]
+        # every kept source row gives one or more output rows, whose text comes from that row
+        ids = table.column("id").to_pylist()
+        assert len(dict.fromkeys(ids)) == len(kept)
+        by_id: dict[str, list[str]] = {}
+        for rid, text in zip(ids, table.column("text").to_pylist(), strict=True):
+            by_id.setdefault(rid, []).append(text)
+        for (rid, chunks), row in zip(by_id.items(), kept, strict=True):
+            source = texts[row]
+            assert isinstance(source, str) and chunks and all(c and c in source for c in chunks), (rid, mode)
+        if "--chunk-by" not in mode and "chunk" not in mode:
+            assert all(len(chunks) == 1 and texts[row].startswith(chunks[0])  # type: ignore[union-attr]
+                       for chunks, row in zip(by_id.values(), kept, strict=True))
