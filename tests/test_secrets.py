@@ -412,3 +412,17 @@ def test_a_run_interrupted_by_sigint_leaves_no_key_behind(tmp_path: Path) -> Non
     assert not leaks(out) and not leaks(err)
     assert files_leaking(tmp_path) == []
     assert any((tmp_path / "o").rglob("*"))  # the journal of the finished units was kept (and grepped)
+
+
+@pytest.mark.parametrize("name", ["jmigrate.toml", "plan.json"])
+def test_a_key_in_a_config_file_is_refused_without_showing_it(watch: Watch, tmp_path: Path,
+                                                              name: str) -> None:
+    config = tmp_path / name
+    if name.endswith(".toml"):
+        config.write_text(f'[reindex]\nencoder = "fake"\napi_key = "{KEY}"\n')
+    else:
+        config.write_text(json.dumps({"reindex": {"encoder": "fake", "api-key": KEY}}))
+    code, _, err = watch.run(["reindex", str(small_corpus(tmp_path / "c.jsonl")),
+                              "--out", str(tmp_path / "o"), "--config", str(config)])
+    assert code == 2 and "do not put the API key in a config file" in " ".join(err.split())
+    config.unlink()  # the test wrote the key there itself; everything else under tmp_path is checked
