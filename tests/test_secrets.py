@@ -426,3 +426,37 @@ def test_a_key_in_a_config_file_is_refused_without_showing_it(watch: Watch, tmp_
                               "--out", str(tmp_path / "o"), "--config", str(config)])
     assert code == 2 and "do not put the API key in a config file" in " ".join(err.split())
     config.unlink()  # the test wrote the key there itself; everything else under tmp_path is checked
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(stub: StubServer, status: int) -> None:
+    """A server (or a man in the middle) answering with a redirect to another host gets an error, and
+    the other host never sees a request, let alone the key."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from jmigrate.errors import EncoderError
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            self.send_response(status)
+            self.send_header("Location", stub.url + "/embeddings")  # the "other host": the stub's port
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        enc = JinaAPIEncoder(V3, api_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", api_key=KEY,
+                             max_attempts=1)
+        with enc, pytest.raises(EncoderError, match=f"HTTP {status}") as info:
+            enc.encode(["x"], task="retrieval.query")
+        assert not leaks(str(info.value))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert stub.stats.requests == 0
