@@ -10,7 +10,7 @@
 
 Usage: .venv/bin/python bench/bench_reindex.py [--rows 100000] [--dims 1024] [--skip-memory] [--skip-stub]
        [--kills 60]
-Scratch data goes to bench/_work/ (git-ignored) and is deleted afterwards.
+Scratch data goes to bench/_work/reindex/ (git-ignored) and is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from jmigrate.index.pipeline import Settings, reindex
 from jmigrate.index.shards import vector_array
 from jmigrate.index.sources import open_source
 
-WORK = Path(__file__).resolve().parent / "_work"
+# Its own folder: the clean-up below empties it, and bench/_work/ also holds other benchmarks' data
+# (plan's tree, search's index) that may be in use by a run in parallel.
+WORK = Path(__file__).resolve().parent / "_work" / "reindex"
 
 
 class ZeroCostEncoder(Encoder):
