@@ -117,7 +117,10 @@ def plan_command(
             f"{s.by_applicability['unsafe']} unsafe, {s.by_applicability['manual']} manual); "
             f"{s.files_scanned} files scanned, {s.skipped} skipped"
         )
-    raise typer.Exit(1 if result.findings else 0)
+    from jmigrate.scan.render.summary import legacy_stores
+
+    # A v2 store on disk is work left too, even in a tree whose code is already migrated.
+    raise typer.Exit(1 if result.findings or legacy_stores(result) else 0)
 
 
 def apply_command(

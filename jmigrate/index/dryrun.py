@@ -72,6 +72,8 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         "duration_seconds": round(bound[1] * 60, 1) if bound else None,
         "bound_by": bound[0] if bound else None,
         "output_bytes_by_dimensions": sizes,
+        "model": settings.model,
+        "task": settings.task,
         "dimensions": settings.dimensions,
     }
 

@@ -7,8 +7,10 @@ keeps `plan` close to `grep` speed on trees that have nothing to do with Jina.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from jmigrate.errors import InputError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
@@ -26,11 +28,14 @@ def plan(
     select: Iterable[str] = (),
     ignore: Iterable[str] = (),
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    stores: bool = True,
+    price_per_mtok: float | None = None,
 ) -> PlanResult:
     """Find every place under `path` tied to Jina Embeddings v1/v2 and what to do about it.
 
-    `select` / `ignore` take rule codes or prefixes ("JM1", "JM101"). Nothing in the tree is imported or
-    executed. Raises InputError when `path` does not exist, UsageError for an unknown rule code.
+    `select` / `ignore` take rule codes or prefixes ("JM1", "JM101"). With `stores`, vector stores on disk
+    are reported too (headers only; `price_per_mtok` prices their re-embedding). Nothing in the tree is
+    imported or executed. Raises InputError when `path` does not exist, UsageError for an unknown rule code.
     """
     root = Path(path)
     if not root.exists():
@@ -111,7 +116,20 @@ def plan(
         file_hashes=dict(sorted(hashes.items())),
         notes=notes,
         encodings=dict(sorted(encodings.items())),
+        stores=_stores(root, price_per_mtok) if stores else [],
     )
+
+
+def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:
+    # A walk of its own: stores are binary and often git-ignored, both of which the code walk skips.
+    from jmigrate.index.discover import discover_stores
+
+    found = []
+    for info in discover_stores(root, price_per_mtok=price_per_mtok):
+        d = info.to_dict()
+        d["path"] = Path(os.path.relpath(info.path, root)).as_posix()
+        found.append(d)
+    return found
 
 
 def _note_syntax_errors(item: RawFile, contexts: list[FileContext], skipped: list[SkippedFile]) -> None:

@@ -8,6 +8,7 @@ from jmigrate.scan.render.summary import (
     migration_checklist,
     recommendation_text,
     sorted_findings,
+    store_lines,
     summarize,
 )
 
@@ -52,6 +53,12 @@ def render_markdown(result: PlanResult) -> str:
                 f"| {_cell(f.message)} | {_cell(f.fix_title)} | {f.applicability.value} "
                 f"| {_cell(recommendation_text(f))} |"
             )
+    if result.stores:
+        out += ["", "### Vector stores to re-embed", ""]
+        for store in result.stores:
+            first, *rest = store_lines(store)
+            out.append(f"- {_cell(first)}")
+            out += [f"  - {_cell(line.strip())}" for line in rest]
     if result.skipped:
         out += ["", f"<details><summary>Skipped files ({len(result.skipped)})</summary>", ""]
         out += [f"- {_code(k.path)}: {_cell(k.reason)}" for k in sorted(result.skipped, key=lambda k: k.path)]

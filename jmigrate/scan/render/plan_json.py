@@ -65,7 +65,16 @@ def _plan_body(result: PlanResult) -> dict[str, Any]:
         "skipped": [asdict(k) for k in sorted(result.skipped, key=lambda k: k.path)],
         "file_hashes": dict(sorted(result.file_hashes.items())),
         "encodings": dict(sorted(result.encodings.items())),
+        "stores": result.stores,
+        # Read by `jmigrate reindex --config plan.json`: the settings this plan recommends.
+        "reindex": suggested_reindex_settings(),
     }
+
+
+def suggested_reindex_settings() -> dict[str, Any]:
+    from jmigrate.models import MODELS, V3
+
+    return {"model": V3, "task": "retrieval.passage", "dimensions": MODELS[V3].dims}
 
 
 def render_json(result: PlanResult) -> str:
@@ -117,4 +126,5 @@ def plan_from_dict(data: Any) -> PlanResult:
         file_hashes=dict(data["file_hashes"]),
         encodings=dict(data["encodings"]),
         notes=list(data["notes"]),
+        stores=list(data.get("stores", [])),
     )

@@ -113,3 +113,20 @@ def location_text(finding: Finding) -> str:
     if finding.cell is not None:
         loc += f" (cell {finding.cell}" + (f", line {finding.cell_line})" if finding.cell_line else ")")
     return loc
+
+
+def legacy_stores(result: PlanResult) -> list[dict[str, Any]]:
+    """Stores that likely hold v1/v2 vectors to re-embed (not ones that may already be v3)."""
+    out = []
+    for store in result.stores:
+        likely = [MODELS[m] for m in store.get("likely_models", []) if m in MODELS]
+        if any(m.is_legacy and m.replacement for m in likely) and not any(m.name == V3 for m in likely):
+            out.append(store)
+    return out
+
+
+def store_lines(store: dict[str, Any]) -> list[str]:
+    """Human lines for one store found on disk (the same words in text and markdown reports)."""
+    from jmigrate.index.discover import StoreInfo
+
+    return StoreInfo(**store).describe()

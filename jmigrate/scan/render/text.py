@@ -17,6 +17,7 @@ from jmigrate.scan.render.summary import (
     migration_checklist,
     recommendation_text,
     sorted_findings,
+    store_lines,
     summarize,
 )
 
@@ -70,6 +71,12 @@ def render_text(result: PlanResult, *, color: bool = False, width: int | None = 
             table.add_row(code, s.rule_names[code], str(n), *map(str, per))
         console.line()
         console.print(Padding(table, (0, 0, 0, 2), expand=False))
+    if result.stores:
+        console.line()
+        out("Vector stores on disk", style="bold")
+        for store in result.stores:
+            for i, store_line in enumerate(store_lines(store)):
+                out(store_line, indent=2 if i == 0 else 4)
     for path, group in groupby(sorted_findings(result), key=lambda f: f.path):
         console.line()
         out(path, style="bold underline")
