@@ -29,8 +29,9 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
                                                                          HealthCheck.data_too_large])
 MISSING = object()  # the key is left out of the row
 
-# Every code point, lone surrogates (category Cs) included: JSON escapes them as \ud800.
-ANY_CHAR = st.characters(codec=None, exclude_categories=())
+# Every code point, lone surrogates (category Cs, which st.characters leaves out) included: JSON
+# escapes them as \ud800.
+ANY_CHAR = st.one_of(st.characters(codec=None), st.integers(0xD800, 0xDFFF).map(chr))
 NASTY = ["", " ", "\t\n", "\x00", "a\x00b", "مرحبا بالعالم", "שלום \u202e abc \u202c", "😀👍🏽👨‍👩‍👧 emoji",
          "漢字テキスト한국어中文", "\ufeffbom", "\r\n", "x" * 60_000, "word " * 9_000, "e\u0301\u200b\u2028"]
 TEXTS = st.one_of(st.text(ANY_CHAR, max_size=40), st.sampled_from(NASTY), st.none(), st.integers(),
@@ -38,7 +39,9 @@ TEXTS = st.one_of(st.text(ANY_CHAR, max_size=40), st.sampled_from(NASTY), st.non
                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.just(MISSING))
 IDS = st.one_of(st.sampled_from(["a", "b", "dup", "7"]), st.text(ANY_CHAR, max_size=8), st.integers(-3, 9),
                 st.none(), st.just(""), st.lists(st.integers(), max_size=2), st.just(MISSING))
-META = st.one_of(st.integers(), st.text(max_size=5), st.floats(allow_nan=False), st.none(), st.booleans(),
+META = st.one_of(st.integers(), st.text(ANY_CHAR, max_size=5),
+                 st.lists(st.text(ANY_CHAR, max_size=2), max_size=2), st.floats(allow_nan=False), st.none(),
+                 st.booleans(),
                  st.lists(st.integers(), max_size=2), st.just(MISSING))
 GARBAGE = st.sampled_from([b"{", b"[]", b"null", b"42", b'"text"', b"\xff\xfe{}",
                            b'{"id": "g", "text": "caf\xe9"}', b"{'id': 1}"])
@@ -53,6 +56,9 @@ def jsonl_lines(draw: st.DrawFn) -> list[bytes]:
             continue
         row = {k: v for k, v in (("id", draw(IDS)), ("text", draw(TEXTS)), ("m", draw(META)))
                if v is not MISSING}
+        if draw(st.integers(0, 29)) == 0:  # an odd extra key: a metadata column of its own
+            value = draw(META)
+            row[draw(st.text(ANY_CHAR, min_size=1, max_size=3))] = None if value is MISSING else value
         ascii_only = draw(st.booleans())
         try:
             lines.append(json.dumps(row, ensure_ascii=ascii_only).encode("utf-8"))
@@ -82,7 +88,7 @@ def check_outcome(out: Path, code: int, err: str, source_rows: int, texts: list[
     rows = manifest["rows"]
     assert manifest["status"] == "complete"
     assert rows["written"] + rows["rejected"] == rows["source"] == source_rows
-    lines = (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines() if rows["rejected"] else []
+    lines = jsonl_lines_of(out / "rejects.jsonl") if rows["rejected"] else []
     rejects = [json.loads(line) for line in lines]
     assert len(rejects) == rows["rejected"] and (code == 1) == bool(rejects)
     rejected_rows = [r["row"] for r in rejects]
@@ -100,6 +106,11 @@ def check_outcome(out: Path, code: int, err: str, source_rows: int, texts: list[
         want = FakeEncoder(model="jina-embeddings-v3").encode(table.column("text").to_pylist(),
                                                              task="retrieval.passage", dimensions=DIMS)
         np.testing.assert_allclose(vectors, want, atol=1e-6)
+
+
+def jsonl_lines_of(path: Path) -> list[str]:
+    # not str.splitlines(): it also splits at U+0085, U+2028... which JSON keeps raw inside strings
+    return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
 
 
 def parsed_text(line: bytes) -> Any:
@@ -198,7 +209,7 @@ def test_truncating_and_chunking_keep_every_row_accounted_for(lines: list[bytes]
         manifest = json.loads((out / "manifest.json").read_text())
         rows = manifest["rows"]
         assert manifest["status"] == "complete" and rows["source"] == len(lines)
-        rejected = [json.loads(x)["row"] for x in (out / "rejects.jsonl").read_text().splitlines()] \
+        rejected = [json.loads(x)["row"] for x in jsonl_lines_of(out / "rejects.jsonl")] \
             if rows["rejected"] else []
         assert len(set(rejected)) == len(rejected) == rows["rejected"]
         table = pq.read_table(sorted(out.glob("part-*.parquet")))
@@ -217,3 +228,25 @@ def test_truncating_and_chunking_keep_every_row_accounted_for(lines: list[bytes]
         if "--chunk-by" not in mode and "chunk" not in mode:
             assert all(len(chunks) == 1 and texts[row].startswith(chunks[0])  # type: ignore[union-attr]
                        for chunks, row in zip(by_id.values(), kept, strict=True))
+
+
+def test_lone_surrogates_in_ids_metadata_and_keys_are_rejected_or_refused(tmp_path: Path) -> None:
+    """Regression: these were tracebacks (UnicodeEncodeError from pyarrow or the rejects file)."""
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"id": "\\ud800", "text": "ok", "m": "x"}\n'
+                   '{"id": "a", "text": "ok", "m": "\\udc00x"}\n'
+                   '{"id": "b", "text": "ok", "m": {"k": ["\\udfff"]}}\n'
+                   '{"id": "c", "text": "fine", "m": "y"}\n', encoding="utf-8")
+    code, err = reindex(src, tmp_path / "o")
+    assert code == 1, err
+    rejects = [json.loads(line) for line in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
+    assert rejects == [
+        {"row": 0, "id": "\ud800", "reason": "id is not valid Unicode (lone surrogate)"},
+        {"row": 1, "id": "a", "reason": "metadata 'm' is not valid Unicode (lone surrogate)"},
+        {"row": 2, "id": "b", "reason": "metadata 'm' is not valid Unicode (lone surrogate)"}]
+    assert pq.read_table(tmp_path / "o" / "part-00000.parquet").column("id").to_pylist() == ["c"]
+    keys = tmp_path / "k.jsonl"
+    keys.write_text('{"id": "a", "text": "ok", "\\ud800k": 1}\n', encoding="utf-8")
+    code, err = reindex(keys, tmp_path / "o2")
+    assert code == 2 and "column name '\\ud800k' is not valid Unicode" in err
+    assert not (tmp_path / "o2").exists()

@@ -30,7 +30,9 @@ class RejectsFile:
     def append(self, records: list[dict[str, Any]]) -> int:
         """Append and fsync; returns the new committed length."""
         if records:
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+            # backslashreplace: a lone surrogate in an id (JSONL allows one) becomes its JSON escape
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode(
+                "utf-8", "backslashreplace")
             with open(self.path, "ab") as f:
                 f.write(data)
                 f.flush()

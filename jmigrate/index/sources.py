@@ -108,6 +108,11 @@ def open_source(
         columns, types, rows = _jsonl_schema(files)
     else:
         columns, types, rows = _csv_schema(files)
+    bad = [c for c in columns if not _valid_utf8(c)]
+    if bad and metadata_columns is None:
+        # a JSON key with a lone surrogate cannot be a Parquet column name (nor be printed)
+        raise InputError(f"column name {ascii(bad[0])} is not valid Unicode; pass --metadata-columns "
+                         "(and --id-column / --text-column) to choose the columns to use")
     vectors = [c for c in columns if _is_vector_type(types.get(c)) or
                (c.lower() in VECTOR_NAMES and types.get(c) is None)]
     idc = _pick(columns, id_column, ID_CANDIDATES, "id", required=False)
@@ -415,14 +420,19 @@ def _to_array(values: list[Any], fld: pa.Field, problems: list[str | None]) -> p
     """Convert one metadata column; a value that does not fit the column's type rejects its row."""
     if pa.types.is_string(fld.type):
         values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+    # UnicodeEncodeError: a lone surrogate (JSONL can hold one as an escape; Arrow strings cannot)
     try:
         return pa.array(values, type=fld.type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
         out = []
         for i, v in enumerate(values):
             try:
                 pa.array([v], type=fld.type)
                 out.append(v)
+            except UnicodeEncodeError:
+                if problems[i] is None:
+                    problems[i] = f"metadata {fld.name!r} is not valid Unicode (lone surrogate)"
+                out.append(None)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 if problems[i] is None:
                     problems[i] = f"metadata {fld.name!r}: {v!r} is not {fld.type}"

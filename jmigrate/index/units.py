@@ -139,7 +139,7 @@ def _digest(raw: RawBatch) -> str:
 def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | None]:
     """(id, problem)."""
     if type(rid) is str and has_column and rid.strip():
-        return rid, None
+        return (rid, None) if _encodable(rid) else (None, "id is not valid Unicode (lone surrogate)")
     if not has_column:
         return str(row), None
     if rid is None:
@@ -150,6 +150,15 @@ def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | No
     if not rid.strip():
         return None, "id is empty"
     return rid, None
+
+
+def _encodable(s: str) -> bool:
+    # JSON can carry a lone surrogate (an "\\ud800" escape); Parquet and Arrow strings cannot.
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 class Preparer:
