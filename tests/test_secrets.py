@@ -460,3 +460,12 @@ def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(stub: StubServe
         httpd.shutdown()
         httpd.server_close()
     assert stub.stats.requests == 0
+
+
+def test_an_api_url_from_a_config_file_is_named_on_stderr(watch: Watch, stub: StubServer,
+                                                          tmp_path: Path) -> None:
+    config = tmp_path / "jmigrate.toml"
+    config.write_text(f'[reindex]\napi_url = "{stub.url}"\n')
+    code, _, err = watch.run(["reindex", str(small_corpus(tmp_path / "c.jsonl")), "--out",
+                              str(tmp_path / "o"), "--config", str(config), "--api-key", KEY, "-q"])
+    assert code == 0 and "the API key go to 127.0.0.1 (api_url from" in " ".join(err.split())

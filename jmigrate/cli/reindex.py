@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -94,6 +95,14 @@ def register(app: typer.Typer) -> None:
         ).items() if v is not None}
         opts = resolve_options(given, config)
         opts["allow_insecure"] = allow_insecure  # a flag only: a config file cannot lower it
+        if config is not None and "api_url" not in given and opts.get("api_url"):
+            # A config file from someone else decides where the key is sent: say so, by host only.
+            from urllib.parse import urlsplit
+
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                host = urlsplit(opts["api_url"]).hostname
+                err_console.print(f"note: requests and the API key go to {host} (api_url from {config})",
+                                  highlight=False, markup=False)
         code = run(source, opts, restart=restart, dry_run=dry_run, quiet=quiet, as_json=as_json,
                    api_key=api_key)
         if code:
