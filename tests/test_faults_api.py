@@ -139,3 +139,14 @@ def test_a_client_dying_mid_request_prints_no_traceback_in_the_stub(capsys) -> N
         while threading.active_count() > before and time.monotonic() < deadline:
             time.sleep(0.01)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_every_shard_says_the_same_settings_whatever_the_run_learnt_on_the_way(tmp_path: Path, clean) -> None:  # type: ignore[no-untyped-def]
+    """Regression: the model name the server reports (known after the first answer) leaked into the
+    shards' `jmigrate.manifest` metadata, so a resumed run's shards were not byte-identical."""
+    shards = sorted((tmp_path / "clean").glob("part-*.parquet"))
+    assert len(shards) >= 3
+    kvs = {pq.read_metadata(p).metadata[b"jmigrate.manifest"] for p in shards}
+    assert len(kvs) == 1
+    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
+    assert "not real v3" in manifest["served_model"]  # still recorded in the manifest itself

@@ -429,8 +429,9 @@ class _Run:
         kv = {"jmigrate.manifest": {k: v for k, v in self.manifest.items()
                                     # run-specific fields are left out so a shard's bytes depend
                                     # only on the source and the settings (resumed == uninterrupted)
+                                    # (served_model is only known once a request was answered)
                                     if k not in ("shards", "rows", "status", "checkpoint", "usage",
-                                                 "started_at", "finished_at")},
+                                                 "started_at", "finished_at", "served_model")},
               "jmigrate.shard": {"index": index, "first_unit": first.index if first else 0,
                                  "first_row": first.first_row if first else 0}}
         self._open = ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)
