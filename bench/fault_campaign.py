@@ -69,7 +69,7 @@ def phase(out: Path, srv: StubServer) -> str:
     """What the folder and the stub show at the moment of a stop (racy by nature: indicative)."""
     names = [p.name for p in out.iterdir()] if out.exists() else []
     if any(n.startswith(".part-") for n in names):
-        return "shard write"
+        return "shard open (row groups being written or committed)"
     if any(n.startswith(".manifest.json.tmp") for n in names):
         return "manifest update"
     if srv._in_flight:
@@ -107,6 +107,7 @@ def campaign(work: Path, kills: int, rows: int, every: int, seed: int) -> dict[s
     signals: Counter[str] = Counter()
     in_flight_at_stops = 0
     clean_stops_ok = 0
+    outcomes: Counter[str] = Counter()  # what each SIGINT/SIGTERM ended with
     runs = 0
     with StubServer(api_key=KEY, latency=0.02) as srv:
         srv.faults.set_random([Fault.slow(0.02), Fault.slow(0.1), Fault.slow(0.3)], probability=0.3,
@@ -137,6 +138,8 @@ def campaign(work: Path, kills: int, rows: int, every: int, seed: int) -> dict[s
             if sig != signal.SIGKILL:
                 # a clean stop unless it came before the handler was installed (start-up: killed by it)
                 told = "Run the same command again to resume" in " ".join(err.split())
+                outcomes[f"{signal.Signals(sig).name} exit {proc.returncode}"
+                         + (", told how to resume" if told else "")] += 1
                 if proc.returncode == 130 and told:
                     clean_stops_ok += 1
                 elif proc.returncode not in (-sig, 130):
@@ -166,6 +169,7 @@ def campaign(work: Path, kills: int, rows: int, every: int, seed: int) -> dict[s
     result = {
         "rows": rows, "shards": len(ref["files"]), "uninterrupted_seconds": round(ref_seconds, 1),
         "signals": dict(signals), "runs": runs, "clean_stops_exit_130": clean_stops_ok,
+        "clean_stop_outcomes": dict(outcomes),
         "phases_at_stop": dict(phases), "checks": checks,
         "inputs": {"uninterrupted": ref_inputs, "campaign": inputs, "re_paid": extra,
                    "re_paid_per_stop": round(extra / max(1, stops), 2), "bound_per_stop": IN_FLIGHT,
