@@ -469,3 +469,37 @@ def test_an_api_url_from_a_config_file_is_named_on_stderr(watch: Watch, stub: St
     code, _, err = watch.run(["reindex", str(small_corpus(tmp_path / "c.jsonl")), "--out",
                               str(tmp_path / "o"), "--config", str(config), "--api-key", KEY, "-q"])
     assert code == 0 and "the API key go to 127.0.0.1 (api_url from" in " ".join(err.split())
+
+
+def test_a_garbled_compressed_answer_is_a_clear_error_not_a_crash(watch: Watch, tmp_path: Path) -> None:
+    """Content-Encoding: gzip with a body that is not gzip: httpx raises DecodingError (not a
+    TransportError); the run must end with a one-line error naming it, exit 2, and no key."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Garbled(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"this is not gzip " + KEY.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Garbled)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        code, _, err = watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl")), "--api-url",
+                                  f"http://127.0.0.1:{httpd.server_address[1]}/v1", "--api-key", KEY,
+                                  "--out", str(tmp_path / "o"), "-q"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 2 and "DecodingError" in err

@@ -462,6 +462,9 @@ class JinaAPIEncoder(Encoder):
                         resp = await client.post("/embeddings", json=payload)
                     except httpx.TimeoutException as e:
                         raise _Retryable(f"timed out after {self.timeout:g}s ({type(e).__name__})") from None
+                    except httpx.DecodingError as e:  # a garbled compressed body: like malformed JSON
+                        raise _Retryable(f"unreadable answer ({type(e).__name__}: {self._scrub(str(e))})") \
+                            from None
                     except httpx.TransportError as e:
                         raise _Retryable(f"connection failed ({type(e).__name__}: {self._scrub(str(e))})") \
                             from None
