@@ -150,3 +150,33 @@ def test_every_shard_says_the_same_settings_whatever_the_run_learnt_on_the_way(t
     assert len(kvs) == 1
     manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
     assert "not real v3" in manifest["served_model"]  # still recorded in the manifest itself
+
+
+def test_a_second_reindex_process_on_the_same_folder_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    src = corpus(tmp_path / "c.jsonl")
+    out = tmp_path / "o"
+    args = ["reindex", str(src), "--out", str(out), "--encoder", "api", "--concurrency", "1", "--batch-size",
+            "4", "--unit-rows", str(UNIT), "--dimensions", "64", "--quiet"]
+    with StubServer(api_key=KEY, latency=0.2) as srv:  # slow: the first run is still going
+        first = subprocess.Popen([sys.executable, "-m", "jmigrate", *args, "--api-url", srv.url],
+                                 env={**os.environ, "JINA_API_KEY": KEY}, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while srv.stats.requests == 0 and time.monotonic() < deadline:  # it holds the lock by now
+                time.sleep(0.02)
+            capsys.readouterr()
+            assert main([*args, "--api-url", srv.url, "--api-key", KEY]) == 2
+            err = " ".join(capsys.readouterr().err.split())
+            assert f"another jmigrate reindex (pid {first.pid}) is writing" in err
+            # --restart does not get past the lock either
+            assert main([*args, "--api-url", srv.url, "--api-key", KEY, "--restart"]) == 2
+        finally:
+            first.terminate()
+            _, first_err = first.communicate(timeout=60)
+        assert first.returncode == 130, first_err
+        assert main([*args, "--api-url", srv.url, "--api-key", KEY]) == 1  # resumes once the first is gone
