@@ -244,3 +244,27 @@ def test_reindex_and_verify_never_unpickle(
     err = capsys.readouterr().err
     assert code == 2 and "not a readable NPY matrix" in " ".join(err.split())
     assert not marker.exists()
+
+
+def test_the_installed_command_run_inside_the_trapped_repo_imports_nothing_from_it(
+    trap: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`cd repo && jmigrate plan .`: modules in the repo named like jmigrate's own dependencies are
+    not imported (the console script's sys.path does not start with the working folder), also when
+    the tree is big enough for plan's worker processes."""
+    import subprocess
+    import sys
+
+    root, marker = trap
+    payload = f"open({str(marker)!r}, 'w').write('imported')\n"
+    for shadow in ("typer", "rich", "numpy", "pathspec", "libcst", "jmigrate", "json", "ast", "re"):
+        (root / f"{shadow}.py").write_text(payload)
+    many = root / "many"
+    many.mkdir()
+    for i in range(2100):  # over the prefilter's PARALLEL_MIN_FILES: worker processes are used
+        (many / f"m{i}.py").write_text(f"x = {i}\n")
+    script = Path(sys.executable).parent / "jmigrate"
+    for argv in (["plan", "."], ["plan", ".", "--format", "json"], ["apply", ".", "--unsafe"]):
+        proc = subprocess.run([str(script), *argv], cwd=root, capture_output=True, timeout=300)
+        assert proc.returncode in (0, 1), proc.stderr.decode()[-2000:]
+        assert not marker.exists(), argv
