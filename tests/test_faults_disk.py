@@ -137,6 +137,23 @@ def test_a_damaged_shard_is_found_by_its_sha256_and_made_again(
     assert tokens_before < usage["tokens"] < 2 * tokens_before
 
 
+def test_a_rejects_file_cut_short_is_repaired_from_the_shard_that_lost_lines(tmp_path: Path, ref: Ref,
+                                                                              capsys) -> None:  # type: ignore[no-untyped-def]
+    src, want, ref_manifest = ref
+    out = tmp_path / "o"
+    assert run(src, out) == 1
+    ends = [s["rejects_end"] for s in ref_manifest["shards"]]
+    assert ends == sorted(ends) and ends[-1] == (out / "rejects.jsonl").stat().st_size
+    with open(out / "rejects.jsonl", "r+b") as f:  # cut inside the lines of the 3rd shard
+        f.truncate(ends[1] + 5)
+    capsys.readouterr()
+    assert run(src, out) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "rejects.jsonl is shorter than recorded" in err
+    assert f"{ref_manifest['shards'][2]['file']} and the {len(ends) - 3} shard(s) after it" in err
+    assert files(out) == want
+
+
 def test_a_damaged_shard_of_an_interrupted_run_is_redone_too(tmp_path: Path,
                                                             ref: Ref,
                                                             monkeypatch) -> None:  # type: ignore[no-untyped-def]

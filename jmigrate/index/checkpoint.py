@@ -168,11 +168,21 @@ def _verify_shards(folder: Path, manifest: dict[str, Any], state: ResumeState) -
     for i, rec in enumerate(shards):
         path = folder / rec["file"]
         if not path.is_file():
-            bad, why = i, "missing"
+            bad, why = i, f"{rec['file']} is missing"
         elif sha256_file(path) != rec.get("sha256"):
-            bad, why = i, "damaged (its sha256 differs from the one in manifest.json)"
+            bad, why = i, f"{rec['file']} is damaged (its sha256 differs from the one in manifest.json)"
         if bad is not None:
             break
+    # rejects.jsonl cut short (it is fsynced before the manifest, so not by a crash): the shards whose
+    # reject lines are gone are made again, which writes those lines again
+    rejects = folder / REJECTS
+    size = rejects.stat().st_size if rejects.exists() else 0
+    if size < manifest["checkpoint"].get("rejects_bytes", 0):
+        # `rejects_end` (the file's length once the shard's lines were in) is missing in older manifests
+        short = next((i for i, rec in enumerate(shards) if rec.get("rejects_end", size + 1) > size), None)
+        if short is not None and (bad is None or short < bad):
+            bad, why = short, (f"{REJECTS} is shorter than recorded ({size:,} < "
+                               f"{manifest['checkpoint']['rejects_bytes']:,} bytes)")
     if bad is None:
         return
     dropped = shards[bad:]
@@ -186,7 +196,7 @@ def _verify_shards(folder: Path, manifest: dict[str, Any], state: ResumeState) -
     manifest["checkpoint"] = {"next_unit": dropped[0]["units"][0], "rejects_bytes": rejects_bytes}
     manifest["status"], manifest["finished_at"] = "interrupted", None
     write_manifest(folder, manifest)
-    state.notes.append(f"{dropped[0]['file']} is {why}; it and the {len(dropped) - 1} shard(s) after it "
+    state.notes.append(f"{why}; {dropped[0]['file']} and the {len(dropped) - 1} shard(s) after it "
                        f"({sum(r['source_rows'] for r in dropped):,} source rows) are made again")
 
 

@@ -449,7 +449,7 @@ class _Run:
                     "source_rows": sum(u.n_rows for u in units), "source_digest": digest.hexdigest()})
         rejects = [r for u in units for r in u.rejects]
         m = self.manifest
-        m["checkpoint"]["rejects_bytes"] = self.rejects.append(rejects)
+        m["checkpoint"]["rejects_bytes"] = rec["rejects_end"] = self.rejects.append(rejects)
         m["shards"].append(rec)
         m["rows"]["source"] += rec["source_rows"]
         m["rows"]["written"] += rec["rows"]
