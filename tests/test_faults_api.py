@@ -68,6 +68,9 @@ def test_every_fault_at_once_costs_retries_not_rows(tmp_path: Path, clean) -> No
         srv.faults.script([f for fault in every for f in (fault, None)] + [Fault.rate_limited(0.02)] * 6)
         srv.faults.set_random(every, probability=0.3, seed=11)
         result = reindex(open_source(str(src)), tmp_path / "o", enc, SETTINGS, concurrency=CONCURRENCY)
+        deadline = time.monotonic() + 10  # a timed-out request is recorded when the stub gives up on it
+        while not any(r.fault == "timeout" for r in srv.stats.records) and time.monotonic() < deadline:
+            time.sleep(0.05)
         kinds = {r.fault for r in srv.stats.records if r.fault}
         http_date_429 = [r for r in srv.stats.records if r.fault == "rate_limited" and r.retry_after_until]
     assert result.status == "complete"
