@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ def test_full_disk_during_a_shard_write_is_one_line_and_a_rerun_completes_identi
     for rec in manifest["shards"]:  # the shards committed before the failure are whole
         assert sha256_file(out / rec["file"]) == rec["sha256"]
     assert not [p for p in out.iterdir() if p.name.startswith(".part-")], "the half shard was left behind"
+    # no stage thread is left writing into the folder after the run let go of its lock
+    assert not [t for t in threading.enumerate() if t.name.startswith("reindex-")]
     monkeypatch.setattr(ShardWriter, "write", real)
     assert run(src, out) == 1
     assert files(out) == want
@@ -227,3 +230,55 @@ def test_stray_temp_files_of_a_crash_are_cleaned(tmp_path: Path,
     assert run(src, out) == 1  # complete: nothing redone, leftovers removed
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".jmigrate.lock"]
     assert files(out) == want
+
+
+def test_a_real_full_filesystem(tmp_path: Path, ref: Ref, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A tiny tmpfs really fills up (root only; elsewhere the monkeypatched tests above stand in)."""
+    import subprocess
+
+    src, want, _ = ref
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount to make a tiny filesystem")
+    try:
+        out = mnt / "o"
+        capsys.readouterr()
+        assert run(src, out) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "No space left on device" in err and "run the same command again to resume" in err
+        assert "Traceback" not in err
+        # nothing half-written is left taking space: only whole files and the journal
+        left = [p.name for p in out.rglob(".*") if p.name not in (".jmigrate.lock", ".jmigrate-work")]
+        assert left == [], left
+        subprocess.run(["mount", "-o", "remount,size=4m", str(mnt)], check=True)  # space freed
+        assert run(src, out) == 1
+        assert files(out) == want
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)  # -l: even if still busy
+
+
+def test_a_failed_run_leaves_no_thread_writing_into_the_folder(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Regression: the run returned as soon as the writer failed, while the encoder thread was still in
+    a call; it then journalled into the folder after the lock was released."""
+    import time
+
+    from jmigrate.errors import CheckpointError
+    from jmigrate.index.pipeline import Settings, reindex
+    from jmigrate.index.sources import open_source
+    from jmigrate.testing.fake import FakeEncoder
+
+    class Slow(FakeEncoder):
+        def encode_batch(self, texts, **kw):  # type: ignore[no-untyped-def, override]
+            time.sleep(0.3)
+            return super().encode_batch(texts, **kw)
+
+    monkeypatch.setattr(ShardWriter, "write", enospc)
+    src = corpus(tmp_path / "c.jsonl", 400)
+    settings = Settings(model="jina-embeddings-v3", task="retrieval.passage", dimensions=32, encoder="fake",
+                        unit_rows=8, shard_rows=16, row_group_rows=8)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        reindex(open_source(str(src)), tmp_path / "o", Slow(model="jina-embeddings-v3", batch_size=8),
+                settings)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("reindex-")]

@@ -263,7 +263,11 @@ def write_unit(work: Path, unit: int, table: pa.Table, digest: str,
     tmp = work / f".{final.name}.tmp"
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"jmigrate.unit_digest": digest,
                                          b"jmigrate.refused": json.dumps(refused or [])})
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
-        w.write_table(table.replace_schema_metadata(schema.metadata))
-    os.replace(tmp, final)
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+            w.write_table(table.replace_schema_metadata(schema.metadata))
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: free what the half file took
+        raise
     return final

@@ -26,11 +26,15 @@ def now() -> str:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so a reader (or a crash) sees the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: don't keep a half copy in the way
+        raise
     fsync_dir(path.parent)
 
 

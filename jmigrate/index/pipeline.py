@@ -40,6 +40,7 @@ from jmigrate.index.units import Preparer, Settings, Unit, keep_rows, rebatch, r
 __all__ = ["Result", "Settings", "Stats", "reindex"]
 
 QUEUE_UNITS = 8  # units buffered between stages: bounds memory whatever the corpus size
+JOIN_SECONDS = 15.0  # how long a stopping run waits for the reader and the encoder call in hand
 
 
 @dataclass
@@ -96,7 +97,7 @@ def reindex(
     except OSError as e:
         # A full disk, a read-only or vanished folder: one line, and how to go on. Everything committed
         # before it (shards, manifest, journal) is intact, so a rerun resumes.
-        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        what = " ".join(f"{e.strerror or e}".split()) + (f": {e.filename}" if e.filename else "")
         raise CheckpointError(f"cannot go on writing {out} ({what}); finished work is saved: fix that (e.g. "
                               "free disk space) and run the same command again to resume") from e
 
@@ -494,6 +495,12 @@ class _Run:
             interrupted = True
             self.stop.set()
             writer.join()  # the writer finishes the unit in hand; journal and manifest stay consistent
+        # The writer is done; when it stopped early (an error, Ctrl-C) the encoder may still be in a
+        # call: let it journal what it paid for and stop, rather than write into the folder after this
+        # run let go of its lock. Bounded, so a hung connection cannot hold Ctrl-C for long.
+        until = time.monotonic() + JOIN_SECONDS
+        for t in threads[:2]:
+            t.join(max(0.0, until - time.monotonic()))
         if any(isinstance(e, KeyboardInterrupt) for e in self.errors):
             interrupted, self.errors = True, []
         if self.errors:

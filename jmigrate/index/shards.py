@@ -56,13 +56,17 @@ class ShardWriter:
         self.tmp = folder / f".{name}.tmp-{os.getpid()}"
         self.rows = 0
         self.schema = schema.with_metadata({k: json.dumps(v) for k, v in kv.items()})
-        self._writer = pq.ParquetWriter(
-            self.tmp, self.schema,
-            # Float vectors do not compress (MEASURED.md): keep them plain and cheap to write.
-            compression={f.name: ("none" if f.name == "vector" else "zstd") for f in schema},
-            use_dictionary=[f.name for f in schema if f.name != "vector"],
-            write_statistics=[f.name for f in schema if f.name != "vector"],
-        )
+        try:
+            self._writer = pq.ParquetWriter(
+                self.tmp, self.schema,
+                # Float vectors do not compress (MEASURED.md): keep them plain and cheap to write.
+                compression={f.name: ("none" if f.name == "vector" else "zstd") for f in schema},
+                use_dictionary=[f.name for f in schema if f.name != "vector"],
+                write_statistics=[f.name for f in schema if f.name != "vector"],
+            )
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)  # created, then the disk was full
+            raise
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
