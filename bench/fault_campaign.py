@@ -142,6 +142,8 @@ def campaign(work: Path, kills: int, rows: int, every: int, seed: int) -> dict[s
                          + (", told how to resume" if told else "")] += 1
                 if proc.returncode == 130 and told:
                     clean_stops_ok += 1
+                elif proc.returncode in (0, 1) and "complete:" in err:
+                    break  # the run finished just as the signal came: the campaign is over, as above
                 elif proc.returncode not in (-sig, 130):
                     raise AssertionError(f"{signal.Signals(sig).name}: exit {proc.returncode}: {err[-500:]}")
             if (out / "manifest.json").exists():  # atomic writes: always a whole, readable manifest
