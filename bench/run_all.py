@@ -133,11 +133,18 @@ The `verify` HTML report is rendered in headless Chromium (Debian `chromium`, ne
 off) and the screenshot is checked for non-blank pixels; it was also inspected by eye (all five
 plots and the disagreement tables render).""",
     "faults": """\
-A real `python -m jmigrate reindex` process against the loopback stub is stopped at random moments
-(SIGKILL; every 6th stop SIGINT or SIGTERM, which must exit 130) and resumed each time; stops are
-aimed at reads, requests in flight, shard writes and manifest updates. The final rows, vectors,
-rejects and shard bytes are compared with an uninterrupted run, and the re-paid inputs with what
-can be in flight at one stop.""",
+One `reindex` run (`--unit-rows 16 --shard-rows 64 --concurrency 2 --batch-size 8 --dimensions 256`)
+of a real `python -m jmigrate reindex` process against the loopback stub (20 ms latency, +20/100/300 ms
+on a third of the requests) is stopped at random moments and restarted each time: SIGKILL, and
+every 6th stop SIGINT or SIGTERM (which must exit 130 with the resume message, unless it lands during
+interpreter start-up, before jmigrate's handlers exist); two stops in five are aimed at a commit
+(sent the moment a shard's or the manifest's temp file appears). The final rows, vectors, rejects and
+shard bytes (sha256) are compared with an uninterrupted run of the same command, and the re-paid
+inputs with what one stop can lose (one encode group in flight). The first full campaign found that
+shards written after a resume were not byte-identical (the model name the server reports leaked into
+later shards' metadata); fixed, regression test in `tests/test_faults_api.py`. CI runs shorter
+versions: `tests/test_reindex_crash.py`, `tests/test_faults_api.py`, `tests/test_faults_disk.py`,
+`tests/test_faults_properties.py`.""",
 }
 
 
