@@ -11,17 +11,20 @@ import csv
 import io
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jmigrate.cli.app import main
 from jmigrate.testing.fake import FakeEncoder
+from jmigrate.testing.server import StubServer, stub_vectors
 
 DIMS = 16
 ARGS = ["--encoder", "fake", "--dimensions", str(DIMS), "--unit-rows", "4", "--shard-rows", "7", "--quiet"]
@@ -250,3 +253,41 @@ def test_lone_surrogates_in_ids_metadata_and_keys_are_rejected_or_refused(tmp_pa
     code, err = reindex(keys, tmp_path / "o2")
     assert code == 2 and "column name '\\ud800k' is not valid Unicode" in err
     assert not (tmp_path / "o2").exists()
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubServer]:
+    with StubServer(api_key="jina_props") as srv:
+        yield srv
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.data_too_large])
+@given(texts=st.lists(st.text(ANY_CHAR, max_size=60) | st.sampled_from(NASTY), min_size=1, max_size=20))
+def test_any_text_through_the_api_stub_gets_the_servers_vector_or_a_reason(stub: StubServer,
+                                                                           texts: list[str]) -> None:
+    from jmigrate.encoders.api import JinaAPIEncoder
+    from jmigrate.index.pipeline import Settings
+    from jmigrate.index.pipeline import reindex as run_reindex
+    from jmigrate.index.sources import open_source
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "rows.jsonl", Path(tmp) / "o"
+        src.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(texts)),
+                       encoding="utf-8")
+        s = Settings(model="jina-embeddings-v3", task="retrieval.passage", dimensions=DIMS, encoder="api",
+                     unit_rows=4, shard_rows=7)
+        with JinaAPIEncoder(api_url=stub.url, api_key="jina_props", batch_size=3, concurrency=2,
+                            backoff_base=0.01) as enc:
+            result = run_reindex(open_source(str(src)), out, enc, s, concurrency=2)
+        rows = result.manifest["rows"]
+        assert rows["written"] + rows["rejected"] == rows["source"] == len(texts)
+        rejected = {json.loads(x)["row"] for x in jsonl_lines_of(out / "rejects.jsonl")} if rows["rejected"] \
+            else set()
+        table = pq.read_table(sorted(out.glob("part-*.parquet")))
+        assert table.column("text").to_pylist() == [t for i, t in enumerate(texts) if i not in rejected]
+        if len(table):
+            got = np.stack(table.column("vector").to_numpy(zero_copy_only=False))
+            want = stub_vectors("jina-embeddings-v3", table.column("text").to_pylist(),
+                                task="retrieval.passage", dimensions=DIMS)
+            np.testing.assert_allclose(got, want, atol=1e-6)
