@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jmigrate.index.manifest import fsync_dir
+from jmigrate.fileio import fsync_dir
 
 CHUNK_FIELDS = (pa.field("chunk_index", pa.int32()), pa.field("chunk_start", pa.int64()),
                 pa.field("chunk_end", pa.int64()))
