@@ -8,10 +8,8 @@ per document by the best chunk's score (max-pooling). faiss, when installed, sco
 
 from __future__ import annotations
 
-import os
 import queue
 import re
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from jmigrate.errors import InputError, UsageError
+from jmigrate.fileio import atomic_write
 from jmigrate.verify.indexes import VectorIndex, VectorStats
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # 1 GiB for the vector block and its score matrix
@@ -343,13 +342,4 @@ def write_run(path: Path, ranking: Ranking, run_id: str) -> None:
     for qid, docs, scores in zip(ranking.query_ids, ranking.doc_ids, ranking.scores, strict=True):
         for r, (d, sc) in enumerate(zip(docs, scores, strict=True), 1):
             lines.append(f"{qid} Q0 {d} {r} {sc:.6f} {run_id}\n")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, "".join(lines).encode("utf-8"))
