@@ -503,3 +503,67 @@ def test_a_garbled_compressed_answer_is_a_clear_error_not_a_crash(watch: Watch, 
         httpd.shutdown()
         httpd.server_close()
     assert code == 2 and "DecodingError" in err
+
+
+# ------------------------------------------------------------------ server-supplied strings (issue 10)
+# Everything a server says can reach an output: the model name it claims (manifest `served_model`,
+# error messages), error details (rejects.jsonl, stderr), reason phrases and headers (logs). A server
+# that echoes the key, whole, cut, or broken up, must not get it into any of them.
+
+
+def _reindex(watch: Watch, stub: StubServer, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    return watch.run(["--debug", "reindex", str(small_corpus(tmp_path / "c.jsonl", 2)), "--api-url", stub.url,
+                      "--api-key", KEY, "--out", str(tmp_path / "o"), *extra])
+
+
+def test_a_served_model_name_holding_the_key_stays_out_of_the_manifest(watch: Watch, stub: StubServer,
+                                                                       tmp_path: Path) -> None:
+    stub.faults.add(Fault.served_as(f"{V3} {KEY}"), times=50)
+    code, _, _ = _reindex(watch, stub, tmp_path, "-q")
+    assert code == 0
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["served_model"] == f"{V3} ***"  # kept for provenance, key masked
+
+
+def test_a_served_model_that_is_the_key_is_masked_in_the_error(watch: Watch, stub: StubServer,
+                                                               tmp_path: Path) -> None:
+    stub.faults.add(Fault.served_as(KEY), times=50)
+    code, _, err = _reindex(watch, stub, tmp_path, "-q")
+    assert code == 2 and "answered with model '***'" in err
+
+
+@pytest.mark.parametrize("where", ["across the cut", "after a long detail", "short detail"])
+def test_an_echoed_key_is_scrubbed_before_the_detail_is_cut(watch: Watch, stub: StubServer, tmp_path: Path,
+                                                            where: str) -> None:
+    # The key ends exactly one character after a cut: cutting first would keep all but its last char.
+    pad = {"across the cut": 501 - len(KEY), "after a long detail": 4000, "short detail": 0}[where]
+    detail = "x" * pad + KEY + " trailing words"
+    stub.faults.add(Fault.error(400, detail=detail), times=10)
+    code, _, err = _reindex(watch, stub, tmp_path)
+    assert code == 1 and "rejected" in err
+    lines = (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()
+    reasons = [json.loads(line)["reason"] for line in lines]
+    assert len(reasons) == 2 and all("was refused: HTTP 400: " in r for r in reasons)
+
+
+@pytest.mark.parametrize("echo", [
+    KEY[:-4] + "...",                      # a server that shows the key shortened
+    "..." + KEY[6:],                       # ... or only its tail
+    f"{KEY[:16]} {KEY[16:]}",              # broken by a space (a console would rejoin the pieces)
+    f"part one {KEY[:18]}; part two {KEY[18:]}",
+])
+def test_pieces_of_the_key_are_scrubbed_too(watch: Watch, stub: StubServer, tmp_path: Path,
+                                            echo: str) -> None:
+    stub.faults.add(Fault.error(401, detail=f"bad key: {echo}"), times=10)
+    code, _, err = _reindex(watch, stub, tmp_path, "-q")
+    assert code == 2 and "bad key: " in err
+
+
+def test_headers_and_reason_phrases_echoing_the_key_stay_out_of_logs_and_messages(
+        watch: Watch, stub: StubServer, tmp_path: Path) -> None:
+    # A proxy that echoes the Authorization header back, and puts the key in its reason phrase; with
+    # --debug every httpx/httpcore record (they log reason phrases and headers) is grepped.
+    stub.faults.add(Fault.error(503, detail="", headers={"X-Echo-Authorization": f"Bearer {KEY}"},
+                                reason=f"Unavailable for {KEY}"), times=100)
+    code, _, err = _reindex(watch, stub, tmp_path, "-q")
+    assert code == 2 and "HTTP 503" in err

@@ -33,6 +33,7 @@ import numpy as np
 from jmigrate import __version__
 from jmigrate.encoders.base import Encoder, check_vectors, truncate_and_normalise
 from jmigrate.encoders.ratelimit import RateLimiter
+from jmigrate.encoders.secrets import Secret, clean_server_text, remember
 from jmigrate.errors import EncoderError, UsageError
 from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, V3, get_task
 
@@ -54,23 +55,6 @@ def conservative_token_count(text: str) -> int:
     non-space character (accents, CJK, punctuation) count one token. Used to plan requests before
     the server's `usage` says the real number."""
     return max(1, len(_TOKEN_UPPER_BOUND_RE.findall(text)))
-
-
-class _Secret:
-    """Holds the key; every printable form of it is masked."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
 
 
 class _Retryable(Exception):
@@ -219,7 +203,9 @@ class JinaAPIEncoder(Encoder):
             # h11 would refuse the header on every attempt and quote it (key included) in its error.
             raise UsageError("the API key holds spaces, line breaks or non-ASCII characters; check how it "
                              "was copied (the key itself is not shown)")
-        self._key = _Secret(api_key) if api_key else None
+        self._key = Secret(api_key) if api_key else None
+        if api_key:
+            remember(api_key)
         self._check_key()
         self.concurrency = concurrency
         self.timeout = timeout
@@ -429,20 +415,21 @@ class JinaAPIEncoder(Encoder):
 
     def _check_served_model(self, served: object) -> None:
         if isinstance(served, str):
-            self.served_model = served
+            # Server text: it goes into the manifest and messages, so it is scrubbed and bounded.
+            self.served_model = self._scrub(served, 200)
             # A server answering for another model is misconfigured; retrying will not help. The
             # loopback stub appends a note to the name, which is why this is a prefix check.
             if not served.startswith(self.model):
-                raise EncoderError(f"the server answered with model {served!r} for {self.model!r}")
+                raise EncoderError(f"the server answered with model {self.served_model!r} for {self.model!r}")
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return cap / 2 + self._rng.uniform(0, cap / 2)  # "equal jitter": spreads retries, keeps a floor
 
-    def _scrub(self, text: str) -> str:
-        if self._key is not None and self._key.reveal():
-            text = text.replace(self._key.reveal(), "***")
-        return text
+    def _scrub(self, text: object, limit: int = 500) -> str:
+        """Server-supplied text fit for a message, a log or a file: one line, the key (and pieces of
+        it) masked, then cut to `limit` characters."""
+        return clean_server_text(text, (self._key.reveal(),) if self._key is not None else (), limit)
 
     async def _request(
         self, texts: list[str], task: str | None, dimensions: int | None, late: bool, estimate: int
@@ -494,7 +481,7 @@ class JinaAPIEncoder(Encoder):
             self.limiter.adapt(*announced)
         if status == 200:
             return self._parse(resp, len(texts), dimensions, estimate)
-        detail = self._scrub(_error_detail(resp))
+        detail = self._scrub(_error_detail(resp))  # scrubbed whole, then cut
         if status in RETRYABLE_STATUS:
             wait = parse_retry_after(resp.headers.get("retry-after"))
             if status == 429:
@@ -517,7 +504,8 @@ class JinaAPIEncoder(Encoder):
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise _Retryable("HTTP 200 without a 'data' list")
         usage = body.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+        # Only a plain count is taken from `usage` (not a bool, not negative): it becomes the billed total.
+        if isinstance(usage, dict) and type(usage.get("total_tokens")) is int and usage["total_tokens"] >= 0:
             self.usage.tokens += usage["total_tokens"]
             self.limiter.correct(estimate, usage["total_tokens"])
         self._check_served_model(body.get("model"))
@@ -591,7 +579,7 @@ class OpenAICompatibleEncoder(JinaAPIEncoder):
 
     def _check_served_model(self, served: object) -> None:
         if isinstance(served, str):
-            self.served_model = served  # servers name their model freely; nothing to compare
+            self.served_model = self._scrub(served, 200)  # named freely by servers: nothing to compare
 
     def _postprocess(self, m: np.ndarray, dimensions: int | None) -> np.ndarray:
         if dimensions is not None and m.shape[1] < dimensions:
@@ -609,7 +597,8 @@ def _decode_embedding(value: object) -> np.ndarray:
 
 
 def _error_detail(resp: httpx.Response) -> str:
-    """The API's own message: Jina's `detail` (string or validation list), or OpenAI's `error.message`."""
+    """The API's own message: Jina's `detail` (string or validation list), or OpenAI's `error.message`;
+    else the body, else the reason phrase. Server text, unscrubbed: pass it through `_scrub`."""
     try:
         body = resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -624,9 +613,9 @@ def _error_detail(resp: httpx.Response) -> str:
         if detail is None and isinstance(err, str):
             detail = err
         if detail is not None:
-            return " ".join(str(detail).split())[:500]
-    text = " ".join(resp.text.split())
-    return text[:200] or resp.reason_phrase or "no detail"
+            return str(detail) if str(detail).strip() else resp.reason_phrase or "no detail"
+    # Not cut here: the caller scrubs the key first, then cuts.
+    return (resp.text if resp.text.strip() else "") or resp.reason_phrase or "no detail"
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -98,11 +98,44 @@ class Fault:
     retry_after: float | None = None
     http_date: bool = False
     detail: str = "injected fault"
+    model: str | None = None  # served_as: the model name the answer claims
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers
+    reason: str | None = None  # the HTTP reason phrase instead of the standard one
+    nbytes: int = 0  # huge_body: the body's size
+    scale: float = 1.0  # unnormalised: the factor every vector is multiplied by
 
     @classmethod
-    def error(cls, status: int = 503, detail: str = "injected server error") -> Fault:
-        """Answer with `status` and ``{"detail": detail}`` (5xx for transient, 4xx for fatal ones)."""
-        return cls("error", status=status, detail=detail)
+    def error(cls, status: int = 503, detail: str = "injected server error", *,
+              headers: dict[str, str] | None = None, reason: str | None = None) -> Fault:
+        """Answer with `status` and ``{"detail": detail}`` (5xx for transient, 4xx for fatal ones),
+        optionally with extra `headers` and a non-standard `reason` phrase (servers echo things)."""
+        return cls("error", status=status, detail=detail, headers=tuple((headers or {}).items()),
+                   reason=reason)
+
+    @classmethod
+    def served_as(cls, model: str) -> Fault:
+        """200 with correct vectors whose answer names `model` as the model that made them."""
+        return cls("served_as", model=model)
+
+    @classmethod
+    def trickle(cls, seconds: float) -> Fault:
+        """200 with a correct body sent one byte every `seconds` (each read is quick; the whole is not)."""
+        return cls("trickle", seconds=seconds)
+
+    @classmethod
+    def huge_body(cls, nbytes: int) -> Fault:
+        """200 announcing and sending a JSON-looking body of `nbytes` bytes (generated, never held)."""
+        return cls("huge_body", nbytes=nbytes)
+
+    @classmethod
+    def unnormalised(cls, scale: float = 3.0) -> Fault:
+        """200 with every vector multiplied by `scale` (an answer that is not unit length)."""
+        return cls("unnormalised", scale=scale)
+
+    @classmethod
+    def zero_vector(cls) -> Fault:
+        """200 with the first vector all zeros (no direction: it cannot be normalised)."""
+        return cls("zero_vector")
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = 1.0, *, http_date: bool = False) -> Fault:
@@ -268,11 +301,13 @@ class _Bucket:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers or {}
+        self.reason = reason
 
 
 # -------------------------------------------------------------------------------------------- handler
@@ -285,10 +320,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet: tests and the CLI read stderr
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, *,
+              reason: str | None = None, length: int | None = None) -> None:
+        self.send_response(status, reason)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.send_header(STUB_HEADER, STUB_HEADER_VALUE)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -298,8 +334,36 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away (it timed out): nothing to do
 
-    def _send_json(self, status: int, obj: object, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode("utf-8"), headers)
+    def _send_json(self, status: int, obj: object, headers: dict[str, str] | None = None,
+                   reason: str | None = None) -> None:
+        self._send(status, json.dumps(obj).encode("utf-8"), headers, reason=reason)
+
+    def _send_trickle(self, body: bytes, headers: dict[str, str], seconds: float) -> None:
+        """A correct answer, one byte at a time: no single read waits long, the whole takes forever."""
+        self._send(200, b"", headers, length=len(body))
+        for i in range(len(body)):
+            try:
+                self.wfile.write(body[i:i + 1])
+            except OSError:
+                break  # the client gave up: what a deadline is for
+            if self.stub._stopping.wait(seconds):
+                break
+        self.close_connection = True
+
+    def _send_huge(self, nbytes: int, headers: dict[str, str]) -> None:
+        """`nbytes` of a JSON-looking answer, generated piece by piece (never held in memory)."""
+        head = b'{"object": "list", "data": ['
+        self._send(200, head, headers, length=nbytes)
+        filler = b" " * 65536
+        sent = len(head)
+        while sent < nbytes and not self.stub._stopping.is_set():
+            piece = filler[: nbytes - sent]
+            try:
+                self.wfile.write(piece)
+            except OSError:
+                break  # the client stopped reading, as it should
+            sent += len(piece)
+        self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         if self.path.rstrip("/") in ("", "/health", "/v1/health"):
@@ -328,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = stub.faults.next()
             record["fault"] = fault.kind if fault else None
             if fault is not None and fault.kind in ("error", "rate_limited"):
-                headers: dict[str, str] = {}
+                headers: dict[str, str] = dict(fault.headers)
                 if fault.kind == "rate_limited" and fault.retry_after is not None:
                     if fault.http_date:
                         until = float(math.ceil(time.time() + fault.retry_after))
@@ -337,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
                         until = time.time() + fault.retry_after
                         headers["Retry-After"] = f"{fault.retry_after:g}"
                     record["retry_after_until"] = until
-                raise _Reject(fault.status, fault.detail, headers)
+                raise _Reject(fault.status, fault.detail, headers, fault.reason)
             if fault is not None and fault.kind in ("timeout", "drop"):
                 if fault.kind == "timeout":
                     stub._stopping.wait(fault.seconds)
@@ -353,13 +417,18 @@ class _Handler(BaseHTTPRequestHandler):
             released = True
             record["status"] = 200
             stub._count_ok(req)
-            self._send(200, body, limit_headers)
+            if fault is not None and fault.kind == "trickle":
+                self._send_trickle(body, limit_headers, fault.seconds)
+            elif fault is not None and fault.kind == "huge_body":
+                self._send_huge(fault.nbytes, limit_headers)
+            else:
+                self._send(200, body, limit_headers)
         except _Reject as r:
             record["status"] = r.status
             if not released:
                 stub._leave()
                 released = True
-            self._send_json(r.status, {"detail": r.detail}, r.headers)
+            self._send_json(r.status, {"detail": r.detail}, r.headers, r.reason)
         finally:
             if not released:
                 stub._leave()
@@ -583,6 +652,10 @@ class StubServer:
             vecs[0, 0] = np.nan
         if kind == "wrong_dimensions":
             vecs = vecs[:, :-1]
+        if kind == "unnormalised":
+            vecs = (vecs * np.float32(fault.scale if fault is not None else 1.0)).astype(np.float32)
+        if kind == "zero_vector":
+            vecs[0] = 0.0
         data = [{"object": "embedding", "index": i, "embedding": _encode_vector(v, req["embedding_type"])}
                 for i, v in enumerate(vecs)]
         if kind == "wrong_count":
@@ -590,7 +663,8 @@ class StubServer:
         if kind == "out_of_order":
             data.reverse()
         body = json.dumps({
-            "model": req["model"] + STUB_MODEL_SUFFIX,
+            "model": fault.model if fault is not None and fault.model is not None
+            else req["model"] + STUB_MODEL_SUFFIX,
             "object": "list",
             "usage": {"total_tokens": req["tokens"], "prompt_tokens": req["tokens"]},
             "data": data,
