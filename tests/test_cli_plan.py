@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from helpers import snapshot_tree
 
 from jmigrate.cli.app import main
 from jmigrate.rules.registry import all_rules
@@ -47,10 +48,6 @@ def plan_json(capsys: pytest.CaptureFixture[str], repo: Path, *extra: str) -> di
     data: dict[str, Any] = json.loads(out)
     assert code == (1 if data["findings"] else 0)
     return data
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_plan_text_report_on_the_fixture_repo(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,14 +130,14 @@ def test_plan_on_a_missing_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_diff_prints_a_patch_and_changes_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    before = snapshot(repo)
+    before = snapshot_tree(repo)
     code, safe_diff, err = run(capsys, "plan", str(repo), "--diff")
     assert code == 1 and " findings in " in err
     code, unsafe_diff, _ = run(capsys, "plan", str(repo), "--diff", "--unsafe")
     assert unsafe_diff.startswith("--- a/") and len(unsafe_diff) > len(safe_diff)
     assert "+++ b/app/embed_api.py\n" in unsafe_diff
     assert '+            "model": "jina-embeddings-v3",' in unsafe_diff
-    assert snapshot(repo) == before
+    assert snapshot_tree(repo) == before
     code, out, err = run(capsys, "plan", str(repo), "--diff", "--format", "json")
     assert code == 2 and out == "" and "cannot be combined" in err
 
@@ -185,10 +182,10 @@ def test_apply_a_saved_plan_and_refuse_a_stale_one(
     saved = tmp_path / "plan.json"
     assert run(capsys, "plan", str(repo), "-f", "json", "-o", str(saved))[0] == 1
     (repo / "app" / "embed_api.py").write_text((repo / "app" / "embed_api.py").read_text() + "# edited\n")
-    before = snapshot(repo)
+    before = snapshot_tree(repo)
     code, out, err = run(capsys, "apply", str(repo), "--unsafe", "--plan", str(saved))
     assert code == 2 and "app/embed_api.py: changed since it was planned" in err and "nothing written" in err
-    assert snapshot(repo) == before
+    assert snapshot_tree(repo) == before
     assert run(capsys, "plan", str(repo), "-f", "json", "-o", str(saved))[0] == 1
     code, out, err = run(capsys, "apply", str(repo), "--unsafe", "--plan", str(saved))
     assert code == 1 and "fixed app/embed_api.py:" in err

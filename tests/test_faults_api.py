@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import read_index
 
 from jmigrate.cli.app import main
 from jmigrate.encoders.api import JinaAPIEncoder
@@ -42,19 +43,13 @@ def encoder(url: str, **kw: object) -> JinaAPIEncoder:
     return JinaAPIEncoder(**opts)  # type: ignore[arg-type]
 
 
-def snapshot(out: Path) -> tuple[list[dict], np.ndarray, str]:
-    t = pq.read_table(sorted(out.glob("part-*.parquet")))
-    vec = np.stack(t.column("vector").to_numpy(zero_copy_only=False))
-    return t.drop_columns(["vector"]).to_pylist(), vec, (out / "rejects.jsonl").read_text()
-
-
 @pytest.fixture
 def clean(tmp_path: Path) -> tuple[Path, tuple[list[dict], np.ndarray, str], int]:
     src = corpus(tmp_path / "c.jsonl")
     with StubServer(api_key=KEY) as srv, encoder(srv.url) as enc:
         reindex(open_source(str(src)), tmp_path / "clean", enc, SETTINGS, concurrency=CONCURRENCY)
         inputs = srv.stats.inputs
-    return src, snapshot(tmp_path / "clean"), inputs
+    return src, read_index(tmp_path / "clean"), inputs
 
 
 def test_every_fault_at_once_costs_retries_not_rows(tmp_path: Path, clean) -> None:  # type: ignore[no-untyped-def]
@@ -77,7 +72,7 @@ def test_every_fault_at_once_costs_retries_not_rows(tmp_path: Path, clean) -> No
     assert {"rate_limited", "error", "timeout", "drop", "malformed", "truncated", "wrong_count",
             "out_of_order", "nan", "wrong_dimensions"} <= kinds
     assert http_date_429 and result.usage["retries"] >= 10
-    got = snapshot(tmp_path / "o")
+    got = read_index(tmp_path / "o")
     assert got[0] == want[0] and got[2] == want[2]
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_allclose(got[1], stub_vectors("jina-embeddings-v3", [r["text"] for r in got[0]],
@@ -99,7 +94,7 @@ def test_a_5xx_storm_stops_the_run_and_a_rerun_resumes_without_loss(tmp_path: Pa
             result = reindex(open_source(str(src)), out, enc, SETTINGS, concurrency=CONCURRENCY)
         inputs = srv.stats.inputs
     assert result.status == "complete" and result.stats.resumed_rows > 0
-    got = snapshot(out)
+    got = read_index(out)
     assert got[0] == want[0] and got[2] == want[2]
     np.testing.assert_array_equal(got[1], want[1])
     # the answers of the failed group's other requests are all that may be paid twice
@@ -123,7 +118,7 @@ def test_out_of_credit_mid_run_is_exit_2_and_resumes_after_top_up(tmp_path: Path
         srv.faults.clear()
         assert main([*args, "--api-url", srv.url]) == 1  # 1: the empty texts are rejected
         inputs = srv.stats.inputs
-    got = snapshot(out)
+    got = read_index(out)
     assert got[0] == want[0] and got[2] == want[2]
     np.testing.assert_array_equal(got[1], want[1])
     assert len({r["id"] for r in got[0]}) == len(got[0])
@@ -155,6 +150,7 @@ def test_every_shard_says_the_same_settings_whatever_the_run_learnt_on_the_way(t
     assert "not real v3" in manifest["served_model"]  # still recorded in the manifest itself
 
 
+@pytest.mark.slow
 def test_a_second_reindex_process_on_the_same_folder_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess

@@ -246,6 +246,7 @@ def test_reindex_and_verify_never_unpickle(
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_the_installed_command_run_inside_the_trapped_repo_imports_nothing_from_it(
     trap: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from helpers import read_rejects as rejects
+from helpers import read_shards as index
 
 from jmigrate.cli.app import main
 from jmigrate.testing.fake import FakeEncoder
@@ -18,14 +20,6 @@ CORPUS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "mul
 
 def run(*args: str) -> int:
     return main(["reindex", *args, "--encoder", "fake", "--quiet"])
-
-
-def rejects(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
-
-
-def index(out: Path) -> pa.Table:
-    return pq.read_table(sorted(out.glob("part-*.parquet")))
 
 
 def test_each_bad_jsonl_row_is_rejected_with_its_reason(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,8 @@ import pytest
 
 from jmigrate.testing.server import StubServer, stub_vectors
 
+pytestmark = pytest.mark.slow  # real processes killed again and again
+
 KEY = "jina_crash_test_key"
 CONCURRENCY, BATCH, UNIT = 2, 8, 16
 KILLS = 18
@@ -40,6 +42,14 @@ def command(src: Path, out: Path, url: str) -> list[str]:
     return [sys.executable, "-m", "jmigrate", "reindex", str(src), "--out", str(out), "--encoder", "api",
             "--api-url", url, "--concurrency", str(CONCURRENCY), "--batch-size", str(BATCH),
             "--unit-rows", str(UNIT), "--shard-rows", "200", "--dimensions", "256", "--quiet"]
+
+
+def wait_for_requests(srv: StubServer, proc: subprocess.Popen[bytes], count: int) -> None:
+    """Block until the stub has answered `count` requests in all (or the run ended by itself)."""
+    deadline = time.monotonic() + 120
+    while srv.stats.requests < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress for 120 s"
+        time.sleep(0.005)
 
 
 def env() -> dict[str, str]:
@@ -67,23 +77,28 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     rng = random.Random(1234)
     kills = 0
     with StubServer(api_key=KEY, latency=0.03) as srv:
-        finished = False
-        while kills < KILLS and not finished:
+        for attempt in range(KILLS):
+            before = srv.stats.requests
             proc = subprocess.Popen(command(src, out, srv.url), env=env(), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.3, 1.6))  # start-up, reading, encoding, committing: anywhere
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
+            if attempt % 4 == 3:
+                # a few kills before any request: start-up, reading the source, checking the shards
+                time.sleep(rng.uniform(0.0, 0.4))
+            else:
+                # the rest after a random number of requests, so every kill lands in the middle of
+                # encoding/journalling/committing whatever the machine's speed
+                wait_for_requests(srv, proc, before + rng.randint(1, 5))
+                time.sleep(rng.uniform(0.0, 0.05))
+            assert proc.poll() is None, "the run finished before its kill: make the corpus larger"
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
             proc.wait(timeout=60)
-            finished = proc.returncode in (0, 1)
             if (out / "manifest.json").exists():  # atomic writes: always a whole manifest
                 assert json.loads((out / "manifest.json").read_text())["format"] == "jmigrate-index"
         last = subprocess.run(command(src, out, srv.url), env=env(), capture_output=True, text=True,
                               timeout=300)
         assert last.returncode == 1, last.stderr
         inputs, requests = srv.stats.inputs, len(srv.stats.embedding_records())
-    assert kills >= 15, "the corpus finished too early for the kills to mean much"
 
     rows, vectors, rejects, manifest = read(out)
     ids = [(r["id"], r["n"]) for r in rows]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import read_index
 
 from jmigrate.cli.app import main
 from jmigrate.errors import CheckpointError
@@ -53,12 +54,6 @@ def encoder() -> FakeEncoder:
     return FakeEncoder(model="jina-embeddings-v3", batch_size=4)
 
 
-def snapshot(out: Path) -> tuple[list, np.ndarray, str]:
-    t = pq.read_table(sorted(out.glob("part-*.parquet")))
-    vec = np.stack(t.column("vector").to_numpy(zero_copy_only=False))
-    return t.drop_columns(["vector"]).to_pylist(), vec, (out / "rejects.jsonl").read_text()
-
-
 def test_resume_after_an_exception_equals_an_uninterrupted_run_and_pays_once(tmp_path: Path) -> None:
     src = open_source(str(corpus(tmp_path)))
     ref = encoder()
@@ -72,7 +67,7 @@ def test_resume_after_an_exception_equals_an_uninterrupted_run_and_pays_once(tmp
         second = encoder()
         result = reindex(src, out, second, SETTINGS)
         assert result.status == "complete"
-        a, b = snapshot(tmp_path / "ref"), snapshot(out)
+        a, b = read_index(tmp_path / "ref"), read_index(out)
         assert a[0] == b[0] and a[2] == b[2]
         np.testing.assert_array_equal(a[1], b[1])
         # every text was paid exactly once across the two runs (the failed call sent nothing)
@@ -98,7 +93,7 @@ def test_crash_leftovers_are_reconciled_with_the_manifest(tmp_path: Path) -> Non
         f.write('{"row": 999, "id": "ghost", "reason": "x"}\n')
     result = reindex(src, out, encoder(), SETTINGS)
     assert stray.name in result.cleaned or stray.exists()
-    a, b = snapshot(tmp_path / "ref"), snapshot(out)
+    a, b = read_index(tmp_path / "ref"), read_index(out)
     assert a[0] == b[0] and a[2] == b[2]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import read_shards as read_index
 
 from jmigrate.cli.app import main
 from jmigrate.index.sources import open_source
@@ -20,10 +21,6 @@ DOCS = [json.loads(line) for line in (CORPUS / "multilingual.jsonl").read_text(e
 
 def run(args: list[str]) -> int:
     return main(["reindex", *args, "--encoder", "fake", "--quiet"])
-
-
-def read_index(out: Path) -> pa.Table:
-    return pq.read_table(sorted(out.glob("part-*.parquet")))
 
 
 def expected_vectors(texts: list[str], dims: int = 1024) -> np.ndarray:

@@ -7,26 +7,25 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from helpers import STUB_KEY
 
 from jmigrate.errors import UsageError
 from jmigrate.models import V3
 from jmigrate.testing.server import Fault, StubServer, stub_token_count, stub_vectors
 
-KEY = "jina_test"
+KEY = STUB_KEY
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture()
-def srv() -> Iterator[StubServer]:
-    with StubServer(api_key=KEY) as s:
-        yield s
+def srv(stub: StubServer) -> StubServer:
+    return stub
 
 
 def post(srv: StubServer, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:

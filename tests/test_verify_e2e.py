@@ -69,7 +69,6 @@ def test_reindex_fake_then_verify_with_chunked_v3(tmp_path: Path, capsys: pytest
 
 
 def test_reindex_with_loopback_stub_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("jmigrate.encoders.factory")
     from jmigrate.testing.server import StubServer
 
     with StubServer(api_key="jina_test_key") as srv:
