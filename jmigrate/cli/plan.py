@@ -51,10 +51,10 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from jmigrate.scan.apply import write_atomic
+    from jmigrate.fileio import atomic_write
 
     try:
-        write_atomic(output, text.encode("utf-8"))
+        atomic_write(output, text.encode("utf-8"))
     except OSError as e:
         from jmigrate.errors import UsageError
 

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from jmigrate.errors import CheckpointError, InputError
+from jmigrate.fileio import check_folder, check_regular, create_new, open_regular
 from jmigrate.index.manifest import MANIFEST, read_manifest, write_manifest
 from jmigrate.index.rejects import REJECTS
 from jmigrate.index.shards import sha256_file
@@ -42,7 +43,8 @@ class RunLock:
         self._fh: BinaryIO | None = None
 
     def __enter__(self) -> RunLock:
-        fh = open(self.path, "a+b")
+        # Never through a link or into a file with another name: the pid written below would land there.
+        fh = os.fdopen(open_regular(self.path, os.O_RDWR | os.O_CREAT, single_link=True), "r+b")
         try:
             _lock(fh)
         except OSError:
@@ -96,7 +98,8 @@ class ResumeState:
 def _ours(name: str) -> bool:
     return (name in (MANIFEST, REJECTS, LOCK, WORK)
             or (name.startswith("part-") and name.endswith(".parquet"))
-            or name.startswith(".part-") or name.startswith(f".{MANIFEST}.tmp"))
+            or name.startswith(".part-") or name.startswith(f".{MANIFEST}.tmp")
+            or name.startswith(f".{REJECTS}.tmp"))
 
 
 def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart: bool,
@@ -107,6 +110,7 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
     refusal message.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    check_links(folder)
     try:
         manifest = read_manifest(folder)
     except InputError as e:
@@ -140,7 +144,7 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
     recorded = {s["file"] for s in (manifest or {}).get("shards", [])}
     for p in folder.iterdir():
         if p.name.startswith("part-") and p.name not in recorded or p.name.startswith(".part-") \
-                or p.name.startswith(f".{MANIFEST}.tmp"):
+                or p.name.startswith(f".{MANIFEST}.tmp") or p.name.startswith(f".{REJECTS}.tmp"):
             p.unlink()  # written but never recorded: the run died between rename and manifest
             state.cleaned.append(p.name)
     if manifest is None:
@@ -157,6 +161,26 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
             else:
                 state.journal[unit] = p
     return state
+
+
+def check_links(folder: Path) -> None:
+    """Refuse (one line naming the path) any of jmigrate's names in `folder`, or any entry of its work
+    folder, that is a symbolic link or not what jmigrate would have made there.
+
+    Everything below reads, truncates, replaces or deletes these names; a link planted among them
+    (`.jmigrate-work -> ~/docs`) must never turn that onto files outside the folder. `folder` itself may
+    be a link: the user named it.
+    """
+    for p in sorted(folder.iterdir()):
+        if not _ours(p.name):
+            continue  # never touched
+        if p.name == WORK:
+            if check_folder(p):
+                for q in sorted(p.iterdir()):
+                    check_regular(q)
+        else:
+            # rejects.jsonl and the lock are changed in place: another hard link would see it too
+            check_regular(p, single_link=p.name == LOCK)
 
 
 def _verify_shards(folder: Path, manifest: dict[str, Any], state: ResumeState) -> None:
@@ -263,7 +287,9 @@ def write_unit(work: Path, unit: int, table: pa.Table, digest: str,
     tmp = work / f".{final.name}.tmp"
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"jmigrate.unit_digest": digest,
                                          b"jmigrate.refused": json.dumps(refused or [])})
+    tmp.unlink(missing_ok=True)  # a leftover, or a planted link: removed, never written through
     try:
+        create_new(tmp)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
             w.write_table(table.replace_schema_metadata(schema.metadata))
         os.replace(tmp, final)

@@ -6,6 +6,7 @@ The format is a contract: `verify` and users' own code read it. Keys may be adde
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ FORMAT = "jmigrate-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_PATTERN = "part-{:05d}.parquet"
+# What a shard record's `file` may be: a plain name inside the index folder, never a path. jmigrate
+# deletes and replaces shards, so a manifest naming anything else would point that at the user's files.
+SHARD_NAME = re.compile(r"part-[0-9]{5,}\.parquet")
 
 
 def now() -> str:
@@ -45,7 +49,22 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     for key, kind in (("shards", list), ("rows", dict), ("checkpoint", dict), ("usage", dict)):
         if not isinstance(data.get(key), kind):
             raise InputError(f"{path} is damaged: '{key}' is missing or not a {kind.__name__}")
+    check_shard_files(data["shards"], path)
     return data
+
+
+def check_shard_files(shards: list[Any], path: Path) -> None:
+    """Every shard record names a distinct `part-NNNNN.parquet` file in the folder; else the manifest was
+    damaged or tampered with, and nothing it names may be read, replaced or deleted."""
+    seen: set[str] = set()
+    for i, rec in enumerate(shards):
+        name = rec.get("file") if isinstance(rec, dict) else None
+        if not isinstance(name, str) or not SHARD_NAME.fullmatch(name):
+            raise InputError(f"{path} is damaged or was tampered with: shard {i} names {name!r}, not a "
+                             "part-NNNNN.parquet file inside the index folder; jmigrate will not touch it")
+        if name in seen:
+            raise InputError(f"{path} is damaged or was tampered with: shard {name} is listed twice")
+        seen.add(name)
 
 
 def new_manifest(*, tool_version: str, model: str, task: str | None, dimensions: int, late_chunking: bool,

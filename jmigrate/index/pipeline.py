@@ -108,6 +108,8 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
     from jmigrate.models import API_MAX_TOKENS, MODELS, TASKS
 
     settings.check()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder (a new or empty one, or an index to resume)")
     resolved = out.resolve()
     if any(resolved == f.resolve().parent or resolved in f.resolve().parents for f in source.files):
         raise UsageError(f"--out {out} holds the source files; write the new index to another folder")

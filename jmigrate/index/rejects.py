@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from jmigrate.fileio import check_regular, open_regular
 
 REJECTS = "rejects.jsonl"
 
@@ -22,9 +26,12 @@ def reject(row: int, rid: Any, reason: str) -> dict[str, Any]:
 class RejectsFile:
     def __init__(self, folder: Path, committed_bytes: int) -> None:
         self.path = folder / REJECTS
-        if self.path.exists() and self.path.stat().st_size > committed_bytes:
-            with open(self.path, "r+b") as f:
-                f.truncate(committed_bytes)
+        if check_regular(self.path):
+            if os.lstat(self.path).st_nlink > 1:
+                _unshare(self.path)  # a hard-linked copy (`cp -al` backup) must not change with this file
+            if self.path.stat().st_size > committed_bytes:
+                with os.fdopen(open_regular(self.path, os.O_RDWR, single_link=True), "r+b") as f:
+                    f.truncate(committed_bytes)
         self.size = committed_bytes
 
     def append(self, records: list[dict[str, Any]]) -> int:
@@ -33,9 +40,24 @@ class RejectsFile:
             # backslashreplace: a lone surrogate in an id (JSONL allows one) becomes its JSON escape
             data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode(
                 "utf-8", "backslashreplace")
-            with open(self.path, "ab") as f:
+            fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, single_link=True)
+            with os.fdopen(fd, "ab") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             self.size += len(data)
         return self.size
+
+
+def _unshare(path: Path) -> None:
+    """Give `path` its own copy of its bytes, so changing it in place leaves its other hard links alone."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jmigrate.fileio import fsync_dir
+from jmigrate.fileio import create_new, fsync_dir
 
 CHUNK_FIELDS = (pa.field("chunk_index", pa.int32()), pa.field("chunk_start", pa.int64()),
                 pa.field("chunk_end", pa.int64()))
@@ -56,6 +56,8 @@ class ShardWriter:
         self.tmp = folder / f".{name}.tmp-{os.getpid()}"
         self.rows = 0
         self.schema = schema.with_metadata({k: json.dumps(v) for k, v in kv.items()})
+        self.tmp.unlink(missing_ok=True)  # a leftover, or a planted link: removed, never written through
+        create_new(self.tmp)
         try:
             self._writer = pq.ParquetWriter(
                 self.tmp, self.schema,

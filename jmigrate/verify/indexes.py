@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jmigrate.errors import InputError, UsageError
+from jmigrate.index.manifest import check_shard_files
 from jmigrate.models import get_model
 
 INDEX_FORMAT = "jmigrate-index"
@@ -213,6 +214,9 @@ def _open_manifest_dir(
             )
         )
     shards = manifest.get("shards") or []
+    if not isinstance(shards, list):
+        raise InputError(f"{side} index {p}: manifest.json is damaged: 'shards' is not a list")
+    check_shard_files(shards, p / "manifest.json")
     files: list[Path] = []
     shard_rows = 0
     for s in shards:
