@@ -45,6 +45,13 @@ DEFAULT_API_URL = "https://api.jina.ai/v1"
 # Special tokens and the retrieval instruction the API prepends count against the late-chunking
 # limit too; keep this much of the 8192 free.
 LATE_CHUNKING_RESERVE = 64
+# The response size cap (unless set): what the largest correct answer for a request could take, and
+# a megabyte for the rest. JSON numbers for float32 are at most ~25 characters with their separator,
+# base64 takes 5.3 bytes per float32.
+_BYTES_PER_VALUE = {"float": 32, "base64": 8}
+_UNKNOWN_DIMS = 8192  # OpenAI-compatible servers: the width is only known from the answer
+_CAP_OVERHEAD = 1 << 20
+ERROR_BODY_CAP = 64 * 1024  # error answers are read this far: enough for any detail
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
 
 _TOKEN_UPPER_BOUND_RE = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
@@ -181,6 +188,8 @@ class JinaAPIEncoder(Encoder):
         rpm: float | None = None,
         tpm: float | None = None,
         timeout: float = 60.0,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
         max_attempts: int = 6,
         batch_size: int = 128,
         max_batch_tokens: int = 32_768,
@@ -208,7 +217,12 @@ class JinaAPIEncoder(Encoder):
             remember(api_key)
         self._check_key()
         self.concurrency = concurrency
-        self.timeout = timeout
+        self.timeout = timeout  # per connect/read/write: a silent server
+        # The whole exchange of one attempt: a server that trickles bytes never trips a read timeout.
+        self.deadline = deadline if deadline is not None else 3 * timeout
+        if self.deadline <= 0 or (max_response_bytes is not None and max_response_bytes < 1):
+            raise UsageError("deadline and max_response_bytes must be positive")
+        self.max_response_bytes = max_response_bytes  # None: sized per request from inputs x dimensions
         self.max_attempts = max_attempts
         self.batch_size = min(batch_size, API_MAX_INPUTS)
         self.max_batch_tokens = max_batch_tokens
@@ -446,7 +460,12 @@ class JinaAPIEncoder(Encoder):
                     await self.limiter.acquire(estimate)
                     self.usage.requests += 1
                     try:
-                        resp = await client.post("/embeddings", json=payload)
+                        resp, body = await asyncio.wait_for(
+                            self._exchange(client, payload, self._response_cap(len(texts), dimensions)),
+                            self.deadline)
+                    except asyncio.TimeoutError:
+                        raise _Retryable(f"no complete answer within the {self.deadline:g}s deadline") \
+                            from None
                     except httpx.TimeoutException as e:
                         raise _Retryable(f"timed out after {self.timeout:g}s ({type(e).__name__})") from None
                     except httpx.DecodingError as e:  # a garbled compressed body: like malformed JSON
@@ -455,7 +474,7 @@ class JinaAPIEncoder(Encoder):
                     except httpx.TransportError as e:
                         raise _Retryable(f"connection failed ({type(e).__name__}: {self._scrub(str(e))})") \
                             from None
-                    return self._handle(resp, texts, dimensions, estimate)
+                    return self._handle(resp, body, texts, dimensions, estimate)
             except _Retryable as r:
                 last = r.what
                 if attempt == self.max_attempts:
@@ -472,16 +491,47 @@ class JinaAPIEncoder(Encoder):
         raise EncoderError(f"embedding request to {self.url} failed after {self.max_attempts} attempts; "
                            f"last error: {last}")
 
+    def _response_cap(self, count: int, dimensions: int | None) -> int:
+        if self.max_response_bytes is not None:
+            return self.max_response_bytes
+        dims = self._expected_dims(dimensions) or _UNKNOWN_DIMS
+        return _CAP_OVERHEAD + count * (dims * _BYTES_PER_VALUE.get(self.embedding_type, 32) + 256)
+
+    async def _exchange(self, client: httpx.AsyncClient, payload: dict[str, Any],
+                        cap: int) -> tuple[httpx.Response, bytes]:
+        """Send one request and read its answer as a stream, never more than `cap` bytes of a 200
+        (over it: a transient failure) nor ERROR_BODY_CAP of an error (the rest is not read)."""
+        async with client.stream("POST", "/embeddings", json=payload) as resp:
+            limit = cap if resp.status_code == 200 else ERROR_BODY_CAP
+            if resp.status_code == 200:
+                try:
+                    declared = int(resp.headers.get("content-length", "0"))
+                except ValueError:
+                    declared = 0
+                if declared > limit:  # said up front: no need to read any of it
+                    raise _Retryable(f"HTTP 200 with an answer of {declared} bytes, over the "
+                                     f"{limit}-byte cap")
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():  # decoded bytes: a compressed bomb is capped too
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    if resp.status_code == 200:
+                        raise _Retryable(f"HTTP 200 with an answer over the {limit}-byte cap")
+                    break
+            return resp, b"".join(parts)[:limit]
+
     def _handle(
-        self, resp: httpx.Response, texts: list[str], dimensions: int | None, estimate: int
+        self, resp: httpx.Response, body: bytes, texts: list[str], dimensions: int | None, estimate: int
     ) -> np.ndarray:
         status = resp.status_code
         announced = _rate_limit_headers(resp.headers)
         if any(announced):
             self.limiter.adapt(*announced)
         if status == 200:
-            return self._parse(resp, len(texts), dimensions, estimate)
-        detail = self._scrub(_error_detail(resp))  # scrubbed whole, then cut
+            return self._parse(body, len(texts), dimensions, estimate)
+        detail = self._scrub(_error_detail(resp, body))  # scrubbed whole, then cut
         if status in RETRYABLE_STATUS:
             wait = parse_retry_after(resp.headers.get("retry-after"))
             if status == 429:
@@ -496,11 +546,11 @@ class JinaAPIEncoder(Encoder):
             raise _Retryable(f"HTTP {status}: {detail}", 0.0)
         raise EncoderError(f"embedding request to {self.url} was refused: HTTP {status}: {detail}")
 
-    def _parse(self, resp: httpx.Response, count: int, dimensions: int | None, estimate: int) -> np.ndarray:
+    def _parse(self, content: bytes, count: int, dimensions: int | None, estimate: int) -> np.ndarray:
         try:
-            body = json.loads(resp.content)
+            body = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retryable(f"HTTP 200 with a body that is not JSON ({len(resp.content)} bytes)") from None
+            raise _Retryable(f"HTTP 200 with a body that is not JSON ({len(content)} bytes)") from None
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise _Retryable("HTTP 200 without a 'data' list")
         usage = body.get("usage")
@@ -596,12 +646,13 @@ def _decode_embedding(value: object) -> np.ndarray:
     raise TypeError("embedding is neither base64 nor a list")
 
 
-def _error_detail(resp: httpx.Response) -> str:
+def _error_detail(resp: httpx.Response, content: bytes) -> str:
     """The API's own message: Jina's `detail` (string or validation list), or OpenAI's `error.message`;
     else the body, else the reason phrase. Server text, unscrubbed: pass it through `_scrub`."""
+    text = content.decode(resp.encoding or "utf-8", errors="replace")
     try:
-        body = resp.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(text)
+    except json.JSONDecodeError:
         body = None
     if isinstance(body, dict):
         detail = body.get("detail")
@@ -615,7 +666,7 @@ def _error_detail(resp: httpx.Response) -> str:
         if detail is not None:
             return str(detail) if str(detail).strip() else resp.reason_phrase or "no detail"
     # Not cut here: the caller scrubs the key first, then cuts.
-    return (resp.text if resp.text.strip() else "") or resp.reason_phrase or "no detail"
+    return (text if text.strip() else "") or resp.reason_phrase or "no detail"
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
