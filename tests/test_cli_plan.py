@@ -1,15 +1,12 @@
 """`jmigrate plan / apply / rules` end to end on a copy of fixtures/repo, through `jmigrate.cli.app.main`.
 
-Also checks that docs/cli.md shows the current `--help` of these commands. After changing a command,
-regenerate the docs with:  JMIGRATE_UPDATE_DOCS=1 pytest tests/test_cli_plan.py -k help
+(docs/cli.md's copy of each command's `--help` is checked in tests/test_cli_conventions.py.)
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from jmigrate.scan.walk import decode_bytes, language_of
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "repo"
-CLI_DOC = ROOT / "docs" / "cli.md"
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 WINDOWS_FILE = "app/faq_batch_windows.py"
 
@@ -203,44 +199,3 @@ def test_rules_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert [d["code"] for d in data] == [r.code for r in rules]
     assert {"name", "summary", "explanation", "example", "fix", "applicability", "languages"} <= set(data[0])
-
-
-# --- docs/cli.md shows the real --help -------------------------------------------------------------
-
-HELP_BLOCK = re.compile(r"<!-- help: (?P<cmd>[a-z-]+) -->\n```\n(?P<body>.*?)```\n", re.S)
-DOCUMENTED = ("plan", "apply", "rules")
-
-
-def _help(cmd: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
-    import typer.rich_utils
-
-    # Fixed width and no colour, whatever the terminal or CI environment says.
-    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 100)
-    monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", False)
-    code, out, _ = run(capsys, cmd, "--help")
-    assert code == 0
-    out = re.sub(r"Usage: \S+(?: -m jmigrate)? ", "Usage: jmigrate ", out)
-    return "\n".join(line.rstrip() for line in out.splitlines()).strip("\n") + "\n"
-
-
-def _words(help_text: str) -> list[str]:
-    """The words of a help text: another Typer/Rich version may draw boxes or wrap lines differently,
-    but an option, a default or a sentence that changed still shows."""
-    return re.sub(r"[\u2500-\u257f]", " ", help_text).split()
-
-
-def test_help_in_docs_matches_the_cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    doc = CLI_DOC.read_text("utf-8")
-    current = {cmd: _help(cmd, capsys, monkeypatch) for cmd in DOCUMENTED}
-    if os.environ.get("JMIGRATE_UPDATE_DOCS"):
-        doc = HELP_BLOCK.sub(lambda m: f"<!-- help: {m['cmd']} -->\n```\n{current[m['cmd']]}```\n", doc)
-        CLI_DOC.write_text(doc, "utf-8")
-    documented = {m["cmd"]: m["body"] for m in HELP_BLOCK.finditer(doc)}
-    assert set(documented) >= set(DOCUMENTED)
-    for cmd in DOCUMENTED:
-        assert _words(documented[cmd]) == _words(current[cmd]), (
-            f"docs/cli.md is out of date for `jmigrate {cmd} --help`; "
-            "run JMIGRATE_UPDATE_DOCS=1 pytest tests/test_cli_plan.py -k help"
-        )

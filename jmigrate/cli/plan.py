@@ -8,38 +8,21 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from jmigrate.cli.console import err_console
+from jmigrate.cli.console import say
+from jmigrate.cli.options import ListFormat, ReportFormat, choice
 
 if TYPE_CHECKING:
     from jmigrate.scan.finding import PlanResult
 
 
-class ReportFormat(str, Enum):
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-    markdown = "markdown"
-
-
-class ListFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
 def _codes(values: list[str]) -> list[str]:
     """`--select JM1,JM201 --select JM3` -> ["JM1", "JM201", "JM3"]."""
     return [c.strip() for v in values for c in v.split(",") if c.strip()]
-
-
-def _say(message: str) -> None:
-    """One line for people, on stderr: no markup (paths may contain brackets), no wrapping."""
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _stdout_is_terminal() -> bool:
@@ -59,7 +42,7 @@ def _emit(text: str, output: Path | None) -> None:
         from jmigrate.errors import UsageError
 
         raise UsageError(f"cannot write {output}: {e.strerror or e}") from e
-    _say(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 def _filter(result: PlanResult, select: list[str], ignore: list[str]) -> PlanResult:
@@ -78,25 +61,31 @@ IGNORE_HELP = "Leave out these rule codes or prefixes; comma-separated or repeat
 
 def plan_command(
     path: Path = typer.Argument(..., help="Folder (or file) to scan."),
-    fmt: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
+    fmt: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", parser=choice(ReportFormat),
+                                     help="Report format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report (or diff) to FILE.",
                                        metavar="FILE"),
     select: list[str] = typer.Option([], "--select", help=SELECT_HELP, metavar="CODES"),
     ignore: list[str] = typer.Option([], "--ignore", help=IGNORE_HELP, metavar="CODES"),
     show_diff: bool = typer.Option(False, "--diff", help="Print a unified diff of the safe rewrites instead "
                                    "of the report."),
-    unsafe: bool = typer.Option(False, "--unsafe", help="With --diff: include the unsafe rewrites too."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="With --diff: include the unsafe rewrites too "
+                                "(an error without --diff)."),
 ) -> None:
     """Find every place tied to Jina Embeddings v1/v2 and say what to change.
 
     Exit status: 0 nothing found, 1 findings remain, 2 error.
     """
+    from jmigrate.errors import UsageError
     from jmigrate.scan.plan import plan
 
     if show_diff and fmt is not ReportFormat.text:
-        from jmigrate.errors import UsageError
-
         raise UsageError("--diff prints a unified diff; it cannot be combined with --format")
+    if unsafe and not show_diff:
+        # The report lists unsafe fixes anyway; silently ignoring the flag would let a user believe the
+        # unsafe rewrites were considered somewhere.
+        raise UsageError("--unsafe only changes what --diff prints (plan . --diff --unsafe); "
+                         "to write unsafe rewrites use `jmigrate apply --unsafe`")
     result = plan(path, select=_codes(select), ignore=_codes(ignore))
     if show_diff:
         from jmigrate.scan.apply import diff
@@ -112,7 +101,7 @@ def plan_command(
         from jmigrate.scan.render.summary import summarize
 
         s = summarize(result)
-        _say(
+        say(
             f"{s.findings} findings in {s.files_with_findings} files ({s.fixable} safe fixes, "
             f"{s.by_applicability['unsafe']} unsafe, {s.by_applicability['manual']} manual); "
             f"{s.files_scanned} files scanned, {s.skipped} skipped"
@@ -149,10 +138,10 @@ def apply_command(
     report = apply(result, unsafe=unsafe)
     for change in report.changed:
         codes = ", ".join(sorted({f.code for f in change.findings}))
-        _say(f"fixed {change.path}: {len(change.findings)} findings ({codes})")
+        say(f"fixed {change.path}: {len(change.findings)} findings ({codes})")
     remaining = report.remaining
     kinds = {k: sum(1 for f in remaining if f.applicability.value == k) for k in ("unsafe", "manual")}
-    _say(
+    say(
         f"{report.fixed} findings fixed in {len(report.changed)} files; {len(remaining)} remain "
         f"({kinds['manual']} manual, {kinds['unsafe']} unsafe"
         + (" (use --unsafe)" if kinds["unsafe"] else "")
@@ -163,7 +152,8 @@ def apply_command(
 
 
 def rules_command(
-    fmt: ListFormat = typer.Option(ListFormat.text, "--format", "-f", help="Output format."),
+    fmt: ListFormat = typer.Option(ListFormat.text, "--format", "-f", parser=choice(ListFormat),
+                                   help="Output format."),
 ) -> None:
     """List the rule catalogue: code, name, usual fix applicability and summary."""
     from jmigrate.rules.registry import all_rules

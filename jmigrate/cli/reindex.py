@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jmigrate.cli.console import err_console
+from jmigrate.cli.console import err_console, warn
 from jmigrate.errors import UsageError
 
 if TYPE_CHECKING:
@@ -307,8 +307,7 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
             f"{len(m['shards'])} shard(s) in {out}; {usage.get('tokens', 0):,} tokens"
             + (f", spend {money(summary['cost'])}" if summary["cost"] is not None else ""), highlight=False)
     if rows["rejected"]:
-        err_console.print(f"[yellow]{rows['rejected']:,} row(s) rejected[/]; reasons in "
-                          f"{out / 'rejects.jsonl'}", highlight=False)
+        warn(f"{rows['rejected']:,} row(s) rejected; reasons in {out / 'rejects.jsonl'}")
         return 1
     return 0
 

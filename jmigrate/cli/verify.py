@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from jmigrate.cli.options import OUTPUT_HELP, ListFormat, choice
+
 if TYPE_CHECKING:
     from jmigrate.encoders.base import Encoder
+    from jmigrate.verify.pipeline import VerifyResult
+
+
+class EncoderKind(str, Enum):
+    api = "api"
+    onnx = "onnx"
+    openai = "openai"
+    fake = "fake"
+
+
+class SearchBackend(str, Enum):
+    numpy = "numpy"
+    faiss = "faiss"
 
 
 def verify(
@@ -25,15 +41,20 @@ def verify(
         "Without them: agreement only, no verdict on quality.",
     ),
     k: int = typer.Option(10, "-k", help="Cut-off for agreement measures and shown results."),
-    output_format: str = typer.Option("text", "--format", help="text (tables + verdict) or json."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    output_format: ListFormat = typer.Option(ListFormat.text, "--format", "-f", parser=choice(ListFormat),
+                                             help="text (tables + verdict) or json."),
+    output: Path | None = typer.Option(None, "--output", "-o", help=OUTPUT_HELP, metavar="FILE"),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report to FILE.",
+                                       metavar="FILE"),
     run_dir: Path | None = typer.Option(
-        None, "--run-dir", help="Write TREC run files DIR/v2.run, DIR/v3.run."
+        None, "--run-dir", help="Write TREC run files DIR/v2.run, DIR/v3.run.", metavar="DIR"
     ),
-    encoder: str = typer.Option(
-        "api", "--encoder", help="How to embed queries: api, onnx, openai (fake: test vectors, rehearsals)."
+    encoder: EncoderKind = typer.Option(
+        EncoderKind.api, "--encoder", parser=choice(EncoderKind),
+        help="How to embed queries: api, onnx, openai (fake: test vectors, rehearsals).",
     ),
-    model_path: Path | None = typer.Option(None, "--model-path", help="Model folder for --encoder onnx."),
+    model_path: Path | None = typer.Option(None, "--model-path", help="Model folder for --encoder onnx.",
+                                           metavar="DIR"),
     api_url: str | None = typer.Option(
         None, "--api-url", envvar="JMIGRATE_API_URL", help="Embeddings endpoint (default: Jina's)."
     ),
@@ -67,7 +88,9 @@ def verify(
         "--memory-budget",
         help="Memory for one search block (vectors + scores), e.g. 512MB; the index itself may be larger.",
     ),
-    search_backend: str = typer.Option("numpy", "--search-backend", help="numpy, or faiss (if installed)."),
+    search_backend: SearchBackend = typer.Option(SearchBackend.numpy, "--search-backend",
+                                                 parser=choice(SearchBackend),
+                                                 help="numpy, or faiss (if installed)."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the verdict."),
     examples: int = typer.Option(5, "--examples", help="Disagreeing queries to show side by side."),
     no_checksums: bool = typer.Option(
@@ -80,15 +103,18 @@ def verify(
 
     Exit 1: v3 is significantly worse, or an index failed its integrity checks. Exit 2: errors.
     """
-    from jmigrate.cli.console import err_console
-    from jmigrate.errors import UsageError
+    from jmigrate.cli.console import say
     from jmigrate.verify.pipeline import SideOptions, VerifyOptions, run_verify
     from jmigrate.verify.search import parse_size
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--format must be text or json, not {output_format!r}")
-    if encoder not in ("api", "onnx", "openai", "fake"):
-        raise UsageError(f"--encoder must be api, onnx, openai or fake, not {encoder!r}")
+    # Checked before any query is embedded (which may cost money): a run must not fail at the end.
+    for option, path in (("--output", output), ("--report", report)):
+        if path is not None:
+            _check_writable_file(option, path)
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        from jmigrate.errors import UsageError
+
+        raise UsageError(f"--run-dir {run_dir} exists and is not a folder")
     opts = VerifyOptions(
         v2=SideOptions(v2, v2_model, v2_task, v2_ids, v2_query_vectors),
         v3=SideOptions(v3, v3_model, v3_task, v3_ids, v3_query_vectors),
@@ -96,7 +122,7 @@ def verify(
         qrels=str(qrels) if qrels else None,
         k=k,
         memory_budget=parse_size(memory_budget),
-        backend=search_backend,
+        backend=search_backend.value,
         run_dir=str(run_dir) if run_dir else None,
         alpha=alpha,
         examples=examples,
@@ -104,7 +130,7 @@ def verify(
     )
 
     def factory(model: str) -> Encoder:
-        if encoder == "fake":
+        if encoder is EncoderKind.fake:
             # Same vectors as `reindex --encoder fake`, to rehearse the whole pipeline offline.
             from jmigrate.models import get_model
             from jmigrate.testing.fake import FakeEncoder
@@ -112,28 +138,69 @@ def verify(
             return FakeEncoder(model=model, dims=get_model(model).dims)
         from jmigrate.encoders.factory import open_encoder
 
-        return open_encoder(encoder, model, api_url=api_url, api_key=api_key,
+        return open_encoder(encoder.value, model, api_url=api_url, api_key=api_key,
                             model_path=str(model_path) if model_path else None, allow_insecure=allow_insecure)
 
     def progress(msg: str) -> None:
-        err_console.print(f"[dim]{msg}[/]", highlight=False)
+        say(msg, style="dim")
 
     result = run_verify(opts, factory, progress)
     from jmigrate.verify import report as rep
 
     if report is not None:
-        rep.write_html(result, report)
-        err_console.print(f"report written to {report}", highlight=False)
-    if output_format == "json":
-        typer.echo(json.dumps(rep.to_json(result), indent=2, ensure_ascii=False))
-    else:
-        from rich.console import Console
+        try:
+            rep.write_html(result, report)
+        except OSError as e:
+            from jmigrate.errors import UsageError
 
+            raise UsageError(f"cannot write {report}: {e.strerror or e}") from e
+        say(f"report written to {report}")
+    _emit(result, output_format, output)
+    raise typer.Exit(result.exit_code)
+
+
+def _check_writable_file(option: str, path: Path) -> None:
+    from jmigrate.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None) -> None:
+    """The result on stdout, or in FILE with -o (written atomically)."""
+    import io
+
+    from rich.console import Console
+
+    from jmigrate.verify import report as rep
+
+    if fmt is ListFormat.json:
+        text = json.dumps(rep.to_json(result), indent=2, ensure_ascii=False) + "\n"
+    elif output is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=140)  # piped to a file or CI log: don't squeeze tables into 80 columns
         rep.render_text(result, console)
-    raise typer.Exit(result.exit_code)
+        return
+    else:
+        buf = io.StringIO()
+        rep.render_text(result, Console(file=buf, width=140, color_system=None))
+        text = buf.getvalue()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from jmigrate.cli.console import say
+    from jmigrate.scan.apply import write_atomic
+
+    try:
+        write_atomic(output, text.encode("utf-8"))
+    except OSError as e:
+        from jmigrate.errors import UsageError
+
+        raise UsageError(f"cannot write {output}: {e.strerror or e}") from e
+    say(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -39,6 +39,9 @@ from jmigrate.testing.fake import hashed_vector
 
 STUB_MODEL_SUFFIX = " (jmigrate stub: not real v3 vectors)"
 STUB_HEADER = "X-Jmigrate-Stub"
+# Far above any real request (2,048 inputs of 8,192 tokens); a larger Content-Length is refused
+# instead of reading (and allocating) whatever the header claims.
+MAX_BODY_BYTES = 256 * 1024 * 1024
 STUB_HEADER_VALUE = "vectors are deterministic test vectors, not real Jina embeddings"
 ALLOWED_FIELDS = frozenset(
     {"model", "input", "task", "dimensions", "late_chunking", "embedding_type", "normalized", "truncate"}
@@ -365,6 +368,20 @@ class _Handler(BaseHTTPRequestHandler):
             sent += len(piece)
         self.close_connection = True
 
+    def _content_length(self) -> int | None:
+        """The body's length, or None after answering 400/413 (a bad header would otherwise raise in
+        the handler thread and print a traceback; where the body ends is then unknown: hang up)."""
+        raw = self.headers.get("Content-Length") or "0"
+        if not (raw.isascii() and raw.isdigit()):
+            self.close_connection = True
+            self._send_json(400, {"detail": f"invalid Content-Length: {raw[:40]!r}"})
+            return None
+        if int(raw) > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send_json(413, {"detail": f"request body over {MAX_BODY_BYTES} bytes"})
+            return None
+        return int(raw)
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         if self.path.rstrip("/") in ("", "/health", "/v1/health"):
             self._send_json(200, {"status": "ok", "note": STUB_HEADER_VALUE})
@@ -373,7 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         stub = self.stub
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
+        if length is None:
+            return
         raw = self.rfile.read(length) if length > 0 else b""
         wall, mono = time.time(), time.monotonic()
         admitted = stub._enter()
