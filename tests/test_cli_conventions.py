@@ -138,6 +138,7 @@ def test_a_keyboard_interrupt_exits_130(
     assert code == 130 and one_line(err) == "interrupted"
 
 
+@pytest.mark.slow
 def test_sigint_to_the_installed_command_exits_130() -> None:
     proc = subprocess.Popen(["jmigrate", "serve-stub", "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -199,6 +200,7 @@ def test_verify_notes_print_paths_verbatim(tmp_path: Path, capsys: pytest.Captur
     assert f"report written to {report}" in err and report.is_file()
 
 
+@pytest.mark.slow
 def test_stderr_is_not_wrapped_or_coloured_off_a_terminal(tmp_path: Path) -> None:
     missing = tmp_path / ("long-folder-name-" * 8) / "missing"
     proc = jmigrate("plan", str(missing))
@@ -206,6 +208,7 @@ def test_stderr_is_not_wrapped_or_coloured_off_a_terminal(tmp_path: Path) -> Non
     assert proc.stderr == f"error: no such file or folder: {missing}\n"  # one line, no ANSI codes
 
 
+@pytest.mark.slow
 def test_stderr_keeps_colour_on_a_terminal(tmp_path: Path) -> None:
     import pty
 
@@ -231,6 +234,7 @@ def test_stderr_keeps_colour_on_a_terminal(tmp_path: Path) -> None:
 # --- install hints keep their [extra] ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_install_hint_for_verify_metrics_is_exact(tmp_path: Path) -> None:
     args = verify_args(tmp_path)
     qrels = tmp_path / "qrels.tsv"
@@ -240,6 +244,7 @@ def test_install_hint_for_verify_metrics_is_exact(tmp_path: Path) -> None:
     assert proc.stderr.splitlines()[-1] == "error: metrics need pytrec_eval: pip install 'jmigrate[verify]'"
 
 
+@pytest.mark.slow
 def test_install_hint_for_faiss_is_exact(tmp_path: Path) -> None:
     args = verify_args(tmp_path)
     proc = jmigrate(*args, "--search-backend", "faiss", prelude="sys.modules['faiss'] = None")
@@ -248,6 +253,7 @@ def test_install_hint_for_faiss_is_exact(tmp_path: Path) -> None:
         "error: --search-backend faiss needs faiss-cpu (pip install 'jmigrate[faiss]')")
 
 
+@pytest.mark.slow
 def test_install_hint_for_onnx_is_exact(tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"id": "1", "text": "hi"}\n', "utf-8")
@@ -366,6 +372,7 @@ def test_verify_refuses_a_run_dir_that_is_a_file(tmp_path: Path, capsys: pytest.
     assert code == 2 and one_line(err) == f"error: --run-dir {a_file} exists and is not a folder"
 
 
+@pytest.mark.slow
 def test_quiet_serve_stub_prints_only_the_url() -> None:
     proc = subprocess.Popen(["jmigrate", "serve-stub", "--port", "0", "-q"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

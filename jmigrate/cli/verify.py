@@ -192,10 +192,10 @@ def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None) -> None:
         typer.echo(text, nl=False)
         return
     from jmigrate.cli.console import say
-    from jmigrate.scan.apply import write_atomic
+    from jmigrate.fileio import atomic_write
 
     try:
-        write_atomic(output, text.encode("utf-8"))
+        atomic_write(output, text.encode("utf-8"))
     except OSError as e:
         from jmigrate.errors import UsageError
 
