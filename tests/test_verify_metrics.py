@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jmigrate.verify.metrics import Evaluation, evaluate_run, read_trec_run, scored_run
+from jmigrate.verify.metrics import Evaluation, evaluate_run, scored_run
 from jmigrate.verify.queries import load_qrels
+from jmigrate.verify.runs import read_trec_run
 
 TREC = Path(__file__).resolve().parents[1] / "fixtures" / "trec_eval"
 # trec_eval measure name → ours; recip_rank is compared separately (ours is cut at 10, trec_eval's is not).

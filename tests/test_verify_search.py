@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jmigrate.verify.indexes import open_index
-from jmigrate.verify.search import parse_size, plan_blocks, search, write_run
+from jmigrate.verify.runs import write_run
+from jmigrate.verify.search import parse_size, plan_blocks, search
 
 V2 = "jina-embeddings-v2-small-en"  # 512 dims
 DIMS = 512

@@ -7,33 +7,46 @@ on it). Validation of the values (empty text, duplicate ids, ...) happens later,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from jmigrate.errors import InputError, UsageError
+from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES, pick
+from jmigrate.errors import InputError, JMigrateError, UsageError
+from jmigrate.textio import (
+    UTF8_BOM,
+    NotRegularFile,
+    decode_document,
+    file_kind,
+    is_unicode,
+    lines,
+    open_regular,
+    require_utf8,
+    tsv_rows,
+)
 
-ID_CANDIDATES = ("id", "_id", "doc_id", "docid", "document_id", "uuid", "key", "pk", "chunk_id")
-TEXT_CANDIDATES = ("text", "content", "contents", "body", "document", "page_content", "passage",
-                   "chunk", "sentence", "input")
-VECTOR_NAMES = ("embedding", "embeddings", "vector", "vectors", "emb", "values")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-META_SNIFF_ROWS = 1000
 RESERVED = frozenset({"id", "vector", "chunk_index", "chunk_start", "chunk_end", "text"})
 CSV_COUNT_MAX_BYTES = 512 << 20  # count CSV rows up front (for the progress total) below this size
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at the head and at the tail of every file
+# JSONL keys become columns; past this many distinct keys the rows are not records of one kind.
+MAX_JSONL_COLUMNS = 4096
+LEAVES = "symlink that leaves the source folder (not followed)"
+LEAVES_DIR = "symlink to a folder that leaves the source folder (not followed)"
 
 
 class RowProblem(str):
@@ -67,6 +80,10 @@ class Source:
     rows: int | None  # known up front for Parquet; counted lines otherwise
     vector_columns: list[str] = field(default_factory=list)  # old embeddings found (not carried)
     skipped_columns: list[str] = field(default_factory=list)  # named like an index column (not carried)
+    root: Path | None = None  # text-folder ids are paths relative to it
+    # text-folder entries that are rows but are not read (link out of the folder, FIFO...), with why
+    refused: dict[Path, str] = field(default_factory=dict)
+    column_types: dict[str, pa.DataType] = field(default_factory=dict)  # Parquet: one type per column
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "id_column": self.id_column,
@@ -88,6 +105,16 @@ class Source:
             raise InputError(f"unsupported source format {self.format}")
 
 
+@dataclass
+class _Scan:
+    """What a pass over the source's files found: columns in first-seen order, their types, rows."""
+
+    columns: list[str]
+    types: dict[str, pa.DataType | None]
+    rows: int | None
+    per_file: dict[Path, set[str]] = field(default_factory=dict)  # columns of each file (CSV, Parquet)
+
+
 # --------------------------------------------------------------------------- opening
 
 def open_source(
@@ -98,25 +125,27 @@ def open_source(
     metadata_columns: Sequence[str] | None = None,
 ) -> Source:
     """Find the files behind `path`, detect the format and columns, and check them before any spending."""
-    files, fmt = _resolve(path)
+    files, fmt, root, refused = _resolve(path)
     if fmt == "text-folder":
-        return Source(path, fmt, files, "path", "text", [], pa.schema([]), len(files))
-    rows: int | None
+        return Source(path, fmt, files, "path", "text", [], pa.schema([]), len(files) + len(refused),
+                      root=root, refused=refused)
     if fmt == "parquet":
-        columns, types, rows = _parquet_schema(files)
+        scan = _parquet_scan(files)
     elif fmt.endswith("jsonl"):
-        columns, types, rows = _jsonl_schema(files)
+        keep = None if metadata_columns is None else {*metadata_columns, id_column, text_column}
+        scan = _jsonl_scan(files, keep)
     else:
-        columns, types, rows = _csv_schema(files)
-    bad = [c for c in columns if not _valid_utf8(c)]
+        scan = _csv_scan(files)
+    columns, types = scan.columns, scan.types
+    bad = [c for c in columns if not is_unicode(c)]
     if bad and metadata_columns is None:
         # a JSON key with a lone surrogate cannot be a Parquet column name (nor be printed)
         raise InputError(f"column name {ascii(bad[0])} is not valid Unicode; pass --metadata-columns "
                          "(and --id-column / --text-column) to choose the columns to use")
     vectors = [c for c in columns if _is_vector_type(types.get(c)) or
                (c.lower() in VECTOR_NAMES and types.get(c) is None)]
-    idc = _pick(columns, id_column, ID_CANDIDATES, "id", required=False)
-    txt = _pick([c for c in columns if c != idc and c not in vectors], text_column, TEXT_CANDIDATES, "text",
+    idc = _pick(columns, id_column, ID_NAMES, "id", required=False)
+    txt = _pick([c for c in columns if c != idc and c not in vectors], text_column, TEXT_NAMES, "text",
                 required=True, types=types)
     assert txt is not None
     skipped: list[str] = []
@@ -136,48 +165,180 @@ def open_source(
         if clash:
             raise UsageError(f"metadata column(s) {', '.join(clash)} clash with index columns "
                              f"({', '.join(sorted(RESERVED))})")
+    # Files of one source may differ in their metadata columns (missing ones are nulls), but each
+    # must have the id and text columns: without them its rows are not rows of this corpus.
+    for f, have in scan.per_file.items():
+        for what, c in (("id", idc), ("text", txt)):
+            if c is not None and c not in have:
+                raise InputError(f"{f} has no {what} column {c!r} (other files of the source have it); "
+                                 "reindex it separately or add the column")
     if fmt == "parquet":
         schema = pa.schema([pa.field(c, types[c]) for c in meta])
     elif fmt.endswith("jsonl"):
-        schema = _sniff_jsonl_metadata(files, meta)
+        schema = pa.schema([pa.field(c, types[c] or pa.string()) for c in meta])
     else:
         schema = pa.schema([pa.field(c, pa.string()) for c in meta])
-    return Source(path, fmt, files, idc, txt, meta, schema, rows, vectors, skipped)
+    column_types = {c: t for c, t in types.items() if t is not None} if fmt == "parquet" else {}
+    return Source(path, fmt, files, idc, txt, meta, schema, scan.rows, vectors, skipped,
+                  column_types=column_types)
 
 
-def _resolve(path: str) -> tuple[list[Path], str]:
+def source_texts(path: str, id_column: str, text_column: str, wanted: set[str], limit: int) -> dict[str, str]:
+    """Texts (first `limit` characters, first row wins) of the rows whose id is in `wanted`.
+
+    For `verify`'s report, when an index was built without its texts: the corpus is read by the same
+    readers as `reindex` used. A source that moved, changed or no longer reads gives no snippets.
+    """
+    out: dict[str, str] = {}
+    try:
+        # (a text folder's manifest names `path` and `text`, which open_source ignores for folders)
+        src = open_source(path, id_column=id_column, text_column=text_column, metadata_columns=[])
+        for batch in src.batches():
+            for rid, text in zip(batch.ids, batch.texts, strict=True):
+                key = str(rid)
+                good = isinstance(text, str) and not isinstance(text, RowProblem)
+                if good and key in wanted and key not in out:
+                    out[key] = text[:limit]
+    except (JMigrateError, OSError, ValueError, pa.ArrowException):
+        return out  # snippets are a convenience; a moved or changed source only loses them
+    return out
+
+
+def _resolve(path: str) -> tuple[list[Path], str, Path | None, dict[Path, str]]:
+    """(regular files, format, root of the ids, entries refused with the reason)."""
     if any(ch in path for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(path, recursive=True) if Path(p).is_file())
-        if not files:
+        root = _glob_root(path)
+        found: dict[Path, str | None] = {}
+        for m in glob.glob(path, recursive=True):
+            p = Path(m)
+            why = _refusal(p, root)
+            if why is not None or not p.is_dir():
+                found[p] = why
+        kinds = sorted(f for f, why in found.items() if why != LEAVES_DIR)
+        if not kinds:
             raise InputError(f"no files match {path}")
-        return files, _format_of_files(files, path)
+        return _classify(found, _format_of_files(kinds, path), root, path)
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise InputError(f"source {path} is a broken symlink")
         raise InputError(f"source not found: {path}")
-    if p.is_file():
+    if not p.is_dir():
+        mode = p.stat().st_mode
+        if not stat.S_ISREG(mode):  # a FIFO named data.jsonl would block every read
+            raise NotRegularFile(path, file_kind(mode))
         if p.suffix.lower() == ".npy":
-            return _npy_index(p.parent)
-        return [p], _format_of_files([p], path)
-    if (p / "manifest.json").is_file() or any(p.glob("*.parquet")) or any(p.rglob("*.parquet")):
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in PARQUET_SUFFIXES and f.is_file())
-        return files, "parquet"
-    if any(p.glob("*.npy")):
-        return _npy_index(p)
-    for suffixes, fmt in ((JSONL_SUFFIXES, "jsonl"), (CSV_SUFFIXES, "csv")):
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
-        if files:
-            return files, fmt
-    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
-    if files:
-        return files, "text-folder"
+            files, fmt = _npy_index(p.parent)
+            return files, fmt, None, {}
+        return [p], _format_of_files([p], path), p.parent, {}
+    entries = _walk(p)
+    if (p / "manifest.json").is_file() or any(f.suffix.lower() in PARQUET_SUFFIXES for f in entries):
+        return _classify(entries, "parquet", p, path)
+    if any(f.suffix.lower() == ".npy" and f.parent == p for f in entries):
+        files, fmt = _npy_index(p)
+        return files, fmt, None, {}
+    for suffixes, fmt in ((JSONL_SUFFIXES, "jsonl"), (CSV_SUFFIXES, "csv"), (TEXT_SUFFIXES, "text-folder")):
+        if any(f.suffix.lower() in suffixes for f in entries):
+            return _classify(entries, fmt, p, path)
     raise InputError(f"no Parquet, JSONL, CSV, .npy, .txt or .md files in {path}")
+
+
+_FORMAT_SUFFIXES = {"parquet": PARQUET_SUFFIXES, "jsonl": JSONL_SUFFIXES, "csv": CSV_SUFFIXES,
+                    "text-folder": TEXT_SUFFIXES}
+
+
+def _classify(entries: dict[Path, str | None], fmt: str, root: Path,
+              shown: str) -> tuple[list[Path], str, Path, dict[Path, str]]:
+    """Keep the entries of the format; a refused one is a rejected row (text) or a stop (record files)."""
+    suffixes = _FORMAT_SUFFIXES[fmt]
+    files: list[Path] = []
+    refused: dict[Path, str] = {}
+    for f in sorted(entries):
+        why = entries[f]
+        if why is None:
+            if f.suffix.lower() in suffixes:
+                files.append(f)
+        elif f.suffix.lower() in suffixes or why == LEAVES_DIR:
+            # A link out of the folder is reported whatever its name: a linked folder may hold rows.
+            refused[f] = why
+    if refused and fmt != "text-folder":
+        f, why = next(iter(refused.items()))
+        raise InputError(f"refusing {f} in {shown}: {why}")
+    return files, fmt, root, refused
+
+
+def _walk(root: Path) -> dict[Path, str | None]:
+    """Every entry under `root` that could be a row or a file of rows, with why it is refused (or None).
+
+    Like `plan`'s walker, symlinks are never followed out of the folder (a link to a secret file must
+    not be read, stored and sent to an API); a link inside it to a file is read like the file, a link to
+    a folder inside it is not walked twice. FIFOs, sockets and devices are never opened.
+    """
+    real_root = os.path.realpath(root)
+    out: dict[Path, str | None] = {}
+    stack = [root]
+    while stack:  # not recursion: a tree thousands of folders deep must not overflow the stack
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            raise InputError(f"cannot list {folder}: {e.strerror or e}") from e
+        for entry in entries:
+            p = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    why = _refusal(p, root, real_root)
+                    if why is not None:
+                        out[p] = why
+                    elif not os.path.isdir(p):
+                        out[p] = None
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(p)
+                elif entry.is_file(follow_symlinks=False):
+                    out[p] = None
+                else:
+                    out[p] = f"not a regular file ({file_kind(entry.stat(follow_symlinks=False).st_mode)})"
+            except OSError as e:
+                out[p] = f"cannot stat ({e.strerror or e})"
+    return out
+
+
+def _refusal(p: Path, root: Path, real_root: str | None = None) -> str | None:
+    """Why `p` (a file, or a link to one) must not be read as part of a source under `root`; None if fine."""
+    if real_root is None:
+        real_root = os.path.realpath(root)
+    try:
+        target = os.path.realpath(p, strict=True)
+    except (OSError, RuntimeError):
+        return "broken symlink or symlink loop"
+    if os.path.commonpath([real_root, target]) != real_root:
+        return LEAVES_DIR if os.path.isdir(target) else LEAVES
+    try:
+        mode = os.stat(target).st_mode
+    except OSError as e:
+        return f"cannot stat ({e.strerror or e})"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    return f"not a regular file ({file_kind(mode)})"
+
+
+def _glob_root(pattern: str) -> Path:
+    """The fixed folder in front of a glob's first wildcard (`notes/**/*.md` -> `notes`): ids start there."""
+    parts = Path(pattern).parts
+    fixed: list[str] = []
+    for part in parts[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _npy_index(folder: Path) -> tuple[list[Path], str]:
     """A v2 index saved as vectors.npy + a metadata file: the text lives in the metadata file."""
     for suffixes, fmt in ((PARQUET_SUFFIXES, "parquet"), (JSONL_SUFFIXES, "npy-index-jsonl"),
                           (CSV_SUFFIXES, "npy-index-csv")):
-        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+        files = sorted(f for f in folder.iterdir()
+                       if f.suffix.lower() in suffixes and _refusal(f, folder) is None and f.is_file())
         if files:
             return files, fmt
     raise InputError(f"{folder} holds .npy vectors but no metadata file (.parquet/.jsonl/.csv) with the "
@@ -204,10 +365,9 @@ def _pick(columns: list[str], given: str | None, candidates: Sequence[str], what
         if given not in columns:
             raise UsageError(f"--{what}-column {given!r} not found; columns: {', '.join(columns)}")
         return given
-    lower = {c.lower(): c for c in columns}
-    for cand in candidates:
-        if cand in lower:
-            return lower[cand]
+    found = pick(columns, candidates)
+    if found is not None:
+        return found
     if required and types is not None:
         strings = [c for c in columns if types.get(c) is not None and _is_text_type(types[c])]
         if len(strings) == 1:
@@ -231,12 +391,21 @@ def _is_vector_type(t: pa.DataType | None) -> bool:
     return False
 
 
+def _open(f: Path) -> io.BufferedReader:
+    fh = open_regular(f)
+    assert isinstance(fh, io.BufferedReader)
+    return fh
+
+
 # --------------------------------------------------------------------------- Parquet
 
-def _parquet_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | None], int]:
+def _parquet_scan(files: list[Path]) -> _Scan:
+    """One schema for all files: the union of their columns, each with one type (or a clear error)."""
     import pyarrow.parquet as pq
 
-    schema: pa.Schema | None = None
+    types: dict[str, pa.DataType] = {}
+    first_seen: dict[str, Path] = {}
+    per_file: dict[Path, set[str]] = {}
     rows = 0
     for f in files:
         try:
@@ -245,13 +414,25 @@ def _parquet_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType
         except (OSError, pa.ArrowException) as e:
             raise InputError(f"cannot read Parquet file {f}: {_short(e)}") from e
         rows += meta.num_rows
-        s = s.remove_metadata()
-        if schema is None:
-            schema = s
-        elif not s.equals(schema):
-            raise InputError(f"{f} has a different schema from {files[0]}; reindex them separately")
-    assert schema is not None
-    return schema.names, {n: schema.field(n).type for n in schema.names}, rows
+        dups = sorted({n for n in s.names if s.names.count(n) > 1})
+        if dups:
+            raise InputError(f"{f} has duplicate column name(s) {', '.join(map(repr, dups))}; rename them")
+        for fld in s:
+            have = types.get(fld.name)
+            if have is None:
+                types[fld.name], first_seen[fld.name] = fld.type, f
+            elif have != fld.type:
+                try:
+                    types[fld.name] = pa.unify_schemas(
+                        [pa.schema([pa.field(fld.name, have)]), pa.schema([pa.field(fld.name, fld.type)])],
+                        promote_options="permissive").field(0).type
+                except (pa.ArrowTypeError, pa.ArrowInvalid):
+                    raise InputError(f"column {fld.name!r} is {have} in {first_seen[fld.name]} but "
+                                     f"{fld.type} in {f}; reindex them separately or convert one") from None
+        per_file[f] = set(s.names)
+    if len(files) == 1:
+        per_file = {}
+    return _Scan(list(types), dict(types), rows, per_file)
 
 
 def _parquet_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
@@ -261,13 +442,28 @@ def _parquet_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
     for f in src.files:
         try:
             pf = pq.ParquetFile(f)
-            for rb in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=False):
-                t = pa.Table.from_batches([rb])
+            have = set(pf.schema_arrow.names)
+            for rb in pf.iter_batches(batch_size=batch_rows, columns=[c for c in cols if c in have],
+                                      use_threads=False):
+                t = _conform(pa.Table.from_batches([rb]), cols, src.column_types)
                 ids = t.column(src.id_column).to_pylist() if src.id_column else [None] * len(t)
                 texts = _texts_of(t.column(src.text_column))
                 yield RawBatch(ids, texts, t.select(src.metadata_columns), [None] * len(t))
         except (OSError, pa.ArrowException) as e:
             raise InputError(f"cannot read Parquet file {f}: {_short(e)}") from e
+
+
+def _conform(t: pa.Table, cols: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    """A file's batch in the source's schema: columns it lacks are nulls, other types are promoted."""
+    arrays = []
+    for c in cols:
+        if c not in t.column_names:
+            arrays.append(pa.nulls(len(t), types[c]))
+        elif t.schema.field(c).type != types[c]:
+            arrays.append(t.column(c).cast(types[c]))
+        else:
+            arrays.append(t.column(c))
+    return pa.Table.from_arrays(arrays, names=cols) if cols else t
 
 
 def _texts_of(col: pa.ChunkedArray) -> list[Any]:
@@ -290,67 +486,62 @@ def _decode(v: bytes | None) -> Any:
 
 # --------------------------------------------------------------------------- JSONL
 
-def _jsonl_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | None], int]:
-    columns: dict[str, None] = {}
-    rows = 0
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _jsonl_scan(files: list[Path], keep: set[str | None] | None) -> _Scan:
+    """Every key of every object, with the kinds of value it holds: the metadata schema is decided by
+    the whole file, not by its first rows, so a field that first appears late is carried (and a rerun
+    always decides the same schema, which resume relies on). `keep`: the columns the user named."""
+    kinds: dict[str, set[Any]] = {}
+    rows = objects = 0
     for f in files:
-        try:
-            with open(f, "rb") as fh:
-                for i, line in enumerate(fh):
-                    if not line.strip():
-                        continue
-                    rows += 1
-                    if i < META_SNIFF_ROWS:
-                        try:
-                            obj = json.loads(line)
-                        except ValueError:
-                            continue
-                        if isinstance(obj, dict):
-                            columns.update(dict.fromkeys(obj))
-        except OSError as e:
-            raise InputError(f"cannot read {f}: {_short(e)}") from e
-    if not columns and rows:
-        raise InputError(f"{files[0]}: no JSON objects in the first {META_SNIFF_ROWS} lines")
+        with _open(f) as fh:
+            for n, line in lines(fh, f):
+                if not line.strip():
+                    continue
+                rows += 1
+                try:
+                    obj = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError too: that row is rejected when it is read
+                    continue
+                if not isinstance(obj, dict):
+                    continue
+                objects += 1
+                for k, v in obj.items():
+                    seen = kinds.get(k)
+                    if seen is None:
+                        if len(kinds) >= MAX_JSONL_COLUMNS:
+                            if keep is None:
+                                raise InputError(
+                                    f"{f}:{n}: more than {MAX_JSONL_COLUMNS} distinct keys; pass --metadata-"
+                                    "columns (and --id-column / --text-column) to choose the columns")
+                            if k not in keep:
+                                continue
+                        seen = kinds[k] = set()
+                    t = type(v)
+                    if t is int and not _INT64[0] <= v <= _INT64[1]:
+                        t = str  # beyond int64: carried as its digits
+                    seen.add(t)
     if not rows:
         raise InputError(f"{files[0] if len(files) == 1 else 'source'} is empty")
-    return list(columns), dict.fromkeys(columns), rows
+    if not objects:
+        raise InputError(f"{files[0] if len(files) == 1 else 'source'}: no JSON objects")
+    return _Scan(list(kinds), {k: _jsonl_type(v) for k, v in kinds.items()}, rows)
 
 
-def _sniff_jsonl_metadata(files: list[Path], meta: list[str]) -> pa.Schema:
-    values: dict[str, list[Any]] = {c: [] for c in meta}
-    seen = 0
-    for obj in _iter_json_objects(files):
-        if isinstance(obj, dict):
-            for c in meta:
-                values[c].append(_jsonable(obj.get(c)))
-        seen += 1
-        if seen >= META_SNIFF_ROWS:
-            break
-    fields = []
-    for c in meta:
-        vals = [v for v in values[c] if v is not None]
-        kinds = {type(v) for v in vals}
-        if kinds == {bool}:
-            t: pa.DataType = pa.bool_()
-        elif kinds == {int}:
-            t = pa.int64()
-        elif kinds and kinds <= {int, float}:
-            t = pa.float64()
-        else:
-            t = pa.string()  # strings, mixed types and nested values (stored as JSON text)
-        fields.append(pa.field(c, t))
-    return pa.schema(fields)
-
-
-def _iter_json_objects(files: list[Path]) -> Iterator[Any]:
-    for f in files:
-        with open(f, "rb") as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except ValueError:
-                        yield None
+def _jsonl_type(kinds: set[Any]) -> pa.DataType | None:
+    """The column type for the kinds of value seen; None if only nulls (no evidence: a string)."""
+    kinds = kinds - {type(None)}
+    if not kinds:
+        return None
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds == {int}:
+        return pa.int64()
+    if kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()  # strings, mixed kinds and nested values are carried as text (nested ones as JSON)
 
 
 def _jsonable(v: Any) -> Any:
@@ -362,12 +553,8 @@ def _jsonable(v: Any) -> Any:
 def _jsonl_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
     buf: list[tuple[Any, Any, list[Any], str | None]] = []
     for f in src.files:
-        try:
-            fh = open(f, "rb")
-        except OSError as e:
-            raise InputError(f"cannot read {f}: {_short(e)}") from e
-        with fh:
-            for lineno, line in enumerate(fh, 1):
+        with _open(f) as fh:
+            for lineno, line in lines(fh, f):
                 if not line.strip():
                     continue  # blank lines are not rows
                 buf.append(_parse_json_line(src, line, f"{f.name}:{lineno}"))
@@ -440,63 +627,69 @@ def _to_array(values: list[Any], fld: pa.Field, problems: list[str | None]) -> p
         return pa.array(out, type=fld.type)
 
 
-# --------------------------------------------------------------------------- CSV
+# --------------------------------------------------------------------------- CSV and TSV
 
-def _csv_dialect(f: Path) -> str:
-    return "\t" if f.suffix.lower() == ".tsv" else ","
-
-
-def _open_csv(f: Path) -> io.TextIOWrapper:
-    # surrogateescape keeps undecodable bytes so the one bad row is rejected, not the whole file.
-    return open(f, encoding="utf-8", errors="surrogateescape", newline="")
+def _is_tsv(f: Path) -> bool:
+    return f.suffix.lower() == ".tsv"
 
 
-def _csv_schema(files: list[Path]) -> tuple[list[str], dict[str, pa.DataType | None], int | None]:
-    header: list[str] | None = None
+def _records(f: Path) -> Generator[tuple[int, list[str]], None, None]:
+    """(line number, fields) per non-blank record. CSV has quoting (Python's csv module); TSV has none."""
+    with _open(f) as fh:
+        if _is_tsv(f):
+            yield from tsv_rows(fh, f)
+            return
+        require_utf8(f, fh.peek(4)[:4])
+        # surrogateescape keeps undecodable bytes so the one bad row is rejected, not the whole file.
+        with io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="") as text:
+            reader = csv.reader(text)
+            try:
+                for rec in reader:
+                    if rec:  # a blank line is not a row (as in JSONL and TSV)
+                        yield reader.line_num, rec
+            except csv.Error as e:
+                raise InputError(f"cannot read CSV {f}: {_short(e)}") from e
+
+
+def _csv_scan(files: list[Path]) -> _Scan:
+    columns: dict[str, None] = {}
+    per_file: dict[Path, set[str]] = {}
     rows: int | None = 0
     csv.field_size_limit(1 << 30)
     for f in files:
-        try:
-            with _open_csv(f) as fh:
-                reader = csv.reader(fh, delimiter=_csv_dialect(f))
-                h = next(reader, None)
-                if h is None:
-                    continue
-                h = [c.lstrip("\ufeff") for c in h]
-                if header is None:
-                    header = h
-                elif h != header:
-                    raise InputError(f"{f} has a different header from {files[0]}")
-                if rows is not None and f.stat().st_size <= CSV_COUNT_MAX_BYTES:
-                    rows += sum(1 for _ in reader)
-                else:  # parsing a huge CSV twice costs minutes: go without a total
-                    rows = None
-        except (OSError, csv.Error) as e:
-            raise InputError(f"cannot read CSV {f}: {_short(e)}") from e
-    if header is None or rows == 0:
+        with contextlib.closing(_records(f)) as records:
+            first = next(records, None)
+            if first is None:
+                continue
+            header = first[1]
+            dups = sorted({c for c in header if header.count(c) > 1})
+            if dups:
+                raise InputError(f"{f} has duplicate column name(s) {', '.join(map(repr, dups))}; "
+                                 "rename them")
+            columns.update(dict.fromkeys(header))
+            per_file[f] = set(header)
+            if rows is not None and (_is_tsv(f) or f.stat().st_size <= CSV_COUNT_MAX_BYTES):
+                rows += sum(1 for _ in records)
+            else:  # parsing a huge CSV twice costs minutes: go without a total
+                rows = None
+    if not columns or rows == 0:
         raise InputError(f"{files[0] if len(files) == 1 else 'source'} is empty")
-    return header, dict.fromkeys(header), rows
+    if len(files) == 1:
+        per_file = {}
+    return _Scan(list(columns), dict.fromkeys(columns), rows, per_file)
 
 
 def _csv_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
     buf: list[tuple[Any, Any, list[Any], str | None]] = []
     for f in src.files:
-        try:
-            fh = _open_csv(f)
-        except OSError as e:
-            raise InputError(f"cannot read {f}: {_short(e)}") from e
-        with fh:
-            reader = csv.reader(fh, delimiter=_csv_dialect(f))
-            header = [c.lstrip("\ufeff") for c in next(reader, [])]
+        with contextlib.closing(_records(f)) as records:
+            header = next(records, (0, []))[1]
             pos = {c: i for i, c in enumerate(header)}
-            try:
-                for rec in reader:
-                    buf.append(_csv_row(src, rec, pos, f"{f.name}:{reader.line_num}"))
-                    if len(buf) >= batch_rows:
-                        yield _batch_from_rows(src, buf)
-                        buf = []
-            except csv.Error as e:
-                raise InputError(f"cannot read CSV {f}: {_short(e)}") from e
+            for n, rec in records:
+                buf.append(_csv_row(src, rec, pos, f"{f.name}:{n}"))
+                if len(buf) >= batch_rows:
+                    yield _batch_from_rows(src, buf)
+                    buf = []
     if buf:
         yield _batch_from_rows(src, buf)
 
@@ -504,8 +697,8 @@ def _csv_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
 def _csv_row(src: Source, rec: list[str], pos: dict[str, int], where: str
              ) -> tuple[Any, Any, list[Any], str | None]:
     def get(c: str | None) -> Any:
-        if c is None:
-            return None
+        if c is None or c not in pos:
+            return None  # a column this file does not have (the source's other files do)
         i = pos[c]
         return rec[i] if i < len(rec) else None
 
@@ -515,7 +708,7 @@ def _csv_row(src: Source, rec: list[str], pos: dict[str, int], where: str
     if len(rec) != len(pos):
         problem = f"row has {len(rec)} fields, header has {len(pos)} ({where})"
     for v in [rid, text, *meta]:
-        if isinstance(v, str) and not _valid_utf8(v):
+        if isinstance(v, str) and not is_unicode(v):
             problem = f"invalid UTF-8 ({where})"
             break
     if problem and "UTF-8" in problem:
@@ -525,31 +718,36 @@ def _csv_row(src: Source, rec: list[str], pos: dict[str, int], where: str
     return rid, text, meta, problem
 
 
-def _valid_utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 # --------------------------------------------------------------------------- folders of text files
 
 def _text_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
-    root = Path(src.path)
+    assert src.root is not None
     ids: list[Any] = []
     texts: list[Any] = []
-    for f in src.files:
-        ids.append(f.relative_to(root).as_posix())
-        try:
-            texts.append(_decode(f.read_bytes()))
-        except OSError as e:
-            texts.append(RowProblem(f"cannot read file: {_short(e)}"))
+    for f in sorted([*src.files, *src.refused]):
+        ids.append(f.relative_to(src.root).as_posix())
+        why = src.refused.get(f)
+        texts.append(RowProblem(why) if why is not None else _read_document(f))
         if len(ids) >= batch_rows:
             yield RawBatch(ids, texts, empty_table(len(ids)), [None] * len(ids))
             ids, texts = [], []
     if ids:
         yield RawBatch(ids, texts, empty_table(len(ids)), [None] * len(ids))
+
+
+def _read_document(f: Path) -> Any:
+    try:
+        with open_regular(f) as fh:  # a file swapped for a FIFO since the walk is still not opened
+            data = fh.read()
+    except NotRegularFile as e:
+        return RowProblem(f"not a regular file ({e.kind})")
+    except (InputError, OSError) as e:
+        return RowProblem(f"cannot read file: {_short(e)}")
+    try:
+        return decode_document(data)
+    except UnicodeDecodeError as e:
+        offset = e.start + (len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0)
+        return RowProblem(f"invalid {e.encoding.upper().replace('-SIG', '')} in text at byte {offset}")
 
 
 # --------------------------------------------------------------------------- fingerprint
@@ -587,8 +785,3 @@ def empty_table(rows: int) -> pa.Table:
 
 def _short(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-
-
-def relative_files(src: Source) -> list[str]:
-    base = Path(src.path) if Path(src.path).is_dir() else None
-    return [os.fspath(f.relative_to(base)) if base else os.fspath(f) for f in src.files]

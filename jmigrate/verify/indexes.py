@@ -20,15 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES, pick
 from jmigrate.errors import InputError, UsageError
 from jmigrate.index.manifest import check_shard_files
 from jmigrate.models import get_model
+from jmigrate.textio import decode_utf8_line, lines, open_regular
 
 INDEX_FORMAT = "jmigrate-index"
 INDEX_FORMAT_VERSION = 1
-ID_KEYS = ("id", "_id", "doc_id", "docid")
-VECTOR_KEYS = ("vector", "embedding", "embeddings", "values")
-TEXT_KEYS = ("text", "content", "body")
 # Rows whose norm is further than this from 1 in an index that claims to be normalised get reported.
 NORM_TOLERANCE = 1e-3
 
@@ -310,7 +309,7 @@ def _sha256(f: Path) -> str:
 
 
 def _pick(names: Sequence[str], keys: Sequence[str]) -> str | None:
-    return next((k for k in keys if k in names), None)
+    return pick(names, keys)
 
 
 def _open_parquet(
@@ -326,7 +325,10 @@ def _open_parquet(
 ) -> VectorIndex:
     schema = pq.read_schema(files[0])
     names = schema.names
-    id_col, vec_col = _pick(names, ID_KEYS), _pick(names, VECTOR_KEYS)
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise InputError(f"{side} index {files[0]} has duplicate column name(s) {', '.join(map(repr, dups))}")
+    id_col, vec_col = _pick(names, ID_NAMES), _pick(names, VECTOR_NAMES)
     if id_col is None or vec_col is None:
         raise InputError(f"{side} index {files[0]}: needs an id column and a vector column, found {names}")
     vtype = schema.field(vec_col).type
@@ -349,7 +351,7 @@ def _open_parquet(
         ids.append(_ids_array(t.column(0), f))
         if has_chunks:
             chunks.append(t.column(1).to_numpy(zero_copy_only=False))
-    text_col = _pick(names, TEXT_KEYS)
+    text_col = _pick(names, TEXT_NAMES)
     row_ids = np.concatenate(ids) if ids else np.empty(0, dtype=object)
     return VectorIndex(
         side=side,
@@ -444,15 +446,16 @@ def read_ids_file(f: Path) -> list[str]:
     """Ids, one per vector row: a text file (one per line), a JSON list, or Parquet with an id column."""
     try:
         if f.suffix == ".json":
-            data = json.loads(f.read_text(encoding="utf-8"))
+            data = json.loads(f.read_bytes())  # bytes: json detects (and drops) a BOM
             if not isinstance(data, list):
                 raise InputError(f"{f}: expected a JSON list of ids")
             return [str(x) for x in data]
         if f.suffix == ".parquet":
             t = pq.read_table(f)
-            col = _pick(t.column_names, ID_KEYS) or t.column_names[0]
+            col = _pick(t.column_names, ID_NAMES) or t.column_names[0]
             return [str(x) for x in t.column(col).to_pylist()]
-        return [line.rstrip("\r\n") for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        with open_regular(f) as fh:
+            return [decode_utf8_line(raw, f"{f}:{n}") for n, raw in lines(fh, f) if raw.strip()]
     except (OSError, ValueError, pa.ArrowException) as e:
         raise InputError(f"unreadable ids file {f}: {e}") from e
 
@@ -505,24 +508,30 @@ def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tupl
 def _open_jsonl(p: Path, side: str, model: str, task: str | None) -> VectorIndex:
     ids: list[str] = []
     vecs: list[list[float]] = []
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    with open_regular(p) as fh:
+        for n, raw in lines(fh, p):
+            if not raw.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(decode_utf8_line(raw, f"{p}:{n}"))
             except ValueError as e:
                 raise InputError(f"{p}:{n}: not JSON ({e})") from e
-            id_key, vec_key = _pick(list(rec), ID_KEYS), _pick(list(rec), VECTOR_KEYS)
+            if not isinstance(rec, dict):
+                raise InputError(f"{p}:{n}: expected a JSON object with an id and a vector")
+            id_key, vec_key = _pick(list(rec), ID_NAMES), _pick(list(rec), VECTOR_NAMES)
             if id_key is None or vec_key is None:
                 raise InputError(f"{p}:{n}: needs an id and a vector field")
+            vec = rec[vec_key]
+            if not isinstance(vec, list) or not vec or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in vec):
+                raise InputError(f"{p}:{n}: {vec_key!r} is not a list of numbers")
+            if vecs and len(vec) != len(vecs[0]):
+                raise InputError(f"{p}:{n}: {len(vec)} dimensions, the first vector has {len(vecs[0])}")
             ids.append(str(rec[id_key]))
-            vecs.append(rec[vec_key])
+            vecs.append(vec)
     if not ids:
         raise InputError(f"{side} index {p} is empty")
     dims = len(vecs[0])
-    if any(len(v) != dims for v in vecs):
-        raise InputError(f"{side} index {p}: vectors do not all have {dims} dimensions")
     matrix = np.asarray(vecs, dtype=np.float32)
     return VectorIndex(
         side=side,
@@ -632,33 +641,12 @@ def vector_issues(idx: VectorIndex, stats: VectorStats) -> list[Issue]:
 
 
 def _source_texts(manifest: dict[str, Any], wanted: set[str], limit: int) -> dict[str, str]:
-    """Snippets from the corpus the index was built from, when it is still where the manifest says."""
+    """Snippets from the corpus the index was built from, when it is still where the manifest says
+    (read by `reindex`'s own readers, so a TSV, a BOM or a text folder reads as it did then)."""
+    from jmigrate.index.sources import source_texts
+
     src = manifest.get("source") or {}
     path, id_col, text_col = src.get("path"), src.get("id_column"), src.get("text_column")
-    if not (path and id_col and text_col) or not Path(path).is_file():
+    if not (isinstance(path, str) and isinstance(id_col, str) and isinstance(text_col, str)):
         return {}
-    p = Path(path)
-    out: dict[str, str] = {}
-    try:
-        if p.suffix == ".parquet":
-            t = pq.read_table(p, columns=[id_col, text_col])
-            for i, s in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True):
-                if str(i) in wanted and s is not None:
-                    out[str(i)] = str(s)[:limit]
-        elif p.suffix in (".jsonl", ".ndjson"):
-            with p.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        rec = json.loads(line)
-                        if str(rec.get(id_col)) in wanted and rec.get(text_col) is not None:
-                            out[str(rec[id_col])] = str(rec[text_col])[:limit]
-        elif p.suffix in (".csv", ".tsv"):
-            import csv
-
-            with p.open(encoding="utf-8", newline="") as fh:
-                for rec in csv.DictReader(fh, delimiter="\t" if p.suffix == ".tsv" else ","):
-                    if str(rec.get(id_col)) in wanted and rec.get(text_col) is not None:
-                        out[str(rec[id_col])] = str(rec[text_col])[:limit]
-    except (OSError, ValueError, pa.ArrowException):
-        return {}  # snippets are a convenience; a moved or changed source only loses them
-    return out
+    return source_texts(path, id_col, text_col, wanted, limit)

@@ -97,14 +97,3 @@ def _top(docs: Mapping[str, float], depth: int) -> dict[str, float]:
     """The first `depth` documents in trec_eval's order: score descending, then docno descending."""
     ordered = sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
     return dict(ordered[:depth])
-
-
-def read_trec_run(path: str) -> dict[str, dict[str, float]]:
-    """A TREC run file as {qid: {docid: score}} (for re-scoring runs written by `--run-dir`)."""
-    run: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                qid, _, doc, _, score, *_ = line.split()
-                run.setdefault(qid, {})[doc] = float(score)
-    return run

@@ -20,7 +20,8 @@ from jmigrate.verify.guard import Space, check_space, query_task_for
 from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_index, vector_issues
 from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
 from jmigrate.verify.queries import Query, align_query_vectors, load_qrels, load_queries, load_query_vectors
-from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, search, write_run
+from jmigrate.verify.runs import check_trec_ids, write_run
+from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, search
 from jmigrate.verify.stats import Comparison, compare_all, language_slices
 
 SIDES = ("v2", "v3")
@@ -119,6 +120,10 @@ def run_verify(
     _check_generations(indexes)
     queries = load_queries(opts.queries)
     qrels = load_qrels(opts.qrels) if opts.qrels else None
+    if opts.run_dir:  # refuse before any query is embedded, not after the search
+        check_trec_ids((q.id for q in queries), "query id")
+        for name in SIDES:
+            check_trec_ids(indexes[name].row_ids.tolist(), f"{name} document id")
     depth = max(opts.k, DEPTH) if qrels else opts.k
     qids = [q.id for q in queries]
     sides: dict[str, Side] = {}

@@ -7,7 +7,9 @@ Queries: JSONL, TSV, CSV or Parquet with an id and a text (and optionally a lang
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jmigrate.columns import LANGUAGE_NAMES, QUERY_ID_NAMES, QUERY_TEXT_NAMES, VECTOR_NAMES, pick
 from jmigrate.errors import InputError
-
-QUERY_ID_KEYS = ("id", "_id", "query_id", "query-id", "qid")
-QUERY_TEXT_KEYS = ("text", "query", "question")
-LANGUAGE_KEYS = ("language", "lang")
+from jmigrate.textio import decode_utf8_line, lines, open_regular, require_utf8, tsv_rows
 
 
 @dataclass(frozen=True)
@@ -41,30 +41,74 @@ class QueryVectors:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
+    """The file's records as dicts, in file order. JSONL, TSV (no quoting) and CSV go through the same
+    line readers as `reindex`'s sources: a UTF-8 BOM is dropped, CRLF is a line ending, blank lines are
+    not records, and a bad line is an error naming the file and the line."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
             out = []
-            with path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        rec = json.loads(line)
-                        if not isinstance(rec, dict):
-                            raise InputError(f"{path}:{n}: expected a JSON object per line")
-                        out.append(rec)
+            with open_regular(path) as fh:
+                for n, raw in lines(fh, path):
+                    if not raw.strip():
+                        continue
+                    try:
+                        rec = json.loads(decode_utf8_line(raw, f"{path}:{n}"))
+                    except json.JSONDecodeError as e:
+                        raise InputError(f"{path}:{n}: not JSON ({e.msg})") from None
+                    if not isinstance(rec, dict):
+                        raise InputError(f"{path}:{n}: expected a JSON object per line")
+                    out.append(rec)
             return out
         if suffix in (".tsv", ".csv"):
-            with path.open(encoding="utf-8", newline="") as fh:
-                return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
+            with open_regular(path) as fh:
+                rows = list(_tsv(fh, path) if suffix == ".tsv" else _csv(fh.read(), path))
+            if not rows:
+                return []
+            (_, header), body = rows[0], rows[1:]
+            dups = sorted({c for c in header if header.count(c) > 1})
+            if dups:
+                raise InputError(f"{path}: duplicate column name(s) {', '.join(map(repr, dups))}")
+            for n, rec in body:
+                if len(rec) != len(header):
+                    raise InputError(f"{path}:{n}: row has {len(rec)} fields, header has {len(header)}")
+            return [dict(zip(header, rec, strict=True)) for _, rec in body]
         if suffix == ".parquet":
+            _check_unique(pq.read_schema(path).names, path)
             return pq.read_table(path).to_pylist()
     except (OSError, ValueError, pa.ArrowException) as e:
-        raise InputError(f"cannot read {path}: {e}") from e
+        raise InputError(f"cannot read {path}: {_first_line(e)}") from e
     raise InputError(f"{path}: queries must be .jsonl, .tsv, .csv or .parquet")
 
 
-def _key(rec: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    return next((k for k in keys if k in rec), None)
+def _tsv(fh: Any, path: Path) -> Any:
+    for n, fields in tsv_rows(fh, path):
+        for f in fields:
+            decode_utf8_line(f.encode("utf-8", "surrogateescape"), f"{path}:{n}")
+        yield n, fields
+
+
+def _csv(data: bytes, path: Path) -> Any:
+    require_utf8(path, data[:4])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for rec in reader:
+        if rec:
+            yield reader.line_num, rec
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def _check_unique(names: list[str], path: Path) -> None:
+    dups = sorted({c for c in names if names.count(c) > 1})
+    if dups:
+        raise InputError(f"{path} has duplicate column name(s) {', '.join(map(repr, dups))}; rename them")
 
 
 def load_queries(path: str | Path) -> list[Query]:
@@ -75,10 +119,12 @@ def load_queries(path: str | Path) -> list[Query]:
     recs = _records(p)
     if not recs:
         raise InputError(f"{p} holds no queries")
-    id_key, text_key = _key(recs[0], QUERY_ID_KEYS), _key(recs[0], QUERY_TEXT_KEYS)
+    # Keys from every record, not the first one: a language given from the second query on counts.
+    keys = list(dict.fromkeys(k for rec in recs for k in rec))
+    id_key, text_key = pick(keys, QUERY_ID_NAMES), pick(keys, QUERY_TEXT_NAMES)
     if id_key is None or text_key is None:
-        raise InputError(f"{p}: needs an id and a text field, found {sorted(recs[0])}")
-    lang_key = _key(recs[0], LANGUAGE_KEYS)
+        raise InputError(f"{p}: needs an id and a text field, found {sorted(keys)}")
+    lang_key = pick(keys, LANGUAGE_NAMES)
     seen: set[str] = set()
     out = []
     for n, rec in enumerate(recs, 1):
@@ -104,12 +150,13 @@ def load_query_vectors(path: str | Path) -> QueryVectors:
 
     p = Path(path)
     try:
+        _check_unique(pq.read_schema(p).names, p)
         t = pq.read_table(p)
     except (OSError, pa.ArrowException) as e:
-        raise InputError(f"cannot read query vectors {p}: {e}") from e
+        raise InputError(f"cannot read query vectors {p}: {_first_line(e)}") from e
     names = t.column_names
-    id_key = next((k for k in QUERY_ID_KEYS if k in names), None)
-    vec_key = next((k for k in ("vector", "embedding") if k in names), None)
+    id_key = pick(names, QUERY_ID_NAMES)
+    vec_key = pick(names, VECTOR_NAMES)
     if id_key is None or vec_key is None:
         raise InputError(f"{p}: query vectors need an id and a vector column, found {names}")
     col = t.column(vec_key)
@@ -147,20 +194,24 @@ def align_query_vectors(qv: QueryVectors, queries: list[Query], side: str) -> np
 def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Judgements as {query id: {doc id: relevance}}.
 
-    TREC lines have four fields (`qid iter docid rel`); BEIR TSV has three (`query-id corpus-id
-    score`) and a header line, which is recognised because its score field is not a number.
+    TREC lines have four whitespace-separated fields (`qid iter docid rel`); BEIR TSV has three
+    tab-separated ones (`query-id corpus-id score`, so its ids may hold spaces) and a header line,
+    recognised because its score field is not a number. Grades are integers (negative ones included,
+    as trec_eval allows); NaN, infinities and fractions are errors naming the line.
     """
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        with open_regular(p) as fh:
+            raw_lines = list(lines(fh, p))
     except OSError as e:
         raise InputError(f"cannot read qrels {p}: {e}") from e
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(lines, 1):
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields]
+    for n, raw in raw_lines:
+        line = decode_utf8_line(raw, f"{p}:{n}")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
         if len(fields) == 4:
             qid, _, doc, rel = fields
         elif len(fields) == 3:
@@ -172,12 +223,18 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         try:
             value = float(rel)
         except ValueError:
-            if n == 1:
+            if not qrels and n == _first_content_line(raw_lines):
                 continue  # the BEIR header
             raise InputError(f"{p}:{n}: relevance {rel!r} is not a number") from None
+        if not math.isfinite(value):
+            raise InputError(f"{p}:{n}: relevance {rel!r} is not a finite number")
         if value != int(value):
             raise InputError(f"{p}:{n}: relevance {rel!r} must be an integer grade")
         qrels.setdefault(qid, {})[doc] = int(value)
     if not qrels:
         raise InputError(f"{p} holds no judgements")
     return qrels
+
+
+def _first_content_line(raw_lines: list[tuple[int, bytes]]) -> int:
+    return next((n for n, raw in raw_lines if raw.strip() and not raw.lstrip().startswith(b"#")), 0)

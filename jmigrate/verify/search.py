@@ -13,13 +13,11 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jmigrate.errors import InputError, UsageError
-from jmigrate.fileio import atomic_write
 from jmigrate.verify.indexes import VectorIndex, VectorStats
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # 1 GiB for the vector block and its score matrix
@@ -333,13 +331,3 @@ def _merge(
     # Padding (code -1) sorts after real documents with the same -inf score.
     o = np.lexsort((np.where(c < 0, np.iinfo(np.int64).max, c), -s), axis=-1)[:, :k]
     return np.take_along_axis(s, o, axis=1), np.take_along_axis(c, o, axis=1)
-
-
-def write_run(path: Path, ranking: Ranking, run_id: str) -> None:
-    """A TREC run file (`qid Q0 docid rank score runid`), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for qid, docs, scores in zip(ranking.query_ids, ranking.doc_ids, ranking.scores, strict=True):
-        for r, (d, sc) in enumerate(zip(docs, scores, strict=True), 1):
-            lines.append(f"{qid} Q0 {d} {r} {sc:.6f} {run_id}\n")
-    atomic_write(path, "".join(lines).encode("utf-8"))
