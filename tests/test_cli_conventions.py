@@ -498,3 +498,13 @@ def test_stub_answers_a_bad_content_length_without_a_traceback(
         assert ok.status_code == 200
     _, err = capfd.readouterr()
     assert "Traceback" not in err
+
+
+def test_verify_tables_print_ids_verbatim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Integrity findings quote ids; an id like `[/]x` made the text report raise MarkupError.
+    args = verify_args(tmp_path)
+    ids = tmp_path / "v2" / "ids.txt"
+    ids.write_text("[/]x\n[/]x\n[bold]y\n", "utf-8")
+    code, out, err = run(capsys, *args, "-q")
+    assert code == 1, err  # duplicate ids are an integrity error
+    assert "'[/]x'" in out and err == ""

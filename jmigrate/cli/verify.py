@@ -29,14 +29,18 @@ class SearchBackend(str, Enum):
 
 
 def verify(
-    v2: str = typer.Option(..., "--v2", help="v2 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
-    v3: str = typer.Option(..., "--v3", help="v3 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
+    v2: str = typer.Option(..., "--v2", metavar="PATH",
+                          help="v2 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
+    v3: str = typer.Option(..., "--v3", metavar="PATH",
+                          help="v3 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
     queries: Path = typer.Option(
-        ..., "--queries", help="Queries: JSONL/TSV/CSV/Parquet with id, text (and optionally language)."
+        ..., "--queries", metavar="FILE",
+        help="Queries: JSONL/TSV/CSV/Parquet with id, text (and optionally language).",
     ),
     qrels: Path | None = typer.Option(
         None,
         "--qrels",
+        metavar="FILE",
         help="Judgements: TREC 'qid 0 docid rel' or BEIR TSV. "
         "Without them: agreement only, no verdict on quality.",
     ),
@@ -69,23 +73,28 @@ def verify(
         False, "--allow-insecure",
         help="Allow a plain http:// --api-url to a non-loopback host (the key travels unencrypted).",
     ),
-    v2_model: str | None = typer.Option(None, "--v2-model", help="Model of a v2 index without a manifest."),
-    v3_model: str | None = typer.Option(None, "--v3-model", help="Model of a v3 index without a manifest."),
-    v2_task: str | None = typer.Option(None, "--v2-task", help="Task of a v2 index without a manifest."),
+    v2_model: str | None = typer.Option(None, "--v2-model", metavar="MODEL",
+                                        help="Model of a v2 index without a manifest."),
+    v3_model: str | None = typer.Option(None, "--v3-model", metavar="MODEL",
+                                        help="Model of a v3 index without a manifest."),
+    v2_task: str | None = typer.Option(None, "--v2-task", metavar="TASK",
+                                       help="Task of a v2 index without a manifest."),
     v3_task: str | None = typer.Option(
-        None, "--v3-task", help="Task of a v3 index without a manifest (default retrieval.passage)."
+        None, "--v3-task", metavar="TASK",
+        help="Task of a v3 index without a manifest (default retrieval.passage).",
     ),
-    v2_ids: str | None = typer.Option(None, "--v2-ids", help="Ids file for a v2 .npy index."),
-    v3_ids: str | None = typer.Option(None, "--v3-ids", help="Ids file for a v3 .npy index."),
+    v2_ids: str | None = typer.Option(None, "--v2-ids", metavar="FILE", help="Ids file for a v2 .npy index."),
+    v3_ids: str | None = typer.Option(None, "--v3-ids", metavar="FILE", help="Ids file for a v3 .npy index."),
     v2_query_vectors: str | None = typer.Option(
-        None, "--v2-query-vectors", help="Precomputed v2 query vectors (Parquet id + vector)."
+        None, "--v2-query-vectors", metavar="FILE", help="Precomputed v2 query vectors (Parquet id + vector)."
     ),
     v3_query_vectors: str | None = typer.Option(
-        None, "--v3-query-vectors", help="Precomputed v3 query vectors (Parquet id + vector)."
+        None, "--v3-query-vectors", metavar="FILE", help="Precomputed v3 query vectors (Parquet id + vector)."
     ),
     memory_budget: str = typer.Option(
         "1GB",
         "--memory-budget",
+        metavar="SIZE",
         help="Memory for one search block (vectors + scores), e.g. 512MB; the index itself may be larger.",
     ),
     search_backend: SearchBackend = typer.Option(SearchBackend.numpy, "--search-backend",

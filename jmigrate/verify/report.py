@@ -170,12 +170,12 @@ def render_text(result: VerifyResult, console: Console) -> None:
         s = result.sides[name]
         sides.add_row(
             name,
-            s.index.model,
-            s.index.task or "-",
+            escape(s.index.model),  # cells read Rich markup; these strings come from the user's files
+            escape(s.index.task or "-"),
             str(s.index.dimensions),
             f"{s.index.rows:,}",
             f"{len(s.index.doc_ids()):,}",
-            s.query_source,
+            escape(s.query_source),
         )
     console.print(sides)
     if result.has_qrels:
@@ -229,7 +229,8 @@ def render_text(result: VerifyResult, console: Console) -> None:
             it.add_column(col)
         for i in result.issues:
             it.add_row(
-                i.severity, i.index, i.code, i.message, style="red" if i.severity == "error" else "yellow"
+                i.severity, i.index, i.code, escape(i.message),  # messages quote ids and paths
+                style="red" if i.severity == "error" else "yellow",
             )
         console.print(it)
     console.print(verdict(result)[1], highlight=False, markup=False)
