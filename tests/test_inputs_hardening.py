@@ -510,3 +510,19 @@ def test_the_vector_store_reader_keeps_ids_of_a_bom_ids_file(tmp_path: Path) -> 
     f = tmp_path / "ids.txt"
     f.write_bytes(BOM + b"d1\r\nd2\r\n")
     assert read_ids_file(f) == ["d1", "d2"]
+
+
+def test_a_bom_in_a_config_file_is_not_part_of_the_first_key(tmp_path: Path) -> None:
+    src = tmp_path / "c.jsonl"
+    src.write_text('{"id": "a", "text": "one"}\n', encoding="utf-8")
+    for name, body in (("c.toml", b"[reindex]\ndimensions = 32\n"),
+                       ("c.json", b'{"reindex": {"dimensions": 32}}')):
+        cfg = tmp_path / name
+        cfg.write_bytes(BOM + body)
+        out = tmp_path / f"o-{name}"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["reindex", str(src), "--config", str(cfg), "--out", str(out), "--encoder", "fake",
+                         "--quiet"])
+        assert code == 0, err.getvalue()
+        assert json.loads((out / "manifest.json").read_text())["dimensions"] == 32

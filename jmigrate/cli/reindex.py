@@ -140,7 +140,7 @@ def load_config(path: Path) -> dict[str, Any]:
         import tomllib
 
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a BOM (Notepad) is not TOML
         except (ValueError, UnicodeDecodeError) as e:
             raise UsageError(f"{path} is not valid TOML: {e}") from e
     if not isinstance(data, dict):

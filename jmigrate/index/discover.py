@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jmigrate.columns import TEXT_NAMES, pick
 from jmigrate.models import MODELS, V3
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
              ".ruff_cache", ".pytest_cache", ".tox", "site-packages", ".jmigrate-work"}
 VECTOR_MIN_DIMS = 32  # shorter float lists are features, not embeddings
-TEXT_NAMES = ("text", "content", "contents", "body", "document", "page_content", "passage", "chunk")
 MODEL_RE = re.compile(r"jina-embeddings?-[a-z0-9-]+")
 SAMPLE_TEXTS = 200
 MAX_JSONL_COUNT_BYTES = 256 << 20  # count lines only in files up to this size
@@ -142,8 +142,7 @@ def _vector_fields(schema: Any) -> list[tuple[str, int | None]]:
 
 
 def _text_field(names: list[str]) -> str | None:
-    lower = {n.lower(): n for n in names}
-    return next((lower[c] for c in TEXT_NAMES if c in lower), None)
+    return pick(names, TEXT_NAMES)
 
 
 def _parquet(path: Path, files: list[Path]) -> StoreInfo | None:

@@ -21,6 +21,7 @@ from jmigrate.errors import InputError, UsageError
 from jmigrate.index.idset import IdSet
 from jmigrate.index.rejects import reject
 from jmigrate.index.sources import RawBatch, RowProblem, Source, empty_table
+from jmigrate.textio import is_unicode
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _digest(raw: RawBatch) -> str:
 def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | None]:
     """(id, problem)."""
     if type(rid) is str and has_column and rid.strip():
-        return (rid, None) if _encodable(rid) else (None, "id is not valid Unicode (lone surrogate)")
+        return (rid, None) if is_unicode(rid) else (None, "id is not valid Unicode (lone surrogate)")
     if not has_column:
         return str(row), None
     if rid is None:
@@ -151,14 +152,6 @@ def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | No
         return None, "id is empty"
     return rid, None
 
-
-def _encodable(s: str) -> bool:
-    # JSON can carry a lone surrogate (an "\\ud800" escape); Parquet and Arrow strings cannot.
-    try:
-        s.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 class Preparer:
