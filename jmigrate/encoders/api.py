@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 
 from jmigrate import __version__
-from jmigrate.encoders.base import Encoder, check_vectors, truncate_and_normalise
+from jmigrate.encoders.base import Encoder
 from jmigrate.encoders.ratelimit import RateLimiter
 from jmigrate.encoders.secrets import Secret, clean_server_text, remember
 from jmigrate.errors import EncoderError, UsageError
@@ -337,9 +337,7 @@ class JinaAPIEncoder(Encoder):
         out = []
         for d in docs:
             m = next(results) if d else np.zeros((0, dimensions or self._full_dims() or 0), np.float32)
-            if d:
-                check_vectors(m, len(d), dimensions)
-            out.append(m)
+            out.append(self.check_output(m, len(d), dimensions) if d else m)
         return out
 
     async def aencode(
@@ -351,8 +349,7 @@ class JinaAPIEncoder(Encoder):
         coro = (self._encode_document(list(texts), task, dimensions) if late_chunking
                 else self._encode_many(list(texts), task, dimensions))
         out = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._ensure_started()))
-        check_vectors(out, len(texts), dimensions)
-        return out
+        return self.check_output(out, len(texts), dimensions)
 
     # ------------------------------------------------------------------------------------ planning
     def _full_dims(self) -> int | None:
@@ -635,7 +632,8 @@ class OpenAICompatibleEncoder(JinaAPIEncoder):
         if dimensions is not None and m.shape[1] < dimensions:
             raise EncoderError(f"the server's vectors have {m.shape[1]} dimensions, fewer than the "
                                f"{dimensions} asked for")
-        return truncate_and_normalise(m, dimensions)
+        # Matryoshka cut here; the base class normalises what is then off unit length (and counts it).
+        return m[:, :dimensions] if dimensions is not None else m
 
 
 def _decode_embedding(value: object) -> np.ndarray:

@@ -8,6 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jmigrate.errors import InputError
+
+# A row whose length is off by more than this was not normalised (float32 rounding stays near 1e-7).
+NORM_TOLERANCE = 1e-4
+# At or below this length a row has no usable direction: normalising would amplify noise or divide by 0.
+ZERO_NORM = 1e-6
+
 
 @dataclass
 class Usage:
@@ -18,11 +25,25 @@ class Usage:
     retries: int = 0
 
 
+class ZeroVectorError(InputError):
+    """The encoder answered a zero vector for some inputs: those rows fail (with this reason), the
+    others can be encoded again. An InputError, so `reindex` rejects just those rows."""
+
+    def __init__(self, rows: list[int], count: int) -> None:
+        which = "" if count == 1 else f" for input {rows[0]} of {count}"
+        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        super().__init__(f"the encoder returned a zero vector{which}{more}: it has no direction, so "
+                         "there is nothing to store")
+        self.rows = rows
+
+
 class Encoder(ABC):
     """Turns texts into vectors.
 
     Implementations override `encode_batch` only. `encode` checks the result so every backend
-    gives the same guarantees: one finite, unit-length float32 row per input, in input order.
+    gives the same guarantees: one finite, unit-length float32 row per input, in input order. A row
+    that is not unit length is normalised here and counted in `normalised_rows` (so a manifest can
+    say truthfully who normalised what); a zero row raises ZeroVectorError.
     """
 
     model: str
@@ -30,6 +51,7 @@ class Encoder(ABC):
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.normalised_rows = 0  # rows the backend returned off unit length, normalised here
 
     @abstractmethod
     def encode_batch(
@@ -57,8 +79,24 @@ class Encoder(ABC):
         if not texts:
             return np.zeros((0, dimensions or 0), dtype=np.float32)
         out = self.encode_batch(texts, task=task, dimensions=dimensions, late_chunking=late_chunking)
-        check_vectors(out, len(texts), dimensions)
-        return out
+        return self.check_output(out, len(texts), dimensions)
+
+    def check_output(self, m: np.ndarray, count: int, dimensions: int | None) -> np.ndarray:
+        """What every public encode path returns through: shape, dtype and finiteness checked, rows
+        off unit length normalised (and counted), zero rows refused with ZeroVectorError."""
+        check_vectors(m, count, dimensions)
+        if m.size == 0:
+            return m
+        norms = np.linalg.norm(m, axis=1)
+        zero = np.flatnonzero(norms <= ZERO_NORM)
+        if zero.size:
+            raise ZeroVectorError(zero.tolist(), count)
+        drift = np.abs(norms - 1.0) > NORM_TOLERANCE
+        if drift.any():
+            m = m.copy()
+            m[drift] = (m[drift] / norms[drift, None]).astype(np.float32)
+            self.normalised_rows += int(drift.sum())
+        return m
 
     def encode_late_chunked(
         self,

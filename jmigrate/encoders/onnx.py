@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jmigrate.encoders.base import Encoder, check_vectors, truncate_and_normalise
+from jmigrate.encoders.base import Encoder, truncate_and_normalise
 from jmigrate.encoders.late_chunking import join_chunks, pool_spans, token_spans, windowed_token_embeddings
 from jmigrate.errors import EncoderError, InputError, UsageError
 from jmigrate.models import LICENCE_V3_NOTE, TASKS, V3, Model, get_model, get_task
@@ -397,9 +397,8 @@ class OnnxEncoder(Encoder):
         task_id, prefix = self._task(task)
         self._check_dimensions(dimensions)
         out = self._late_chunked(documents, task_id, prefix, dimensions)
-        for chunks, vectors in zip(documents, out, strict=True):
-            check_vectors(vectors, len(chunks), dimensions)
-        return out
+        return [self.check_output(vectors, len(chunks), dimensions) if len(chunks) else vectors
+                for chunks, vectors in zip(documents, out, strict=True)]
 
     def _padded(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Right-padded int64 ids and attention mask for a batch of token id lists."""

@@ -106,6 +106,7 @@ class Fault:
     reason: str | None = None  # the HTTP reason phrase instead of the standard one
     nbytes: int = 0  # huge_body: the body's size
     scale: float = 1.0  # unnormalised: the factor every vector is multiplied by
+    text: str | None = None  # zero_vector: the input whose vector is zeroed (None: the first)
 
     @classmethod
     def error(cls, status: int = 503, detail: str = "injected server error", *,
@@ -136,9 +137,10 @@ class Fault:
         return cls("unnormalised", scale=scale)
 
     @classmethod
-    def zero_vector(cls) -> Fault:
-        """200 with the first vector all zeros (no direction: it cannot be normalised)."""
-        return cls("zero_vector")
+    def zero_vector(cls, text: str | None = None) -> Fault:
+        """200 with the vector of input `text` (of the first input if None) all zeros: no direction,
+        it cannot be normalised. With `text`, requests without that input are answered normally."""
+        return cls("zero_vector", text=text)
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = 1.0, *, http_date: bool = False) -> Fault:
@@ -673,8 +675,9 @@ class StubServer:
             vecs = vecs[:, :-1]
         if kind == "unnormalised":
             vecs = (vecs * np.float32(fault.scale if fault is not None else 1.0)).astype(np.float32)
-        if kind == "zero_vector":
-            vecs[0] = 0.0
+        if kind == "zero_vector" and fault is not None:
+            hit = [i for i, t in enumerate(req["texts"]) if fault.text is None or t == fault.text][:1]
+            vecs[hit] = 0.0
         data = [{"object": "embedding", "index": i, "embedding": _encode_vector(v, req["embedding_type"])}
                 for i, v in enumerate(vecs)]
         if kind == "wrong_count":
