@@ -100,7 +100,7 @@ def ours(src: Path, out: Path, dims: int, rows: int) -> float:
     t0 = time.perf_counter()
     result = reindex(open_source(str(src)), out, ZeroCostEncoder(dims), settings, concurrency=1)
     took = time.perf_counter() - t0
-    assert result.manifest["rows"]["written"] == rows, result.manifest["rows"]
+    assert result.manifest.rows.written == rows, result.manifest.rows
     return took
 
 
@@ -260,7 +260,7 @@ def part_stub(rows: int = 6000, latency: float = 0.1, rpm: float = 600, tpm: flo
             enc2.encode(texts, task="retrieval.passage", dimensions=1024)
         bare = time.perf_counter() - t1
         statuses = dict(srv.stats.by_status)
-    assert result.manifest["rows"]["written"] == rows
+    assert result.manifest.rows.written == rows
     print(f"[stub] {rows:,} rows, {tokens:,} tokens, limits rpm={rpm:g} tpm={tpm:g} "
           f"concurrency={concurrency} "
           f"latency={latency * 1000:.0f} ms, batch {batch}: ceiling {rows / ceiling_s:,.0f} rows/s "

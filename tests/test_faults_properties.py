@@ -350,7 +350,7 @@ def test_any_text_through_the_api_stub_gets_the_servers_vector_or_a_reason(stub:
         with JinaAPIEncoder(api_url=stub.url, api_key="jina_props", batch_size=3, concurrency=2,
                             backoff_base=0.01) as enc:
             result = run_reindex(open_source(str(src)), out, enc, s, concurrency=2)
-        rows = result.manifest["rows"]
+        rows = vars(result.manifest.rows)
         assert rows["written"] + rows["rejected"] == rows["source"] == len(texts)
         rejected = {json.loads(x)["row"] for x in jsonl_lines_of(out / "rejects.jsonl")} if rows["rejected"] \
             else set()

@@ -221,7 +221,7 @@ def test_rows_refused_by_the_encoder_stay_rejected_after_a_resume(tmp_path: Path
         reindex(open_source(str(path)), out, PickyThenDead(), settings)
     assert not (out / "rejects.jsonl").exists()  # nothing committed yet: the refusal is in the journal
     result = reindex(open_source(str(path)), out, encoder(), settings)  # this encoder would accept it
-    assert result.manifest["rows"] == {"source": 60, "written": 59, "rejected": 1}
+    assert vars(result.manifest.rows) == {"source": 60, "written": 59, "rejected": 1}
     [r] = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert (r["row"], r["id"]) == (2, "r2") and "HTTP 422" in r["reason"]
 

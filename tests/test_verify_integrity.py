@@ -84,7 +84,9 @@ def test_vector_findings_from_the_search_pass(tmp_path: Path) -> None:
     norms = np.array([1.0, 1.0, 0.0, np.nan, 3.0], dtype=np.float32)
     stats.add(norms, np.isfinite(norms))
     found = {i.code: i for i in vector_issues(idx, stats)}
-    assert set(found) == {"non-finite", "zero-vectors", "norms"}
+    # the manifest claims normalized vectors: a false claim is an error of its own (issue 10 item 8)
+    assert set(found) == {"non-finite", "zero-vectors", "norms", "normalized-claim"}
+    assert found["normalized-claim"].severity == "error"
     assert found["non-finite"].severity == "error" and found["norms"].severity == "warning"
     assert "1 vector(s) are not unit length" in found["norms"].message
 

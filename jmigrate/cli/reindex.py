@@ -287,13 +287,13 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
     m = result.manifest
-    rows = m["rows"]
+    rows = vars(m.rows).copy()
     if result.already_complete and not quiet:
         err_console.print(f"{out} is already complete: nothing to do (--restart to redo it)", highlight=False)
     usage = result.usage
-    summary = {
-        "out": str(out), "status": result.status, "rows": rows, "shards": len(m["shards"]),
-        "model": m["model"], "task": m["task"], "dimensions": m["dimensions"],
+    summary: dict[str, Any] = {
+        "out": str(out), "status": result.status, "rows": rows, "shards": len(m.shards),
+        "model": m.model, "task": m.task, "dimensions": m.dimensions,
         "tokens": usage.get("tokens", 0), "requests": usage.get("requests", 0),
         "retries": usage.get("retries", 0),
         "cost": usage.get("tokens", 0) / 1e6 * price if price is not None else None,
@@ -304,7 +304,7 @@ def _reindex(source: Any, opts: dict[str, Any], settings: Settings, encoder: Enc
     if not quiet or rows["rejected"]:
         err_console.print(
             f"{result.status}: {rows['written']:,} rows written from {rows['source']:,} source rows into "
-            f"{len(m['shards'])} shard(s) in {out}; {usage.get('tokens', 0):,} tokens"
+            f"{len(m.shards)} shard(s) in {out}; {usage.get('tokens', 0):,} tokens"
             + (f", spend {money(summary['cost'])}" if summary["cost"] is not None else ""), highlight=False)
     if rows["rejected"]:
         warn(f"{rows['rejected']:,} row(s) rejected; reasons in {out / 'rejects.jsonl'}")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from jmigrate.errors import CheckpointError, InputError
 from jmigrate.fileio import check_folder, check_regular, create_new, open_regular
-from jmigrate.index.manifest import MANIFEST, read_manifest, write_manifest
+from jmigrate.index.manifest import MANIFEST, Checkpoint, Manifest, Rows, read_manifest, write_manifest
 from jmigrate.index.rejects import REJECTS
 from jmigrate.index.shards import sha256_file
 
@@ -89,7 +90,7 @@ else:
 
 @dataclass
 class ResumeState:
-    manifest: dict[str, Any] | None  # None: a fresh run
+    manifest: Manifest | None  # None: a fresh run
     journal: dict[int, Path] = field(default_factory=dict)  # finished units not yet in a shard
     cleaned: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # repairs made, for the user
@@ -103,7 +104,7 @@ def _ours(name: str) -> bool:
 
 
 def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart: bool,
-            describe_change: Any = None) -> ResumeState:
+            describe_change: Callable[[Manifest], str] | None = None) -> ResumeState:
     """Check that `folder` may be (re)used by a run with these fingerprints and clean crash leftovers.
 
     Must be called with the RunLock held. `describe_change(old_manifest)` names what changed, for the
@@ -113,6 +114,8 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
     check_links(folder)
     try:
         manifest = read_manifest(folder)
+        if manifest is not None:
+            manifest.check_resumable(folder / MANIFEST)
     except InputError as e:
         if not restart:
             raise CheckpointError(f"{e}. Rerun with --restart to discard {folder} and start over, or choose "
@@ -126,9 +129,9 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
                               "choose a new or empty folder")
     if manifest is not None and not restart:
         changes = []
-        if manifest.get("fingerprint") != fingerprint:
+        if manifest.fingerprint != fingerprint:
             changes.append(describe_change(manifest) if describe_change else "settings changed")
-        if manifest.get("source", {}).get("fingerprint") != source_fingerprint:
+        if manifest.source.get("fingerprint") != source_fingerprint:
             changes.append("the source files changed")
         if changes:
             raise CheckpointError(
@@ -141,7 +144,7 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
                 state.cleaned.append(p.name)
         return state
-    recorded = {s["file"] for s in (manifest or {}).get("shards", [])}
+    recorded = {s.file for s in manifest.shards} if manifest else set()
     for p in folder.iterdir():
         if p.name.startswith("part-") and p.name not in recorded or p.name.startswith(".part-") \
                 or p.name.startswith(f".{MANIFEST}.tmp") or p.name.startswith(f".{REJECTS}.tmp"):
@@ -151,7 +154,7 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
         (folder / REJECTS).unlink(missing_ok=True)
     else:
         _verify_shards(folder, manifest, state)
-    next_unit = (manifest or {}).get("checkpoint", {}).get("next_unit", 0)
+    next_unit = manifest.checkpoint.next_unit if manifest else 0
     work = folder / WORK
     if work.is_dir():
         for p in sorted(work.iterdir()):
@@ -183,45 +186,51 @@ def check_links(folder: Path) -> None:
             check_regular(p, single_link=p.name == LOCK)
 
 
-def _verify_shards(folder: Path, manifest: dict[str, Any], state: ResumeState) -> None:
+def _verify_shards(folder: Path, manifest: Manifest, state: ResumeState) -> None:
     """Check every recorded shard against its sha256; from the first bad one on, forget the shards
     (manifest, files, their rejects) so this run makes them again. A shard is only renamed into place
     whole and fsynced, so a bad one means damage after the fact (a disk error, a partial copy, an edit)."""
-    shards = manifest["shards"]
+    shards = manifest.shards
     bad, why = None, ""
     for i, rec in enumerate(shards):
-        path = folder / rec["file"]
+        path = folder / rec.file
         if not path.is_file():
-            bad, why = i, f"{rec['file']} is missing"
-        elif sha256_file(path) != rec.get("sha256"):
-            bad, why = i, f"{rec['file']} is damaged (its sha256 differs from the one in manifest.json)"
+            bad, why = i, f"{rec.file} is missing"
+        elif sha256_file(path) != rec.sha256:
+            bad, why = i, f"{rec.file} is damaged (its sha256 differs from the one in manifest.json)"
         if bad is not None:
             break
     # rejects.jsonl cut short (it is fsynced before the manifest, so not by a crash): the shards whose
     # reject lines are gone are made again, which writes those lines again
     rejects = folder / REJECTS
     size = rejects.stat().st_size if rejects.exists() else 0
-    if size < manifest["checkpoint"].get("rejects_bytes", 0):
+    if size < manifest.checkpoint.rejects_bytes:
         # `rejects_end` (the file's length once the shard's lines were in) is missing in older manifests
-        short = next((i for i, rec in enumerate(shards) if rec.get("rejects_end", size + 1) > size), None)
+        short = next((i for i, rec in enumerate(shards)
+                      if (rec.rejects_end if rec.rejects_end is not None else size + 1) > size), None)
         if short is not None and (bad is None or short < bad):
             bad, why = short, (f"{REJECTS} is shorter than recorded ({size:,} < "
-                               f"{manifest['checkpoint']['rejects_bytes']:,} bytes)")
+                               f"{manifest.checkpoint.rejects_bytes:,} bytes)")
     if bad is None:
         return
     dropped = shards[bad:]
     for rec in dropped:
-        (folder / rec["file"]).unlink(missing_ok=True)
+        (folder / rec.file).unlink(missing_ok=True)
     kept = shards[:bad]
-    rejects_bytes, rejected = _rejects_before(folder / REJECTS, dropped[0]["first_row"])
-    manifest["shards"] = kept
-    manifest["rows"] = {"source": sum(r["source_rows"] for r in kept),
-                        "written": sum(r["rows"] for r in kept), "rejected": rejected}
-    manifest["checkpoint"] = {"next_unit": dropped[0]["units"][0], "rejects_bytes": rejects_bytes}
-    manifest["status"], manifest["finished_at"] = "interrupted", None
+    # check_resumable() made sure every record has these
+    first = dropped[0]
+    assert first.first_row is not None and first.units is not None
+    rejects_bytes, rejected = _rejects_before(folder / REJECTS, first.first_row)
+    manifest.shards = []
+    for rec in kept:
+        manifest.add_shard(rec)  # `normalized` follows the shards that remain
+    manifest.rows = Rows(source=sum(r.source_rows or 0 for r in kept), written=sum(r.rows or 0 for r in kept),
+                         rejected=rejected)
+    manifest.checkpoint = Checkpoint(next_unit=first.units[0], rejects_bytes=rejects_bytes)
+    manifest.status, manifest.finished_at = "interrupted", None
     write_manifest(folder, manifest)
-    state.notes.append(f"{why}; {dropped[0]['file']} and the {len(dropped) - 1} shard(s) after it "
-                       f"({sum(r['source_rows'] for r in dropped):,} source rows) are made again")
+    state.notes.append(f"{why}; {first.file} and the {len(dropped) - 1} shard(s) after it "
+                       f"({sum(r.source_rows or 0 for r in dropped):,} source rows) are made again")
 
 
 def _rejects_before(path: Path, first_row: int) -> tuple[int, int]:

@@ -31,9 +31,9 @@ from jmigrate import __version__
 from jmigrate.encoders.base import Encoder
 from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
 from jmigrate.index import checkpoint as ckpt
-from jmigrate.index.manifest import SHARD_PATTERN, new_manifest, now, write_manifest
+from jmigrate.index.manifest import SHARD_PATTERN, Manifest, Norms, Usage, new_manifest, now, write_manifest
 from jmigrate.index.rejects import RejectsFile, reject
-from jmigrate.index.shards import ShardWriter, output_schema, vector_array
+from jmigrate.index.shards import ShardWriter, output_schema, vector_array, vectors_of
 from jmigrate.index.sources import Source
 from jmigrate.index.units import Preparer, Settings, Unit, keep_rows, rebatch, refused_input
 
@@ -62,7 +62,7 @@ class Stats:
 class Result:
     out: Path
     status: str  # complete | interrupted | failed
-    manifest: dict[str, Any]
+    manifest: Manifest
     stats: Stats
     usage: dict[str, int]
     cleaned: list[str]
@@ -128,7 +128,7 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
     with ckpt.RunLock(out):
         state = ckpt.prepare(
             out, fingerprint=fingerprint, source_fingerprint=src_fp, restart=restart,
-            describe_change=lambda old: _describe_change(old.get("settings", {}), fp_settings))
+            describe_change=lambda old: _describe_change(old.settings, fp_settings))
         manifest = state.manifest
         for note in state.notes if on_note else ():
             on_note(note)  # type: ignore[misc]
@@ -141,15 +141,15 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
                 fingerprint=fingerprint)
             write_manifest(out, manifest)
         stats = Stats(total_rows=_total(source, settings))
-        if manifest["status"] == "complete":
+        if manifest.complete:
             try:  # crash leftovers were cleared out of it by prepare()
                 (out / ckpt.WORK).rmdir()
             except OSError:
                 pass
-            stats.source_rows = stats.resumed_rows = manifest["rows"]["source"]
-            stats.written, stats.rejected = manifest["rows"]["written"], manifest["rows"]["rejected"]
-            stats.shards = len(manifest["shards"])
-            return Result(out, "complete", manifest, stats, dict(manifest["usage"]), state.cleaned,
+            stats.source_rows = stats.resumed_rows = manifest.rows.source
+            stats.written, stats.rejected = manifest.rows.written, manifest.rows.rejected
+            stats.shards = len(manifest.shards)
+            return Result(out, "complete", manifest, stats, vars(manifest.usage).copy(), state.cleaned,
                           already_complete=True, notes=state.notes)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
         return run.go(on_progress)
@@ -169,7 +169,7 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 class _Run:
     def __init__(self, source: Source, out: Path, encoder: Encoder, settings: Settings,
-                 manifest: dict[str, Any], state: ckpt.ResumeState, stats: Stats, stop: threading.Event,
+                 manifest: Manifest, state: ckpt.ResumeState, stats: Stats, stop: threading.Event,
                  max_tokens: int, concurrency: int) -> None:
         self.source, self.out, self.encoder, self.s = source, out, encoder, settings
         self.manifest, self.state, self.stats, self.stop = manifest, state, stats, stop
@@ -178,17 +178,18 @@ class _Run:
                                     store_text=settings.store_text, metadata=source.metadata_schema)
         self.work = out / ckpt.WORK
         self.work.mkdir(exist_ok=True)
-        self.rejects = RejectsFile(out, manifest["checkpoint"]["rejects_bytes"])
-        self.base_usage = dict(manifest["usage"])
+        self.rejects = RejectsFile(out, manifest.checkpoint.rejects_bytes)
+        self.base_usage = manifest.usage
+        self._norms = Norms()  # of the shard being written
         self.errors: list[BaseException] = []
         self._open: ShardWriter | None = None  # the shard being written, removed if the run fails
         self.gather = max(1, concurrency) * max(1, encoder.batch_size)
         self.q_encode: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
-        rows = manifest["rows"]
-        stats.source_rows, stats.written, stats.rejected = rows["source"], rows["written"], rows["rejected"]
-        stats.resumed_rows = rows["source"]
-        stats.shards = len(manifest["shards"])
+        rows = manifest.rows
+        stats.source_rows, stats.written, stats.rejected = rows.source, rows.written, rows.rejected
+        stats.resumed_rows = rows.source
+        stats.shards = len(manifest.shards)
 
     # ---- stages
     def _put(self, q: queue.Queue[Unit | None], item: Unit | None) -> None:
@@ -225,9 +226,10 @@ class _Run:
         return run
 
     def read(self) -> None:
-        next_unit = self.manifest["checkpoint"]["next_unit"]
-        expected = {sh["units"][1] - 1: (sh["units"][0], sh["source_digest"])
-                    for sh in self.manifest["shards"]}
+        next_unit = self.manifest.checkpoint.next_unit
+        # check_resumable() made sure every record has its units and digest
+        expected = {sh.units[1] - 1: (sh.units[0], sh.source_digest or "")
+                    for sh in self.manifest.shards if sh.units is not None}
         running: Any = None
         row = 0
         for index, raw in enumerate(rebatch(self.source.batches(self.s.unit_rows), self.s.unit_rows,
@@ -403,6 +405,8 @@ class _Run:
             pending.append(u)
             if rows:
                 assert u.table is not None
+                # what is true of the stored vectors, whatever the encoder promised
+                self._norms.add(vectors_of(u.table))
                 buffer.append(u.table.replace_schema_metadata(None))
                 buffered += rows
                 shard_rows += rows
@@ -421,20 +425,15 @@ class _Run:
                     buffer, buffered = [], 0
                 self._commit(writer, pending)
                 writer, pending, shard_rows = None, [], 0
-        if pending or not self.manifest["shards"]:
+        if pending or not self.manifest.shards:
             writer = writer or self._open_shard(pending[0] if pending else None)
             if buffer:
                 writer.write(pa.concat_tables(buffer))
             self._commit(writer, pending)
 
     def _open_shard(self, first: Unit | None) -> ShardWriter:
-        index = len(self.manifest["shards"])
-        kv = {"jmigrate.manifest": {k: v for k, v in self.manifest.items()
-                                    # run-specific fields are left out so a shard's bytes depend
-                                    # only on the source and the settings (resumed == uninterrupted)
-                                    # (served_model is only known once a request was answered)
-                                    if k not in ("shards", "rows", "status", "checkpoint", "usage",
-                                                 "started_at", "finished_at", "served_model")},
+        index = len(self.manifest.shards)
+        kv = {"jmigrate.manifest": self.manifest.settings_json(),
               "jmigrate.shard": {"index": index, "first_unit": first.index if first else 0,
                                  "first_row": first.first_row if first else 0}}
         self._open = ShardWriter(self.out, SHARD_PATTERN.format(index), self.schema, kv)
@@ -447,40 +446,41 @@ class _Run:
         for u in units:
             digest.update(u.digest.encode())
         first = units[0] if units else None
-        rec.update({"units": [first.index if first else 0, units[-1].index + 1 if units else 0],
-                    "first_row": first.first_row if first else 0,
-                    "source_rows": sum(u.n_rows for u in units), "source_digest": digest.hexdigest()})
+        rec.units = (first.index if first else 0, units[-1].index + 1 if units else 0)
+        rec.first_row = first.first_row if first else 0
+        rec.source_rows = sum(u.n_rows for u in units)
+        rec.source_digest = digest.hexdigest()
+        rec.norms, self._norms = self._norms, Norms()
         rejects = [r for u in units for r in u.rejects]
         m = self.manifest
-        m["checkpoint"]["rejects_bytes"] = rec["rejects_end"] = self.rejects.append(rejects)
-        m["shards"].append(rec)
-        m["rows"]["source"] += rec["source_rows"]
-        m["rows"]["written"] += rec["rows"]
-        m["rows"]["rejected"] += len(rejects)
+        m.checkpoint.rejects_bytes = rec.rejects_end = self.rejects.append(rejects)
+        m.add_shard(rec)
+        m.rows.source += rec.source_rows
+        m.rows.written += rec.rows or 0
+        m.rows.rejected += len(rejects)
         if units:
-            m["checkpoint"]["next_unit"] = units[-1].index + 1
-        m["usage"] = self._usage()
+            m.checkpoint.next_unit = units[-1].index + 1
+        m.usage = self._usage()
         # What the server called its model (a stub says its vectors are not v3): kept for provenance.
         served = getattr(self.encoder, "served_model", None)
         if served:
-            m["served_model"] = served
+            m.served_model = served
         write_manifest(self.out, m)
-        self.stats.shards = len(m["shards"])
+        self.stats.shards = len(m.shards)
         for u in units:  # recorded: the journal copies are no longer needed
             if u.journal is not None:
                 u.journal.unlink(missing_ok=True)
 
-    def _usage(self) -> dict[str, int]:
-        u = self.encoder.usage
-        return {"requests": self.base_usage.get("requests", 0) + u.requests,
-                "tokens": self.base_usage.get("tokens", 0) + u.tokens,
-                "retries": self.base_usage.get("retries", 0) + u.retries}
+    def _usage(self) -> Usage:
+        u, base = self.encoder.usage, self.base_usage
+        return Usage(requests=base.requests + u.requests, tokens=base.tokens + u.tokens,
+                     retries=base.retries + u.retries)
 
     # ---- orchestration
     def go(self, on_progress: Callable[[Stats, Encoder], None] | None) -> Result:
         m = self.manifest
-        m["status"] = "running"
-        m["finished_at"] = None
+        m.status = "running"
+        m.finished_at = None
         write_manifest(self.out, m)
         threads = [threading.Thread(target=self._stage(f), name=f"reindex-{f.__name__}", daemon=True)
                    for f in (self.read, self.encode, self.write)]
@@ -511,10 +511,10 @@ class _Run:
             status = "interrupted"
         else:
             status = "complete"
-        m["status"] = status
-        m["usage"] = self._usage()
+        m.status = status
+        m.usage = self._usage()
         if status == "complete":
-            m["finished_at"] = now()
+            m.finished_at = now()
             try:
                 self.work.rmdir()
             except OSError:
@@ -531,7 +531,8 @@ class _Run:
             raise self.errors[0]
         if interrupted:
             raise KeyboardInterrupt
-        return Result(self.out, status, m, self.stats, m["usage"], self.state.cleaned, notes=self.state.notes)
+        return Result(self.out, status, m, self.stats, vars(m.usage).copy(), self.state.cleaned,
+                      notes=self.state.notes)
 
 
 def _check_digest(index: int, digest: str, expected: dict[int, tuple[int, str]], running: Any) -> Any:

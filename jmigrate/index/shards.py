@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jmigrate.fileio import create_new, fsync_dir
+from jmigrate.index.manifest import Shard
 
 CHUNK_FIELDS = (pa.field("chunk_index", pa.int32()), pa.field("chunk_start", pa.int64()),
                 pa.field("chunk_end", pa.int64()))
@@ -75,7 +76,7 @@ class ShardWriter:
             self._writer.write_table(table, row_group_size=table.num_rows)
             self.rows += table.num_rows
 
-    def commit(self) -> dict[str, Any]:
+    def commit(self) -> Shard:
         """Finish the file and move it into place; returns its manifest record."""
         self._writer.close()
         with open(self.tmp, "rb+") as f:
@@ -83,7 +84,7 @@ class ShardWriter:
         final = self.folder / self.name
         os.replace(self.tmp, final)
         fsync_dir(self.folder)
-        return {"file": self.name, "rows": self.rows, "sha256": sha256_file(final)}
+        return Shard(file=self.name, rows=self.rows, sha256=sha256_file(final))
 
     def abort(self) -> None:
         try:

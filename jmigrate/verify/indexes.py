@@ -7,13 +7,12 @@ are never loaded whole: `iter_blocks` streams them in row blocks so an index lar
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,14 +21,10 @@ import pyarrow.parquet as pq
 
 from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES, pick
 from jmigrate.errors import InputError, UsageError
-from jmigrate.index.manifest import check_shard_files
+from jmigrate.index.manifest import NORM_TOLERANCE, Manifest, Norms, read_manifest
+from jmigrate.index.shards import sha256_file
 from jmigrate.models import get_model
 from jmigrate.textio import decode_utf8_line, lines, open_regular
-
-INDEX_FORMAT = "jmigrate-index"
-INDEX_FORMAT_VERSION = 1
-# Rows whose norm is further than this from 1 in an index that claims to be normalised get reported.
-NORM_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -55,8 +50,10 @@ class VectorStats:
     off_unit_rows: int = 0
     min_norm: float = float("inf")
     max_norm: float = 0.0
+    norms: Norms = field(default_factory=Norms)  # as `reindex` records them per shard, to compare
 
     def add(self, norms: np.ndarray, finite: np.ndarray) -> None:
+        self.norms.add_norms(norms)
         self.rows += len(norms)
         self.nonfinite_rows += int((~finite).sum())
         ok = norms[finite]
@@ -81,7 +78,7 @@ class VectorIndex:
     normalized: bool | None
     row_ids: np.ndarray  # object array of str, one per vector row (repeats when chunked)
     chunked: bool
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     files: list[Path] = field(default_factory=list)
     vector_column: str = "vector"
     id_column: str = "id"
@@ -116,13 +113,14 @@ class VectorIndex:
             return out
         if self.text_column and self.kind in ("jmigrate-index", "parquet"):
             for f in self.files:
-                pf = pq.ParquetFile(f)
-                for batch in pf.iter_batches(columns=[self.id_column, self.text_column]):
-                    ids = batch.column(0).cast(pa.string()).to_pylist()
-                    texts = batch.column(1).to_pylist()
-                    for i, t in zip(ids, texts, strict=True):
-                        if i in wanted and i not in out and t is not None:
-                            out[i] = str(t)[:limit]
+                with _reading(self.side, f):
+                    pf = pq.ParquetFile(f)
+                    for batch in pf.iter_batches(columns=[self.id_column, self.text_column]):
+                        ids = batch.column(0).cast(pa.string()).to_pylist()
+                        texts = batch.column(1).to_pylist()
+                        for i, t in zip(ids, texts, strict=True):
+                            if i in wanted and i not in out and t is not None:
+                                out[i] = str(t)[:limit]
         elif self.manifest is not None:
             out.update(_source_texts(self.manifest, wanted, limit))
         return out
@@ -179,72 +177,60 @@ def _open_manifest_dir(
     p: Path, side: str, model: str | None, task: str | None, verify_checksums: bool
 ) -> VectorIndex:
     try:
-        manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError(f"{side} index {p}: unreadable manifest.json ({e})") from e
-    if not isinstance(manifest, dict):
-        raise InputError(f"{side} index {p}: manifest.json is not an object")
+        manifest = read_manifest(p)
+    except InputError as e:
+        raise InputError(f"{side} index: {e}") from e
+    assert manifest is not None  # the caller saw manifest.json
     issues: list[Issue] = []
-    if manifest.get("format") != INDEX_FORMAT or manifest.get("format_version") != INDEX_FORMAT_VERSION:
-        raise InputError(
-            f"{side} index {p}: manifest says format {manifest.get('format')!r} version "
-            f"{manifest.get('format_version')!r}, expected {INDEX_FORMAT!r} version {INDEX_FORMAT_VERSION}"
-        )
-    m_model = manifest.get("model")
-    if not isinstance(m_model, str):
-        raise InputError(f"{side} index {p}: manifest has no model")
-    if model and get_model(model).name != get_model(m_model).name:
-        raise UsageError(f"--{side}-model {model} contradicts the {side} index manifest ({m_model})")
-    m_task = manifest.get("task")
-    if task and m_task and task != m_task:
-        raise UsageError(f"--{side}-task {task} contradicts the {side} index manifest ({m_task})")
-    dims = manifest.get("dimensions")
-    if not isinstance(dims, int) or dims <= 0:
-        raise InputError(f"{side} index {p}: manifest has no valid dimensions")
-    status = manifest.get("status")
-    if status != "complete":
+    if model and get_model(model).name != get_model(manifest.model).name:
+        raise UsageError(f"--{side}-model {model} contradicts the {side} index manifest ({manifest.model})")
+    if task and manifest.task and task != manifest.task:
+        raise UsageError(f"--{side}-task {task} contradicts the {side} index manifest ({manifest.task})")
+    if not manifest.shards:
+        if manifest.status in ("running", "interrupted", "failed"):
+            raise InputError(f"{side} index {p} is incomplete: rerun the same `reindex` command to finish it "
+                             f"(status {manifest.status!r}, no shard written yet)")
+        raise InputError(f"{side} index {p}: the manifest lists no shards")
+    if not manifest.complete:
         issues.append(
             Issue(
                 "error",
                 side,
                 "incomplete-index",
-                f"manifest status is {status!r}, not 'complete': rows may be missing "
-                "(rerun reindex to finish it)",
+                f"manifest status is {manifest.status!r}, not 'complete': rows may be missing "
+                "(incomplete: rerun the same `reindex` command to finish it)",
             )
         )
-    shards = manifest.get("shards") or []
-    if not isinstance(shards, list):
-        raise InputError(f"{side} index {p}: manifest.json is damaged: 'shards' is not a list")
-    check_shard_files(shards, p / "manifest.json")
     files: list[Path] = []
     shard_rows = 0
-    for s in shards:
-        f = p / str(s.get("file", ""))
+    for s in manifest.shards:
+        f = p / s.file  # a plain part-NNNNN.parquet name: read_manifest refuses anything else
         if not f.is_file():
-            raise InputError(f"{side} index {p}: shard {s.get('file')} listed in the manifest is missing")
+            raise InputError(f"{side} index {p}: shard {s.file} listed in the manifest is missing")
         files.append(f)
-        actual = pq.ParquetFile(f).metadata.num_rows
+        try:
+            actual = _parquet_rows(f, side)
+        except InputError:
+            if s.sha256 and sha256_file(f) != s.sha256:
+                raise InputError(f"{side} index {p}: {s.file} is damaged: its sha256 differs from the "
+                                 "manifest and it is not readable Parquet; rerun the same `reindex` command "
+                                 "to repair it") from None
+            raise
         shard_rows += actual
-        if s.get("rows") is not None and s.get("rows") != actual:
+        if s.rows is not None and s.rows != actual:
+            issues.append(
+                Issue("error", side, "shard-rows",
+                      f"{f.name}: manifest says {s.rows} rows, the file has {actual}")
+            )
+        if verify_checksums and s.sha256 and sha256_file(f) != s.sha256:
             issues.append(
                 Issue(
                     "error",
                     side,
-                    "shard-rows",
-                    f"{f.name}: manifest says {s.get('rows')} rows, the file has {actual}",
+                    "shard-checksum",
+                    f"{f.name}: sha256 differs from the manifest (file changed or corrupt)",
                 )
             )
-        if verify_checksums and s.get("sha256"):
-            digest = _sha256(f)
-            if digest != s["sha256"]:
-                issues.append(
-                    Issue(
-                        "error",
-                        side,
-                        "shard-checksum",
-                        f"{f.name}: sha256 differs from the manifest (file changed or corrupt)",
-                    )
-                )
     unlisted = sorted({f.name for f in p.glob("*.parquet")} - {f.name for f in files})
     if unlisted:
         issues.append(
@@ -256,21 +242,18 @@ def _open_manifest_dir(
                 f"{', '.join(unlisted[:3])}",
             )
         )
-    if not files:
-        raise InputError(f"{side} index {p}: the manifest lists no shards")
-    rows = manifest.get("rows") or {}
-    written = rows.get("written")
-    if isinstance(written, int) and written != shard_rows:
+    rows = manifest.rows
+    if not {"rows", "rows.written"} & manifest.missing.keys() and rows.written != shard_rows:
         issues.append(
             Issue(
                 "error",
                 side,
                 "row-count",
-                f"manifest says {written} rows written, the shards hold {shard_rows}",
+                f"manifest says {rows.written} rows written, the shards hold {shard_rows}",
             )
         )
-    source_rows, rejected = rows.get("source"), rows.get("rejected") or 0
-    if isinstance(rejected, int) and rejected > 0:
+    rejected = rows.rejected
+    if rejected > 0:
         issues.append(
             Issue(
                 "warning",
@@ -280,32 +263,36 @@ def _open_manifest_dir(
             )
         )
     idx = _open_parquet(
-        files, p, side, get_model(m_model).name, m_task, manifest=manifest, dims=dims, default_task=False
+        files, p, side, get_model(manifest.model).name, manifest.task, manifest=manifest,
+        dims=manifest.dimensions, default_task=False
     )
-    if isinstance(source_rows, int):
+    if not {"rows", "rows.source"} & manifest.missing.keys():
         docs = len(idx.doc_ids())
-        accounted = docs + (rejected if isinstance(rejected, int) else 0)
-        if accounted != source_rows:
+        accounted = docs + rejected
+        if accounted != rows.source:
             issues.append(
                 Issue(
                     "error",
                     side,
                     "source-rows",
-                    f"the source had {source_rows} rows; the index holds {docs} documents "
-                    f"and {rejected} were rejected ({source_rows - accounted:+d} unaccounted)",
+                    f"the source had {rows.source} rows; the index holds {docs} documents "
+                    f"and {rejected} were rejected ({rows.source - accounted:+d} unaccounted)",
                 )
             )
-    idx.normalized = manifest.get("normalized")
+    idx.normalized = manifest.normalized
     idx.issues = issues + idx.issues
     return idx
 
 
-def _sha256(f: Path) -> str:
-    h = hashlib.sha256()
-    with f.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+def _parquet_rows(f: Path, side: str) -> int:
+    try:
+        return int(pq.ParquetFile(f).metadata.num_rows)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{side} index {f}: not a readable Parquet shard ({_one_line(e)})") from e
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
 
 
 def _pick(names: Sequence[str], keys: Sequence[str]) -> str | None:
@@ -319,11 +306,12 @@ def _open_parquet(
     model: str,
     task: str | None,
     *,
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
     dims: int | None = None,
     default_task: bool = True,
 ) -> VectorIndex:
-    schema = pq.read_schema(files[0])
+    with _reading(side, files[0]):
+        schema = pq.read_schema(files[0])
     names = schema.names
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
@@ -335,7 +323,8 @@ def _open_parquet(
     if pa.types.is_fixed_size_list(vtype):
         width = vtype.list_size
     elif pa.types.is_list(vtype) or pa.types.is_large_list(vtype):
-        width = _first_list_length(files[0], vec_col)
+        with _reading(side, files[0]):
+            width = _first_list_length(files[0], vec_col)
     else:
         raise InputError(f"{side} index {files[0]}: column {vec_col!r} is {vtype}, not a list of floats")
     if dims is not None and width != dims:
@@ -345,7 +334,8 @@ def _open_parquet(
     ids: list[np.ndarray] = []
     chunks: list[np.ndarray] = []
     for f in files:
-        t = pq.read_table(f, columns=cols)
+        with _reading(side, f):
+            t = pq.read_table(f, columns=cols)
         if t.num_columns != len(cols):
             raise InputError(f"{side} index {f}: columns differ from the first shard's")
         ids.append(_ids_array(t.column(0), f))
@@ -370,6 +360,16 @@ def _open_parquet(
         text_column=text_col,
         chunk_keys=np.concatenate(chunks) if has_chunks else None,
     )
+
+
+@contextlib.contextmanager
+def _reading(side: str, f: Path) -> Iterator[None]:
+    """pyarrow's errors (a truncated or garbled file) as one line naming the file."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as e:
+        where = f"{side} index {f}" if side else str(f)
+        raise InputError(f"{where}: not readable Parquet ({_one_line(e)})") from e
 
 
 def _ids_array(col: pa.ChunkedArray, f: Path) -> np.ndarray:
@@ -407,8 +407,9 @@ def vectors_from_arrow(arr: pa.Array | pa.ChunkedArray, dims: int, where: Path |
 def _open_npy(p: Path, side: str, model: str, task: str | None, ids_path: str | Path | None) -> VectorIndex:
     try:
         m = np.load(p, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{side} index {p}: not a readable NPY matrix ({e})") from e
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file (Click would call it Ctrl-C)
+        why = _one_line(e) or "empty file"
+        raise InputError(f"{side} index {p}: not a readable NPY matrix ({why})") from e
     if m.ndim != 2 or m.dtype.kind != "f":
         raise InputError(f"{side} index {p}: expected a 2-D float matrix, found {m.dtype} {m.shape}")
     idf = Path(ids_path) if ids_path else _find_ids_file(p)
@@ -468,9 +469,12 @@ def _parquet_blocks(files: Sequence[Path], column: str, dims: int,
     pending: list[np.ndarray] = []
     held = 0
     for f in files:
-        pf = pq.ParquetFile(f)
+        with _reading("", f):
+            pf = pq.ParquetFile(f)
         for g in range(pf.metadata.num_row_groups):
-            m = vectors_from_arrow(pf.read_row_group(g, columns=[column]).column(0), dims, f)
+            with _reading("", f):
+                group = pf.read_row_group(g, columns=[column]).column(0)
+            m = vectors_from_arrow(group, dims, f)
             while len(m):
                 take = m[: block_rows - held]
                 m = m[len(take):]
@@ -488,7 +492,10 @@ def _parquet_blocks(files: Sequence[Path], column: str, dims: int,
 def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     # Read with plain file reads rather than a memory map: mapped pages stay resident and count
     # against the process, which would defeat the memory budget on an index larger than memory.
-    header = np.load(p, mmap_mode="r", allow_pickle=False)
+    try:
+        header = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:  # replaced since it was opened
+        raise InputError(f"{p}: not a readable NPY matrix ({_one_line(e) or 'empty file'})") from e
     dtype, fortran, offset = (
         header.dtype,
         header.flags.f_contiguous and not header.flags.c_contiguous,
@@ -501,7 +508,10 @@ def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tupl
         for start in range(0, rows, block_rows):
             n = min(block_rows, rows - start)
             fh.seek(offset + start * dims * dtype.itemsize)
-            block = np.fromfile(fh, dtype=dtype, count=n * dims).reshape(n, dims)
+            block = np.fromfile(fh, dtype=dtype, count=n * dims)
+            if len(block) != n * dims:
+                raise InputError(f"{p}: the file is shorter than its header says (truncated?)")
+            block = block.reshape(n, dims)
             yield start, block.astype(np.float32, copy=False)
 
 
@@ -546,6 +556,11 @@ def _open_jsonl(p: Path, side: str, model: str, task: str | None) -> VectorIndex
         files=[p],
         _matrix=matrix,
     )
+
+
+def _bad_vector(value: object, where: str) -> np.ndarray:
+    shown = json.dumps(value)[:40] if not isinstance(value, (bytes, bytearray)) else "bytes"
+    raise InputError(f"{where}: the vector is not a non-empty list of numbers ({shown})")
 
 
 def _check_ids(idx: VectorIndex) -> None:
@@ -625,6 +640,30 @@ def vector_issues(idx: VectorIndex, stats: VectorStats) -> list[Issue]:
         )
     if stats.zero_rows:
         out.append(Issue("error", idx.side, "zero-vectors", f"{stats.zero_rows} vector(s) are all zeros"))
+    not_unit = stats.off_unit_rows + stats.zero_rows + stats.nonfinite_rows
+    if idx.normalized and not_unit:
+        # The manifest's claim is what users' own code relies on (dot product as cosine): a false one
+        # makes every score of that code wrong, not only this comparison.
+        out.append(
+            Issue(
+                "error",
+                idx.side,
+                "normalized-claim",
+                f"the manifest says normalized, but {not_unit} vector(s) are not unit length"
+                + (f" (norms {stats.min_norm:.4g}..{stats.max_norm:.4g})" if stats.off_unit_rows else ""),
+            )
+        )
+    recorded = _recorded_norms(idx)
+    if recorded is not None and not recorded.same_as(stats.norms):
+        out.append(
+            Issue(
+                "error",
+                idx.side,
+                "shard-norms",
+                f"the manifest records {recorded.describe()}, the vectors have {stats.norms.describe()}: "
+                "the manifest does not describe these shards",
+            )
+        )
     if stats.off_unit_rows:
         sev = "warning"
         claim = "the manifest says normalized" if idx.normalized else "vectors are compared by cosine"
@@ -640,12 +679,30 @@ def vector_issues(idx: VectorIndex, stats: VectorStats) -> list[Issue]:
     return out
 
 
-def _source_texts(manifest: dict[str, Any], wanted: set[str], limit: int) -> dict[str, str]:
+def _recorded_norms(idx: VectorIndex) -> Norms | None:
+    """The norms `reindex` measured as it wrote the shards, over the whole index; None if any shard
+    has no record (an older jmigrate, a hand-made folder)."""
+    m = idx.manifest
+    if m is None or not m.shards or any(s.norms is None for s in m.shards):
+        return None
+    total = Norms()
+    for s in m.shards:
+        n = s.norms
+        assert n is not None
+        total.nonfinite += n.nonfinite
+        for x in (n.min, n.max):
+            if x is not None:
+                total.min = x if total.min is None else min(total.min, x)
+                total.max = x if total.max is None else max(total.max, x)
+    return total
+
+
+def _source_texts(manifest: Manifest, wanted: set[str], limit: int) -> dict[str, str]:
     """Snippets from the corpus the index was built from, when it is still where the manifest says
     (read by `reindex`'s own readers, so a TSV, a BOM or a text folder reads as it did then)."""
     from jmigrate.index.sources import source_texts
 
-    src = manifest.get("source") or {}
+    src = manifest.source
     path, id_col, text_col = src.get("path"), src.get("id_column"), src.get("text_column")
     if not (isinstance(path, str) and isinstance(id_col, str) and isinstance(text_col, str)):
         return {}

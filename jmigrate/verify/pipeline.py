@@ -21,7 +21,7 @@ from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_in
 from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
 from jmigrate.verify.queries import Query, align_query_vectors, load_qrels, load_queries, load_query_vectors
 from jmigrate.verify.runs import check_trec_ids, write_run
-from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, search
+from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, check_depth, search
 from jmigrate.verify.stats import Comparison, compare_all, language_slices
 
 SIDES = ("v2", "v3")
@@ -125,6 +125,8 @@ def run_verify(
         for name in SIDES:
             check_trec_ids(indexes[name].row_ids.tolist(), f"{name} document id")
     depth = max(opts.k, DEPTH) if qrels else opts.k
+    for idx in indexes.values():  # before any query is embedded (paid) or any vector read
+        check_depth(depth, len(queries), len(idx.doc_ids()), opts.memory_budget)
     qids = [q.id for q in queries]
     sides: dict[str, Side] = {}
     for name in SIDES:

@@ -67,6 +67,32 @@ def plan_blocks(budget: int, dims: int, n_queries: int) -> tuple[int, int]:
     return rows, int(q)
 
 
+RANKING_BYTES = 12  # per kept result: a float32 score and an int64 document code
+
+
+def check_depth(k: int, n_queries: int, n_docs: int, memory_budget: int) -> int:
+    """The number of results to keep per query: `k`, or every document when the index has fewer (a
+    top-k deeper than the index is the whole index). UsageError when the rankings alone would not fit
+    in the memory budget, before anything is read or spent, instead of a MemoryError mid-search."""
+    if k < 1:
+        raise UsageError("-k must be at least 1")
+    depth = min(k, max(1, n_docs))
+    need = depth * max(1, n_queries) * RANKING_BYTES
+    if need > memory_budget:
+        raise UsageError(f"-k {k:,} keeps {depth:,} results for each of {n_queries:,} queries: "
+                         f"{_size(need)} for the rankings alone, over --memory-budget "
+                         f"{_size(memory_budget)}; "
+                         "lower -k or raise --memory-budget")
+    return depth
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} bytes"
+
+
 def _faiss() -> Any | None:
     try:
         import faiss  # type: ignore[import-not-found, unused-ignore]
@@ -108,6 +134,7 @@ def search(
     # Sorted unique ids: a document's code orders like its id, so ties sort by id for free.
     uniq, codes = np.unique(index.row_ids, return_inverse=True)
     codes = codes.astype(np.int64).ravel()
+    k = check_depth(k, len(q), len(uniq), memory_budget)
     rows_per_block, q_per_pass = plan_blocks(memory_budget, index.dimensions, len(q))
     if block_rows is not None:
         rows_per_block = block_rows
