@@ -508,3 +508,37 @@ def test_verify_tables_print_ids_verbatim(tmp_path: Path, capsys: pytest.Capture
     code, out, err = run(capsys, *args, "-q")
     assert code == 1, err  # duplicate ids are an integrity error
     assert "'[/]x'" in out and err == ""
+
+
+# --- odd inputs: every command ends with a one-line error, never a crash --------------------------------
+
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]  # root that obeys file modes
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not any(
+    os.access(os.path.join(d, "setpriv"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)),
+    reason="needs root and setpriv to drop the file-permission override")
+def test_unreadable_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "1", "text": "hi"}\n', "utf-8")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    args = verify_args(tmp_path / "v")
+    readable = verify_args(tmp_path / "w")
+    queries = tmp_path / "v" / "queries.jsonl"
+    for p in (corpus, queries, locked):
+        p.chmod(0)
+    cases = [
+        (["reindex", str(corpus), "--out", str(tmp_path / "o"), "--encoder", "fake"], "error: cannot read"),
+        (["plan", str(tmp_path / "v"), "-o", str(locked / "r.txt")], "error: cannot write"),
+        ([*args, "-q"], "is not readable"),
+        ([*readable, "-q", "--report", str(locked / "r.html")], "error: --report"),
+        ([*readable, "-q", "-o", str(locked / "r.json")], "error: --output"),
+        ([*readable, "-q", "--run-dir", str(locked / "runs")], "error: --run-dir"),
+    ]
+    for argv, expected in cases:
+        proc = subprocess.run([*NO_DAC, "jmigrate", *argv], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert expected in proc.stderr and "Traceback" not in proc.stderr, (argv, proc.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,10 +121,8 @@ def verify(
     for option, path in (("--output", output), ("--report", report)):
         if path is not None:
             _check_writable_file(option, path)
-    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
-        from jmigrate.errors import UsageError
-
-        raise UsageError(f"--run-dir {run_dir} exists and is not a folder")
+    if run_dir is not None:
+        _check_writable_dir("--run-dir", run_dir)
     opts = VerifyOptions(
         v2=SideOptions(v2, v2_model, v2_task, v2_ids, v2_query_vectors),
         v3=SideOptions(v3, v3_model, v3_task, v3_ids, v3_query_vectors),
@@ -171,10 +170,32 @@ def verify(
 def _check_writable_file(option: str, path: Path) -> None:
     from jmigrate.errors import UsageError
 
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder; give a file name")
-    if not path.parent.is_dir():
+    try:
+        if path.is_dir():
+            raise UsageError(f"{option} {path} is a folder; give a file name")
+        parent_ok = path.parent.is_dir()
+    except OSError as e:  # a folder on the way that cannot be searched
+        raise UsageError(f"{option} {path}: {e.strerror or e}") from e
+    if not parent_ok:
         raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in {path.parent} (permission denied)")
+
+
+def _check_writable_dir(option: str, folder: Path) -> None:
+    """The folder, or the nearest existing folder above it (where it will be created), is writable."""
+    from jmigrate.errors import UsageError
+
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{option} {folder} exists and is not a folder")
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as e:
+        raise UsageError(f"{option} {folder}: {e.strerror or e}") from e
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
 
 
 def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None) -> None:
