@@ -34,15 +34,16 @@ def corpus(tmp_path: Path, n: int = 30) -> Path:
 
 
 class ScaledEncoder(FakeEncoder):
-    """An encoder that does not normalise (a local model without a normalisation layer, or an API answer
-    stored as sent): every vector of the batches listed in `scaled` comes out `factor` long."""
+    """A library user's encoder that replaces `encode` and so skips the base class's unit-length check
+    (the manifest must not take the encoder's word for it): every vector of the calls listed in
+    `scaled` comes out `factor` long."""
 
     def __init__(self, factor: float, scaled: set[int] | None = None) -> None:
         super().__init__(model=V3, batch_size=4)
         self.factor, self.scaled, self.calls = factor, scaled, 0
 
-    def encode_batch(self, texts: Sequence[str], **kw: Any) -> np.ndarray:
-        out = super().encode_batch(texts, **kw)
+    def encode(self, texts: Sequence[str], **kw: Any) -> np.ndarray:
+        out = super().encode(texts, **kw)
         self.calls += 1
         if self.scaled is None or self.calls in self.scaled:
             return out * np.float32(self.factor)
@@ -160,6 +161,24 @@ def test_one_unnormalised_batch_makes_the_index_not_normalized(tmp_path: Path) -
     m = read_manifest(out)
     assert m is not None and m.normalized is False
     assert [s.norms.unit for s in m.shards if s.norms] == [True, False, True]
+
+
+def test_an_api_answer_normalised_by_the_encoder_is_recorded(tmp_path: Path) -> None:
+    from helpers import STUB_KEY
+
+    from jmigrate.encoders.api import JinaAPIEncoder
+    from jmigrate.testing.server import Fault, StubServer
+
+    with StubServer(api_key=STUB_KEY) as srv, \
+            JinaAPIEncoder(api_url=srv.url, api_key=STUB_KEY, batch_size=4, backoff_base=0.01) as enc:
+        srv.faults.add(Fault.unnormalised(3.0))  # the first answer only
+        out = tmp_path / "idx"
+        reindex(open_source(str(corpus(tmp_path))), out, enc,
+                Settings(model=V3, task="retrieval.passage", dimensions=32, encoder="api", unit_rows=4,
+                         shard_rows=10, row_group_rows=6))
+    raw = json.loads((out / "manifest.json").read_text())
+    assert raw["normalized"] is True and raw["normalised_rows"] == 4
+    assert all(abs(s["norms"]["min"] - 1) < 1e-3 and abs(s["norms"]["max"] - 1) < 1e-3 for s in raw["shards"])
 
 
 def test_norms_are_the_same_after_a_resume(tmp_path: Path) -> None:

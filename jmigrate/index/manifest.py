@@ -142,6 +142,8 @@ class Manifest:
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     usage: Usage = field(default_factory=Usage)
     served_model: str | None = None
+    # Rows the encoder answered off unit length and jmigrate normalised before storing (all runs)
+    normalised_rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept
     # keys absent on disk (dotted, e.g. `rows.written`, `shards[0].units`) and how to name them
     missing: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -199,6 +201,7 @@ class Manifest:
         }
         if self.served_model is not None:
             out["served_model"] = self.served_model
+        out["normalised_rows"] = self.normalised_rows
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
@@ -207,7 +210,7 @@ class Manifest:
         """The manifest without its run-specific fields: what every shard carries in its metadata, so a
         shard's bytes depend only on the source and the settings (resumed == uninterrupted)."""
         run_specific = ("shards", "rows", "status", "checkpoint", "usage", "started_at", "finished_at",
-                        "served_model", "normalized")
+                        "served_model", "normalized", "normalised_rows")
         return {k: v for k, v in self.to_json().items() if k not in run_specific}
 
 
@@ -288,6 +291,10 @@ def parse_manifest(data: Any, path: Path | str) -> Manifest:
         usage=Usage(**r.counts("usage", ("requests", "tokens", "retries"))),
         served_model=r.get("served_model", str),
     )
+    count = r.get("normalised_rows", int)
+    if count is not None and count < 0:
+        raise InputError(f"{path} is damaged: 'normalised_rows' is negative")
+    m.normalised_rows = count or 0
     seen: set[str] = set()
     for i, rec in enumerate(shards_raw):
         shard = _parse_shard(rec, i, path, m.missing)
@@ -302,7 +309,7 @@ def parse_manifest(data: Any, path: Path | str) -> Manifest:
 
 _KNOWN = {"format", "format_version", "tool_version", "model", "task", "dimensions", "normalized",
           "late_chunking", "chunking", "encoder", "source", "rows", "shards", "started_at", "finished_at",
-          "status", "settings", "fingerprint", "checkpoint", "usage", "served_model"}
+          "status", "settings", "fingerprint", "checkpoint", "usage", "served_model", "normalised_rows"}
 _SHARD_INTS = ("rows", "first_row", "source_rows", "rejects_end")
 # `rejects_end` is absent in manifests of older versions; resuming copes without it
 _RESUME_SHARD_KEYS = ("rows", "sha256", "units", "first_row", "source_rows", "source_digest")

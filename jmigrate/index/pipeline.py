@@ -180,6 +180,7 @@ class _Run:
         self.work.mkdir(exist_ok=True)
         self.rejects = RejectsFile(out, manifest.checkpoint.rejects_bytes)
         self.base_usage = manifest.usage
+        self.base_normalised = manifest.normalised_rows
         self._norms = Norms()  # of the shard being written
         self.errors: list[BaseException] = []
         self._open: ShardWriter | None = None  # the shard being written, removed if the run fails
@@ -461,6 +462,7 @@ class _Run:
         if units:
             m.checkpoint.next_unit = units[-1].index + 1
         m.usage = self._usage()
+        m.normalised_rows = self.base_normalised + getattr(self.encoder, "normalised_rows", 0)
         # What the server called its model (a stub says its vectors are not v3): kept for provenance.
         served = getattr(self.encoder, "served_model", None)
         if served:
