@@ -300,6 +300,14 @@ def test_help_is_conventional(cmd: list[str], capsys: pytest.CaptureFixture[str]
         assert "--debug" in long_help
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from jmigrate import __version__
+
+    code, out, err = run(capsys, flag)
+    assert code == 0 and out == f"jmigrate {__version__}\n" and err == ""
+
+
 @pytest.mark.parametrize("argv", [
     ["plan", "{missing}"],
     ["apply", "{missing}"],
@@ -542,3 +550,15 @@ def test_unreadable_inputs_are_one_line_errors(tmp_path: Path) -> None:
         proc = subprocess.run([*NO_DAC, "jmigrate", *argv], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (argv, proc.stderr)
         assert expected in proc.stderr and "Traceback" not in proc.stderr, (argv, proc.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_a_non_utf8_stdout_is_not_a_crash(fmt: str, tmp_path: Path) -> None:
+    # A latin-1 or ASCII terminal: characters it cannot show are escaped, never a UnicodeEncodeError.
+    (tmp_path / "app.py").write_text('MODEL = "jina-embeddings-v2-base-en"  # → v3\n', "utf-8")
+    proc = jmigrate("plan", str(tmp_path), "-f", fmt, env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 1, proc.stderr
+    assert "jina-embeddings-v2-base-en" in proc.stdout
+    if fmt == "json":
+        assert json.loads(proc.stdout)["findings"]

@@ -139,7 +139,7 @@ def _version(value: bool) -> None:
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (also after the command)."),
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        False, "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     if debug:
@@ -228,4 +228,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    # A terminal or pipe that is not UTF-8 (latin-1, ASCII) gets `\u2192` for what it cannot show, as
+    # stderr already does, instead of a UnicodeEncodeError halfway through a report. Inside JSON
+    # strings such an escape is still valid JSON for the same character.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     sys.exit(main())
