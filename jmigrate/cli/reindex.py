@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
                                        hidden=True),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (for CI)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        to: str = typer.Option(None, "--to", metavar="URI",
+                               help="Then load the vectors into a NEW vector-store collection "
+                                    "(postgresql://, qdrant://, chroma://, lancedb://; docs/stores.md)."),
     ) -> None:
         """Re-embed a corpus into a new Parquet index that survives any crash (rerun to resume)."""
         given = {k: v for k, v in dict(
@@ -104,7 +107,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"note: requests and the API key go to {host} (api_url from {config})",
                                   highlight=False, markup=False)
         code = run(source, opts, restart=restart, dry_run=dry_run, quiet=quiet, as_json=as_json,
-                   api_key=api_key)
+                   api_key=api_key, to=to)
         if code:
             raise typer.Exit(code)
 
@@ -205,11 +208,56 @@ def make_settings(opts: dict[str, Any]) -> Settings:
 # --------------------------------------------------------------------------- running
 
 def run(source_path: str, opts: dict[str, Any], *, restart: bool, dry_run: bool, quiet: bool, as_json: bool,
-        api_key: str | None) -> int:
+        api_key: str | None, to: str | None = None) -> int:
     from jmigrate.index.sources import open_source
 
     source = open_source(source_path, id_column=opts["id_column"], text_column=opts["text_column"],
                          metadata_columns=opts["metadata_columns"])
+    try:  # a store source holds a connection until the run ends
+        if to is not None:
+            from jmigrate.stores.load import preflight
+
+            preflight(opts["out"], to, source=source_path)  # before anything is spent
+        code = _run(source, opts, restart=restart, dry_run=dry_run, quiet=quiet, as_json=as_json,
+                    api_key=api_key)
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+    if to is not None and not dry_run and code in (0, 1):
+        code = max(code, _load_into_store(opts["out"], to, restart=restart, quiet=quiet))
+    return code
+
+
+def _load_into_store(out: Path, to: str, *, restart: bool, quiet: bool) -> int:
+    """`--to URI`: the finished index's shards into a new collection (jmigrate.stores.load)."""
+    from jmigrate.stores.load import load_index
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = load_index(out, to, restart=restart, stop=stop)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the load into {to} resumes where it stopped when the same command "
+                          "runs again", highlight=False, markup=False)
+        return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
+    if not quiet:
+        err_console.print(f"loaded {result.rows:,} rows into {result.collection} ({result.shards_loaded} "
+                          f"shard(s) loaded, {result.shards_skipped} already there); row count and "
+                          f"{result.sample_checked} sampled vectors match the index",
+                          highlight=False, markup=False)
+    return 0
+
+
+def _run(source: Any, opts: dict[str, Any], *, restart: bool, dry_run: bool, quiet: bool, as_json: bool,
+         api_key: str | None) -> int:
     if source.id_column is None and source.format != "text-folder" and not quiet:
         err_console.print("note: no id column found; the row number is used as the id (pass --id-column)")
     if source.vector_columns and not quiet:

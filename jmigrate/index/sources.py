@@ -125,6 +125,13 @@ def open_source(
     metadata_columns: Sequence[str] | None = None,
 ) -> Source:
     """Find the files behind `path`, detect the format and columns, and check them before any spending."""
+    from jmigrate.stores import is_store_uri
+
+    if is_store_uri(path):  # a vector store collection (postgresql://, qdrant://, ...): jmigrate.stores
+        from jmigrate.stores.source import open_store_source
+
+        return open_store_source(path, id_column=id_column, text_column=text_column,
+                                 metadata_columns=metadata_columns)
     files, fmt, root, refused = _resolve(path)
     if fmt == "text-folder":
         return Source(path, fmt, files, "path", "text", [], pa.schema([]), len(files) + len(refused),
