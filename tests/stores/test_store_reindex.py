@@ -32,16 +32,30 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def test_reindex_a_store_into_a_new_collection(engine: Engine, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_reindex_a_store_into_a_new_collection(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     n = 300
     data = rows(n, 16)
     src = engine.load_v2("docs", data)
     before = engine.snapshot("docs")
     out = tmp_path / "idx"
     target = engine.uri("docs_v3")
-    argv = ["reindex", src, "--out", str(out), "--encoder", "fake", "--dimensions", "64", "--to", target,
-            "--unit-rows", "64", "-q"]
+    argv = [
+        "reindex",
+        src,
+        "--out",
+        str(out),
+        "--encoder",
+        "fake",
+        "--dimensions",
+        "64",
+        "--to",
+        target,
+        "--unit-rows",
+        "64",
+        "-q",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     shards = _shards(out)
     assert sorted(shards, key=int) == [str(i) for i in range(n)]
@@ -67,8 +81,26 @@ def test_a_load_stopped_midway_resumes_without_duplicates(engine: Engine, tmp_pa
     n = 260
     src = engine.load_v2("docs", rows(n, 8))
     out = tmp_path / "idx"
-    assert main(["reindex", src, "--out", str(out), "--encoder", "fake", "--dimensions", "32",
-                 "--shard-rows", "64", "--unit-rows", "32", "-q"]) == 0
+    assert (
+        main(
+            [
+                "reindex",
+                src,
+                "--out",
+                str(out),
+                "--encoder",
+                "fake",
+                "--dimensions",
+                "32",
+                "--shard-rows",
+                "64",
+                "--unit-rows",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
     target = engine.uri("docs_v3")
     stop = threading.Event()
     with pytest.raises(KeyboardInterrupt):
@@ -81,8 +113,9 @@ def test_a_load_stopped_midway_resumes_without_duplicates(engine: Engine, tmp_pa
         assert v3.count() == n and sorted(ids_of(list(v3.pages(100))), key=int) == [str(i) for i in range(n)]
 
 
-def test_bad_targets_and_sources_are_refused_before_anything_is_spent(engine: Engine, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_targets_and_sources_are_refused_before_anything_is_spent(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = engine.load_v2("docs", rows(40, 8, missing_text_every=9))
     out = tmp_path / "idx"
     base = ["reindex", src, "--out", str(out), "--encoder", "fake", "--dimensions", "32", "-q"]
@@ -90,7 +123,9 @@ def test_bad_targets_and_sources_are_refused_before_anything_is_spent(engine: En
     assert "have no text" in capsys.readouterr().err
     assert not out.exists()  # nothing written
     good = engine.load_v2("complete", rows(40, 8))
-    assert main(["reindex", good, "--out", str(out), "--encoder", "fake", "--to", engine.uri("complete")]) == 2
+    assert (
+        main(["reindex", good, "--out", str(out), "--encoder", "fake", "--to", engine.uri("complete")]) == 2
+    )
     err = capsys.readouterr().err
     assert "NEW collection" in err or "not created by jmigrate" in err
     assert not out.exists()
