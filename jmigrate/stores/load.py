@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from jmigrate.errors import CheckpointError, InputError, UsageError
 from jmigrate.fileio import atomic_write
-from jmigrate.index.manifest import now, read_manifest
+from jmigrate.index.manifest import Manifest, now, read_manifest
 from jmigrate.stores import Page, Store, StoreURI, create_store, parse_uri
 
 STATE = "store-load.json"
@@ -84,7 +84,7 @@ def check_target(index: Path, uri: str) -> StoreURI:
     """Checks that need no shards, done before any encoding is paid for: a sane URI, not the source."""
     u = parse_uri(uri)
     m = read_manifest(index) if index.exists() else None
-    src = (m or {}).get("source", {}) if m else {}
+    src: dict[str, Any] = m.source if m is not None and isinstance(m.source, dict) else {}
     store = src.get("store") if isinstance(src, dict) else None
     if isinstance(store, dict) and src.get("format") == u.backend and store.get("collection") == u.collection:
         raise UsageError(
@@ -131,10 +131,10 @@ def load_index(
     """Load the complete index in `index` into the new collection `uri` (see the module docstring)."""
     u = check_target(index, uri)
     m = read_manifest(index)
-    if m is None or m.get("status") != "complete":
+    if m is None or not m.complete:
         raise CheckpointError(f"{index} is not a complete index; finish the reindex before loading it")
-    width = int(m["dimensions"])
-    shards = [index / s["file"] for s in m["shards"]]
+    width = int(m.dimensions)
+    shards = [index / s.file for s in m.shards]
     schema = pq.read_schema(shards[0]) if shards else None
     chunked = bool(schema and "chunk_index" in schema.names)
     has_text = bool(schema and "text" in schema.names)
@@ -144,21 +144,21 @@ def load_index(
             if f.name in ("id", "text", "vector"):
                 continue
             fields[f.name] = _logical(f.type)
-    src = m.get("source", {}) if isinstance(m.get("source"), dict) else {}
+    src = m.source if isinstance(m.source, dict) else {}
     store_src = src.get("store") if isinstance(src.get("store"), dict) else {}
     id_type = "int" if (store_src or {}).get("id_type") == "int" and not chunked else "text"
     if chunked:
         fields = {"source_id": "text", **fields}  # the document id; the row id is "<id>#<chunk_index>"
     info = {
-        "model": m.get("model"),
-        "task": m.get("task"),
+        "model": m.model,
+        "task": m.task,
         "dimensions": width,
-        "index_fingerprint": m.get("fingerprint"),
+        "index_fingerprint": m.fingerprint,
         "source": src.get("path"),
         "loaded_from": str(index),
     }
     state = _state(index)
-    if restart or state.get("uri") != str(u) or state.get("fingerprint") != m.get("fingerprint"):
+    if restart or state.get("uri") != str(u) or state.get("fingerprint") != m.fingerprint:
         state = {}
     store = _open_target(u, width, fields, id_type, has_text, info, m, restart=restart)
     notes: list[str] = []
@@ -166,7 +166,7 @@ def load_index(
         done = set(state.get("shards", []))
         state = {
             "uri": str(u),
-            "fingerprint": m.get("fingerprint"),
+            "fingerprint": m.fingerprint,
             "started_at": state.get("started_at", now()),
             "shards": sorted(done),
         }
@@ -183,7 +183,7 @@ def load_index(
                 store.write(page)
                 rows += len(page)
                 if on_progress:
-                    on_progress(rows, int(m["rows"]["written"]))
+                    on_progress(rows, int(m.rows.written))
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
             done.add(shard.name)
@@ -192,12 +192,12 @@ def load_index(
             loaded += 1
             del n
         notes += store.finish()
-        checked = _check(store, shards, int(m["rows"]["written"]), chunked, str(u))
+        checked = _check(store, shards, int(m.rows.written), chunked, str(u))
         state["finished_at"] = now()
-        state["rows"] = int(m["rows"]["written"])
+        state["rows"] = int(m.rows.written)
         state["sample_checked"] = checked
         _save_state(index, state)
-        return LoadResult(str(u), u.collection, int(m["rows"]["written"]), loaded, skipped, checked, notes)
+        return LoadResult(str(u), u.collection, int(m.rows.written), loaded, skipped, checked, notes)
     finally:
         store.close()
 
@@ -209,7 +209,7 @@ def _open_target(
     id_type: str,
     has_text: bool,
     info: dict[str, Any],
-    m: dict[str, Any],
+    m: Manifest,
     *,
     restart: bool,
 ) -> Store:
@@ -228,7 +228,7 @@ def _open_target(
             f"{u.collection} already exists and was not created by jmigrate; name a new collection "
             "with --to (the v2 data is never overwritten)"
         )
-    if mine.get("index_fingerprint") != m.get("fingerprint"):
+    if mine.get("index_fingerprint") != m.fingerprint:
         if not restart:
             raise InputError(
                 f"{u.collection} already exists and holds another index's vectors; name a new "
