@@ -17,26 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES
 from jmigrate.errors import InputError
 from jmigrate.models import MODELS
 
 if TYPE_CHECKING:
     from jmigrate.stores import StoreURI
 
-TEXT_CANDIDATES = (
-    "text",
-    "content",
-    "contents",
-    "body",
-    "document",
-    "page_content",
-    "passage",
-    "chunk",
-    "sentence",
-    "input",
-)
-ID_CANDIDATES = ("id", "_id", "doc_id", "docid", "document_id", "uuid", "key", "pk", "chunk_id")
-VECTOR_CANDIDATES = ("embedding", "embeddings", "vector", "vectors", "emb", "values")
+# The column-name lists every reader shares (reindex sources, plan, verify): one place, jmigrate/columns.py.
+ID_CANDIDATES, TEXT_CANDIDATES, VECTOR_CANDIDATES = ID_NAMES, TEXT_NAMES, VECTOR_NAMES
 MODEL_RE = re.compile(r"jina-embeddings?-[a-z0-9-]+")
 SAMPLE_ROWS = 200  # rows looked at to detect payload fields in schemaless stores
 LOGICAL_TYPES = ("text", "int", "float", "bool", "json")
