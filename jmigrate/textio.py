@@ -92,16 +92,26 @@ def lines(fh: BinaryIO, path: Path | str) -> Iterator[tuple[int, bytes]]:
     Lines end at LF or CRLF only: a lone CR, U+2028 or U+0085 is data (JSON keeps them raw inside
     strings, and ids may hold them). A UTF-8 BOM at the start is dropped; a UTF-16/32 one is an error.
     """
-    for n, line in enumerate(fh, 1):
-        if n == 1:
-            require_utf8(path, line)
-            if line.startswith(UTF8_BOM):
-                line = line[len(UTF8_BOM):]
-        if line.endswith(b"\n"):
-            line = line[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-        yield n, line
+    first = fh.readline()
+    if not first:
+        return
+    require_utf8(path, first)
+    if first.startswith(UTF8_BOM):
+        first = first[len(UTF8_BOM):]
+    yield 1, _chomp(first)
+    for n, line in enumerate(fh, 2):
+        yield n, _chomp(line)
+
+
+def _chomp(line: bytes) -> bytes:
+    if line[-1:] == b"\n":
+        return line[:-2] if line[-2:] == b"\r\n" else line[:-1]
+    return line
+
+
+def count_rows(fh: BinaryIO) -> int:
+    """Non-blank lines from the current position on (fast: no decoding), as `lines` would yield them."""
+    return sum(1 for line in fh if line != b"\n" and line != b"\r\n")
 
 
 def tsv_rows(fh: BinaryIO, path: Path | str) -> Iterator[tuple[int, list[str]]]:

@@ -27,6 +27,7 @@ from jmigrate.errors import InputError, JMigrateError, UsageError
 from jmigrate.textio import (
     UTF8_BOM,
     NotRegularFile,
+    count_rows,
     decode_document,
     file_kind,
     is_unicode,
@@ -664,18 +665,23 @@ def _csv_scan(files: list[Path]) -> _Scan:
     rows: int | None = 0
     csv.field_size_limit(1 << 30)
     for f in files:
+        if _is_tsv(f):  # the header, then a count of lines that does not decode them
+            with _open(f) as fh:
+                first = next(tsv_rows(fh, f), None)
+                if first is None:
+                    continue
+                if rows is not None:
+                    rows += count_rows(fh)
+            header = first[1]
+            _add_header(f, header, columns, per_file)
+            continue
         with contextlib.closing(_records(f)) as records:
             first = next(records, None)
             if first is None:
                 continue
             header = first[1]
-            dups = sorted({c for c in header if header.count(c) > 1})
-            if dups:
-                raise InputError(f"{f} has duplicate column name(s) {', '.join(map(repr, dups))}; "
-                                 "rename them")
-            columns.update(dict.fromkeys(header))
-            per_file[f] = set(header)
-            if rows is not None and (_is_tsv(f) or f.stat().st_size <= CSV_COUNT_MAX_BYTES):
+            _add_header(f, header, columns, per_file)
+            if rows is not None and f.stat().st_size <= CSV_COUNT_MAX_BYTES:
                 rows += sum(1 for _ in records)
             else:  # parsing a huge CSV twice costs minutes: go without a total
                 rows = None
@@ -684,6 +690,14 @@ def _csv_scan(files: list[Path]) -> _Scan:
     if len(files) == 1:
         per_file = {}
     return _Scan(list(columns), dict.fromkeys(columns), rows, per_file)
+
+
+def _add_header(f: Path, header: list[str], columns: dict[str, None], per_file: dict[Path, set[str]]) -> None:
+    dups = sorted({c for c in header if header.count(c) > 1})
+    if dups:
+        raise InputError(f"{f} has duplicate column name(s) {', '.join(map(repr, dups))}; rename them")
+    columns.update(dict.fromkeys(header))
+    per_file[f] = set(header)
 
 
 def _csv_batches(src: Source, batch_rows: int) -> Iterator[RawBatch]:
