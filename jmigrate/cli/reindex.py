@@ -302,7 +302,7 @@ def _counting_encoder(opts: dict[str, Any]) -> Encoder:
     enc = FakeEncoder(model=opts["model"])
     params = inspect.signature(JinaAPIEncoder.__init__).parameters
     enc.batch_size = int(opts.get("batch_size") or params["batch_size"].default)
-    enc.max_batch_tokens = int(params["max_batch_tokens"].default)  # type: ignore[attr-defined]
+    enc.max_batch_tokens = int(params["max_batch_tokens"].default)
     return enc
 
 

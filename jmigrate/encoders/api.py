@@ -18,7 +18,6 @@ import ipaddress
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -31,7 +30,7 @@ import httpx
 import numpy as np
 
 from jmigrate import __version__
-from jmigrate.encoders.base import Encoder
+from jmigrate.encoders.base import Encoder, add_prefix, conservative_token_count
 from jmigrate.encoders.ratelimit import RateLimiter
 from jmigrate.encoders.secrets import Secret, clean_server_text, remember
 from jmigrate.errors import EncoderError, UsageError
@@ -53,16 +52,6 @@ _UNKNOWN_DIMS = 8192  # OpenAI-compatible servers: the width is only known from 
 _CAP_OVERHEAD = 1 << 20
 ERROR_BODY_CAP = 64 * 1024  # error answers are read this far: enough for any detail
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
-
-_TOKEN_UPPER_BOUND_RE = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
-
-
-def conservative_token_count(text: str) -> int:
-    """An estimate that errs high: every ASCII word piece of up to 4 characters and every other
-    non-space character (accents, CJK, punctuation) count one token. Used to plan requests before
-    the server's `usage` says the real number."""
-    return max(1, len(_TOKEN_UPPER_BOUND_RE.findall(text)))
-
 
 class _Retryable(Exception):
     """A failed attempt that may succeed if repeated; `wait` is the server's Retry-After if any."""
@@ -225,7 +214,7 @@ class JinaAPIEncoder(Encoder):
         self.max_response_bytes = max_response_bytes  # None: sized per request from inputs x dimensions
         self.max_attempts = max_attempts
         self.batch_size = min(batch_size, API_MAX_INPUTS)
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens: int = max_batch_tokens
         self.embedding_type = embedding_type
         self.truncate = truncate
         self.backoff_base = backoff_base
@@ -581,17 +570,21 @@ class OpenAICompatibleEncoder(JinaAPIEncoder):
     """`POST {base}/embeddings` as OpenAI defines it, for self-hosted servers (vLLM, TEI, Infinity...).
 
     Sends only `model`, `input`, `encoding_format` (and `dimensions` when `send_dimensions`).
-    Task instruction prefixes are added client-side when `add_task_prefix`; vectors are truncated
-    (Matryoshka) and L2-normalised client-side. No late chunking: the protocol cannot express it.
+    The protocol has no `task`: the task's instruction is put in front of each text client-side,
+    exactly once (a text that already starts with it is sent as it is), when `add_task_prefix` (by
+    default: when `model` names jina-embeddings-v3, e.g. `jinaai/jina-embeddings-v3`; other models
+    have their own conventions). Vectors are truncated (Matryoshka) client-side and normalised by the
+    base class. No late chunking: the protocol cannot express it.
     """
 
     kind = "openai"
 
-    def __init__(self, model: str, *, api_url: str | None = None, add_task_prefix: bool = False,
+    def __init__(self, model: str, *, api_url: str | None = None, add_task_prefix: bool | None = None,
                  send_dimensions: bool = False, **kwargs: Any) -> None:
         if not api_url:
             raise UsageError("an OpenAI-compatible server needs its URL (--api-url or JMIGRATE_API_URL)")
-        self.add_task_prefix = add_task_prefix
+        is_v3 = model.rsplit("/", 1)[-1] == V3
+        self.add_task_prefix = is_v3 if add_task_prefix is None else add_task_prefix
         self.send_dimensions = send_dimensions
         super().__init__(model, api_url=api_url, **kwargs)
 
@@ -612,7 +605,7 @@ class OpenAICompatibleEncoder(JinaAPIEncoder):
     ) -> dict[str, Any]:
         if self.add_task_prefix and task is not None:
             prefix = get_task(task).prefix
-            texts = [prefix + t for t in texts]
+            texts = [add_prefix(t, prefix) for t in texts]
         body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": self.embedding_type}
         if dimensions is not None and self.send_dimensions:
             body["dimensions"] = dimensions

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -46,8 +48,18 @@ class Encoder(ABC):
     say truthfully who normalised what); a zero row raises ZeroVectorError.
     """
 
+    # What a backend can do, declared here (with the defaults of a backend that cannot) so callers
+    # read attributes instead of probing with getattr or comparing methods.
+    kind: ClassVar[str] = "custom"  # the `open_encoder` kind that builds it
     model: str
-    batch_size: int = 64
+    batch_size: int = 64  # inputs per request / session run
+    max_batch_tokens: int | None = None  # tokens per request the backend plans with; None: no budget
+    served_model: str | None = None  # what a server called its model in its last answer (scrubbed)
+    # The model's own tokenizer (a `tokenizers.Tokenizer`) when the backend holds one: token chunks
+    # are cut at its offsets. None: chunk windows are estimated.
+    tokenizer: Any = None
+    # True when `count_tokens` counts with the model's tokenizer; False: the stated estimate.
+    exact_token_counts: bool = False
 
     def __init__(self) -> None:
         self.usage = Usage()
@@ -67,6 +79,15 @@ class Encoder(ABC):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model counts them; backends without a tokenizer estimate."""
         return [estimate_tokens(t) for t in texts]
+
+    def count_tokens_upper(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, never fewer than the model will see: what limits are checked with (a
+        text over the limit fails its whole request). Exact with a tokenizer; without one the ~4
+        characters estimate can be far too low (CJK), so the higher of it and a high-side count."""
+        counts = self.count_tokens(texts)
+        if self.exact_token_counts:
+            return counts
+        return [max(n, conservative_token_count(t)) for n, t in zip(counts, texts, strict=True)]
 
     def encode(
         self,
@@ -126,6 +147,22 @@ class Encoder(ABC):
 def estimate_tokens(text: str) -> int:
     """A stated estimate used only where no tokenizer is at hand: ~4 characters per token, at least 1."""
     return max(1, (len(text) + 3) // 4)
+
+
+_TOKEN_UPPER_BOUND_RE = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
+
+
+def conservative_token_count(text: str) -> int:
+    """An estimate that errs high: every ASCII word piece of up to 4 characters and every other
+    non-space character (accents, CJK, punctuation) count one token. Used to plan requests before
+    the server's `usage` says the real number, and to check limits without a tokenizer."""
+    return max(1, len(_TOKEN_UPPER_BOUND_RE.findall(text)))
+
+
+def add_prefix(text: str, prefix: str) -> str:
+    """`prefix + text`, exactly once: inputs a user (or v2-era code) prefixed by hand are not
+    prefixed twice."""
+    return text if not prefix or text.startswith(prefix) else prefix + text
 
 
 def l2_normalise(m: np.ndarray) -> np.ndarray:

@@ -3,6 +3,8 @@
 Two strategies: by tokens (fixed size and overlap, on the real tokenizer's offsets) and by sentences
 (grouped up to a token budget). Chunk text is always `document[chunk_start:chunk_end]`, trimmed of
 surrounding whitespace. For late chunking use no overlap: the chunks are joined into one document.
+`chunk_spans` picks the strategy for an encoder (token chunks need its tokenizer; without one, windows
+of the estimate), and `truncate_to` cuts a text to a token limit with any counter.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jmigrate.encoders.base import estimate_tokens
+from jmigrate.encoders.base import Encoder, estimate_tokens
 from jmigrate.errors import UsageError
 
 # End of a sentence: Latin punctuation before whitespace (so "3.14" and "e.g.x" stay whole), CJK
@@ -93,3 +95,69 @@ def chunk_by_sentences(text: str, max_tokens: int | None = None,
         chunks.append(Chunk(text[group[0].chunk_start:group[-1].chunk_end], group[0].chunk_start,
                             group[-1].chunk_end))
     return chunks
+
+
+def safe_counter(encoder: Encoder) -> Callable[[str], int]:
+    """Token count for the model's limit (`Encoder.count_tokens_upper`): a text is never sent over
+    the limit, which would fail its whole batch."""
+    return lambda t: encoder.count_tokens_upper([t])[0]
+
+
+def truncate_to(text: str, max_tokens: int, count: Callable[[str], int]) -> tuple[str, int]:
+    """Cut `text` until `count` says at most `max_tokens` tokens (works with any token counter)."""
+    n = count(text)
+    while n > max_tokens and len(text) > 1:
+        text = text[: max(1, int(len(text) * max_tokens / n * 0.98))]
+        n = count(text)
+    return text, n
+
+
+def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder,
+                count: Callable[[str], int] | None = None) -> list[tuple[int, int]]:
+    """Character spans of the chunks of `text`, by the encoders' chunkers.
+
+    Token chunks need the model's tokenizer offsets; an encoder without a tokenizer (the HTTP API)
+    gets windows of the stated estimate (4 characters per token) cut at whitespace.
+    """
+    tokenizer = encoder.tokenizer
+    if by == "sentences":
+        def count(t: str) -> int:
+            return encoder.count_tokens([t])[0]
+
+        out: list[tuple[int, int]] = []
+        for c in chunk_by_sentences(text, size, count):
+            if count(c.text) > size:  # one sentence over the budget: split it by tokens
+                out += [(c.chunk_start + a, c.chunk_start + z)
+                        for a, z in chunk_spans(c.text, "tokens", size, 0, encoder)]
+            else:
+                out.append((c.chunk_start, c.chunk_end))
+        return out
+    if tokenizer is not None:
+        chunks = chunk_by_tokens(text, tokenizer, size, overlap)
+        return [(c.chunk_start, c.chunk_end) for c in chunks]
+    return _estimated_token_windows(text, size, overlap, count or safe_counter(encoder))
+
+
+def _estimated_token_windows(text: str, size: int, overlap: int,
+                             count: Callable[[str], int]) -> list[tuple[int, int]]:
+    width, step = size * 4, (size - overlap) * 4
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + width)
+        while end - start > 1 and count(text[start:end]) > size:  # dense text (CJK): narrow the window
+            end = start + max(1, int((end - start) * 0.8))
+        if end < len(text):  # back off to the last whitespace so words stay whole
+            cut = text.rfind(" ", start + width // 2, end)
+            end = cut if cut > start else end
+        a, z = start, end
+        while a < z and text[a].isspace():
+            a += 1
+        while z > a and text[z - 1].isspace():
+            z -= 1
+        if z > a:
+            spans.append((a, z))
+        if end >= len(text):
+            break
+        start = max(start + 1, end - (width - step))
+    return spans

@@ -71,7 +71,7 @@ def open_encoder(
     providers: list[str] | None = None,
     threads: int | None = None,
     batch_size: int | None = None,
-    add_task_prefix: bool = False,
+    add_task_prefix: bool | None = None,  # openai: None = for v3 models (see OpenAICompatibleEncoder)
     allow_insecure: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Encoder:

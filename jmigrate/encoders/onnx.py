@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jmigrate.encoders.base import Encoder, truncate_and_normalise
+from jmigrate.encoders.base import Encoder, add_prefix, truncate_and_normalise
 from jmigrate.encoders.late_chunking import join_chunks, pool_spans, token_spans, windowed_token_embeddings
 from jmigrate.errors import EncoderError, InputError, UsageError
 from jmigrate.models import LICENCE_V3_NOTE, TASKS, V3, Model, get_model, get_task
@@ -46,12 +46,6 @@ def show_licence_note_once() -> None:
     if not _licence_shown:
         _licence_shown = True
         log.warning("note: %s", LICENCE_V3_NOTE)
-
-
-def add_prefix(text: str, prefix: str) -> str:
-    """Prepend a task's instruction exactly once: text that already starts with it is left alone, so
-    inputs a user (or v2-era code) prefixed by hand are not prefixed twice."""
-    return text if text.startswith(prefix) else prefix + text
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
@@ -134,6 +128,9 @@ class OnnxEncoder(Encoder):
     `self.truncated`; without it they are refused with InputError, like the API.
     """
 
+    kind = "onnx"
+    exact_token_counts = True  # count_tokens runs the model's own tokenizer
+
     def __init__(
         self,
         model_file: str | os.PathLike[str],
@@ -159,7 +156,7 @@ class OnnxEncoder(Encoder):
         self.dims = self.spec.dims
         self.max_tokens = max_tokens or self.spec.max_tokens
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens  # an input longer than this still runs, alone
+        self.max_batch_tokens: int = max_batch_tokens  # an input longer than this still runs, alone
         self.truncate = truncate
         self.truncated = 0  # inputs cut to max_tokens so far
         self.sort_by_length = sort_by_length

@@ -19,7 +19,7 @@ ESTIMATE_NOTE = "estimate: ~4 characters per token (no tokenizer at hand)"
 
 
 def uses_estimate(encoder: Encoder) -> bool:
-    return type(encoder).count_tokens is Encoder.count_tokens
+    return not encoder.exact_token_counts
 
 
 def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float | None = None,
@@ -45,7 +45,7 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         for r in u.rejects:
             reasons[r["reason"].split(" (")[0].split(":")[0]] += 1
     batch = max(1, encoder.batch_size)
-    batch_tokens = getattr(encoder, "max_batch_tokens", None)
+    batch_tokens = encoder.max_batch_tokens
     requests = docs if settings.late_chunking else max(
         math.ceil(out_rows / batch), math.ceil(tokens / batch_tokens) if batch_tokens else 0)
     minutes = []

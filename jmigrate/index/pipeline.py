@@ -464,7 +464,7 @@ class _Run:
         m.usage = self._usage()
         m.normalised_rows = self.base_normalised + getattr(self.encoder, "normalised_rows", 0)
         # What the server called its model (a stub says its vectors are not v3): kept for provenance.
-        served = getattr(self.encoder, "served_model", None)
+        served = self.encoder.served_model
         if served:
             m.served_model = served
         write_manifest(self.out, m)

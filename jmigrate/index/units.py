@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from jmigrate.encoders.base import Encoder
+from jmigrate.encoders.chunking import chunk_spans, safe_counter, truncate_to
 from jmigrate.errors import InputError, UsageError
 from jmigrate.index.idset import IdSet
 from jmigrate.index.rejects import reject
@@ -283,76 +284,3 @@ def _text_problem(text: Any) -> str | None:
     except UnicodeEncodeError:
         return "text is not valid Unicode (lone surrogate)"
     return None
-
-
-def safe_counter(encoder: Encoder) -> Callable[[str], int]:
-    """Token count for the model's limit. With a tokenizer, the encoder's; without one (the API) the
-    4-characters-per-token estimate can be far too low (CJK), so take the higher of it and the API
-    client's high-side count: a text is never sent over the limit (which would fail its whole batch)."""
-    if type(encoder).count_tokens is not Encoder.count_tokens:
-        return lambda t: encoder.count_tokens([t])[0]
-    from jmigrate.encoders.api import conservative_token_count
-
-    return lambda t: max(encoder.count_tokens([t])[0], conservative_token_count(t))
-
-
-def truncate_to(text: str, max_tokens: int, count: Callable[[str], int]) -> tuple[str, int]:
-    """Cut `text` until `count` says at most `max_tokens` tokens (works with any token counter)."""
-    n = count(text)
-    while n > max_tokens and len(text) > 1:
-        text = text[: max(1, int(len(text) * max_tokens / n * 0.98))]
-        n = count(text)
-    return text, n
-
-
-def chunk_spans(text: str, by: str, size: int, overlap: int, encoder: Encoder,
-                count: Callable[[str], int] | None = None) -> list[tuple[int, int]]:
-    """Character spans of the chunks of `text`, by the encoders' chunkers.
-
-    Token chunks need the model's tokenizer offsets; an encoder without a tokenizer (the HTTP API)
-    gets windows of the stated estimate (4 characters per token) cut at whitespace.
-    """
-    from jmigrate.encoders import chunking
-
-    tokenizer = getattr(encoder, "tokenizer", None)
-    if by == "sentences":
-        def count(t: str) -> int:
-            return encoder.count_tokens([t])[0]
-
-        out: list[tuple[int, int]] = []
-        for c in chunking.chunk_by_sentences(text, size, count):
-            if count(c.text) > size:  # one sentence over the budget: split it by tokens
-                out += [(c.chunk_start + a, c.chunk_start + z)
-                        for a, z in chunk_spans(c.text, "tokens", size, 0, encoder)]
-            else:
-                out.append((c.chunk_start, c.chunk_end))
-        return out
-    if tokenizer is not None:
-        chunks = chunking.chunk_by_tokens(text, tokenizer, size, overlap)
-        return [(c.chunk_start, c.chunk_end) for c in chunks]
-    return _estimated_token_windows(text, size, overlap, count or safe_counter(encoder))
-
-
-def _estimated_token_windows(text: str, size: int, overlap: int,
-                             count: Callable[[str], int]) -> list[tuple[int, int]]:
-    width, step = size * 4, (size - overlap) * 4
-    spans: list[tuple[int, int]] = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + width)
-        while end - start > 1 and count(text[start:end]) > size:  # dense text (CJK): narrow the window
-            end = start + max(1, int((end - start) * 0.8))
-        if end < len(text):  # back off to the last whitespace so words stay whole
-            cut = text.rfind(" ", start + width // 2, end)
-            end = cut if cut > start else end
-        a, z = start, end
-        while a < z and text[a].isspace():
-            a += 1
-        while z > a and text[z - 1].isspace():
-            z -= 1
-        if z > a:
-            spans.append((a, z))
-        if end >= len(text):
-            break
-        start = max(start + 1, end - (width - step))
-    return spans

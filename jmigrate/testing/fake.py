@@ -20,6 +20,8 @@ def hashed_vector(key: str, dims: int) -> np.ndarray:
 class FakeEncoder(Encoder):
     """Hash-seeded vectors keyed by (model, task, text); counts its batches like llm's test encoder."""
 
+    kind = "fake"
+
     def __init__(self, model: str = "fake-not-jina", dims: int = 1024, batch_size: int = 64) -> None:
         super().__init__()
         self.model = model

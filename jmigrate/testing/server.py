@@ -47,6 +47,8 @@ ALLOWED_FIELDS = frozenset(
     {"model", "input", "task", "dimensions", "late_chunking", "embedding_type", "normalized", "truncate"}
 )
 EMBEDDING_TYPES = ("float", "base64", "binary", "ubinary")
+# protocol="openai": the OpenAI embeddings request (what vLLM, TEI, Infinity take).
+OPENAI_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 
 _TOKEN_RE = re.compile(r"\w{1,8}|[^\w\s]")
 
@@ -478,7 +480,11 @@ class StubServer:
         host: str = "127.0.0.1",
         port: int = 0,
         burst_seconds: float = 60.0,
+        protocol: str = "jina",
     ) -> None:
+        if protocol not in ("jina", "openai"):
+            raise ValueError(f"protocol must be 'jina' or 'openai', not {protocol!r}")
+        self.protocol = protocol
         if not _is_loopback(host):
             from jmigrate.errors import UsageError
 
@@ -575,6 +581,9 @@ class StubServer:
             raise _Reject(400, "request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise _Reject(422, "request body must be a JSON object")
+        served = body.get("model")
+        if self.protocol == "openai":
+            body = _from_openai(body)
         unknown = sorted(set(body) - ALLOWED_FIELDS)
         if unknown:
             raise _Reject(400, f"unknown field(s): {', '.join(unknown)}")
@@ -631,7 +640,8 @@ class StubServer:
         if late and sum(counts) > API_MAX_TOKENS:
             raise _Reject(400, f"late chunking: the request has {sum(counts)} tokens in total, over the "
                                f"{API_MAX_TOKENS}-token limit")
-        return {"model": model, "texts": texts, "task": task, "dimensions": dims, "late_chunking": late,
+        return {"model": model, "served": served, "texts": texts, "task": task, "dimensions": dims,
+                "late_chunking": late,
                 "normalized": flags["normalized"] is not False, "embedding_type": etype,
                 "tokens": sum(counts)}
 
@@ -686,7 +696,7 @@ class StubServer:
             data.reverse()
         body = json.dumps({
             "model": fault.model if fault is not None and fault.model is not None
-            else req["model"] + STUB_MODEL_SUFFIX,
+            else str(req["served"]) + STUB_MODEL_SUFFIX,
             "object": "list",
             "usage": {"total_tokens": req["tokens"], "prompt_tokens": req["tokens"]},
             "data": data,
@@ -696,6 +706,24 @@ class StubServer:
         if kind == "truncated":
             return body[: len(body) // 2]
         return body
+
+
+def _from_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI embeddings request as the Jina request the stub answers: only OpenAI's fields are
+    taken (a Jina field such as `task` is refused, as such a server would), any model name is
+    served with v3-sized vectors, and there is no task: instructions travel in the text."""
+    unknown = sorted(set(body) - OPENAI_FIELDS)
+    if unknown:
+        raise _Reject(400, f"unknown field(s) for the OpenAI protocol: {', '.join(unknown)}")
+    fmt = body.get("encoding_format", "float")
+    if fmt not in ("float", "base64"):
+        raise _Reject(422, "'encoding_format' must be float or base64")
+    out = {"model": body.get("model"), "input": body.get("input"), "embedding_type": fmt}
+    if isinstance(out["model"], str) and out["model"] not in MODELS:
+        out["model"] = V3
+    if "dimensions" in body:
+        out["dimensions"] = body["dimensions"]
+    return out
 
 
 def _encode_vector(v: np.ndarray, etype: str) -> object:
