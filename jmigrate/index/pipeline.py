@@ -462,7 +462,7 @@ class _Run:
         if units:
             m.checkpoint.next_unit = units[-1].index + 1
         m.usage = self._usage()
-        m.normalised_rows = self.base_normalised + getattr(self.encoder, "normalised_rows", 0)
+        m.normalised_rows = self.base_normalised + self.encoder.normalised_rows
         # What the server called its model (a stub says its vectors are not v3): kept for provenance.
         served = self.encoder.served_model
         if served:
