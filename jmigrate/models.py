@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 V3 = "jina-embeddings-v3"
+DEFAULT_DOCUMENT_TASK = "retrieval.passage"  # the v3 task for documents stored in an index
 
 # Matryoshka sizes v3 was trained for; the API accepts any int, these are the supported cut points.
 MATRYOSHKA_DIMS: tuple[int, ...] = (32, 64, 128, 256, 512, 768, 1024)

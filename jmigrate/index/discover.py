@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jmigrate.columns import TEXT_NAMES, pick
-from jmigrate.models import MODELS, V3
+from jmigrate.models import DEFAULT_DOCUMENT_TASK, MODELS, V3
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
              ".ruff_cache", ".pytest_cache", ".tox", "site-packages", ".jmigrate-work"}
@@ -366,7 +366,7 @@ def _finish(info: StoreInfo, root: Path, price: float | None) -> None:
         pass
     base = src.rstrip("/").rsplit(".", 1)[0] if Path(info.path).is_file() else src.rstrip("/")
     parts = ["jmigrate", "reindex", _quote(src), "--out", _quote(base + "-v3"), "--model", V3,
-             "--task", "retrieval.passage"]
+             "--task", DEFAULT_DOCUMENT_TASK]
     if info.dims and info.dims != MODELS[V3].dims and info.dims in (512, 768):
         parts += ["--dimensions", str(info.dims)]
         info.notes.append(f"--dimensions {info.dims} keeps the store's schema; 1024 is v3's full quality")

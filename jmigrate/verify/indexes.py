@@ -23,7 +23,7 @@ from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES, pick
 from jmigrate.errors import InputError, UsageError
 from jmigrate.index.manifest import NORM_TOLERANCE, Manifest, Norms, read_manifest
 from jmigrate.index.shards import sha256_file
-from jmigrate.models import get_model
+from jmigrate.models import DEFAULT_DOCUMENT_TASK, get_model
 from jmigrate.textio import decode_utf8_line, lines, open_regular
 
 
@@ -170,7 +170,7 @@ def _default_task(model: str, task: str | None) -> str | None:
     """Without a manifest, a v3 index is taken to hold passages (what `reindex` writes by default)."""
     if task is not None:
         return task
-    return "retrieval.passage" if get_model(model).generation == "v3" else None
+    return DEFAULT_DOCUMENT_TASK if get_model(model).generation == "v3" else None
 
 
 def _open_manifest_dir(

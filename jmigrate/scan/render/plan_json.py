@@ -72,9 +72,9 @@ def _plan_body(result: PlanResult) -> dict[str, Any]:
 
 
 def suggested_reindex_settings() -> dict[str, Any]:
-    from jmigrate.models import MODELS, V3
+    from jmigrate.models import DEFAULT_DOCUMENT_TASK, MODELS, V3
 
-    return {"model": V3, "task": "retrieval.passage", "dimensions": MODELS[V3].dims}
+    return {"model": V3, "task": DEFAULT_DOCUMENT_TASK, "dimensions": MODELS[V3].dims}
 
 
 def render_json(result: PlanResult) -> str:
