@@ -562,3 +562,21 @@ def test_a_non_utf8_stdout_is_not_a_crash(fmt: str, tmp_path: Path) -> None:
     assert "jina-embeddings-v2-base-en" in proc.stdout
     if fmt == "json":
         assert json.loads(proc.stdout)["findings"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crash_never_prints_the_api_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    env_key, flag_key = "jina_env_secret_0123456789", "jina_flag_secret_9876543210"
+    monkeypatch.setenv("JINA_API_KEY", env_key)
+
+    def buggy(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"server said {env_key} and {flag_key}")
+
+    monkeypatch.setattr("jmigrate.verify.pipeline.run_verify", buggy)
+    argv = [*verify_args(tmp_path), "--api-key", flag_key, *(["--debug"] if debug else [])]
+    code, out, err = run(capsys, *argv)
+    assert code == 3 and ("Traceback" in err) == debug
+    assert env_key not in out + err and flag_key not in out + err
+    assert "server said *** and ***" in err
