@@ -56,6 +56,16 @@ class NotRegularFile(InputError):
         self.kind = kind
 
 
+def require_regular(path: Path | str, *, folder_ok: bool = False) -> None:
+    """Refuse a FIFO, device or socket before a library (numpy, pyarrow) opens it and blocks."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the caller's own open reports it
+    if not (stat.S_ISREG(mode) or (folder_ok and stat.S_ISDIR(mode))):
+        raise NotRegularFile(path, file_kind(mode))
+
+
 def open_regular(path: Path | str) -> BinaryIO:
     """Open a file for reading, refusing anything but a regular file (a FIFO would block forever)."""
     try:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -526,3 +527,39 @@ def test_a_bom_in_a_config_file_is_not_part_of_the_first_key(tmp_path: Path) -> 
                          "--quiet"])
         assert code == 0, err.getvalue()
         assert json.loads((out / "manifest.json").read_text())["dimensions"] == 32
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_verify_never_opens_a_fifo_given_as_an_input(tmp_path: Path) -> None:
+    from jmigrate.verify.indexes import open_index, read_ids_file
+    from jmigrate.verify.queries import load_query_vectors
+
+    calls: dict[str, Callable[[Path], object]] = {
+        "index.parquet": lambda f: open_index(f, side="v2", model=V2),
+        "index.jsonl": lambda f: open_index(f, side="v2", model=V2),
+        "ids.json": read_ids_file, "ids.txt": read_ids_file, "ids.parquet": read_ids_file,
+        "q.jsonl": load_queries, "q.tsv": load_queries, "qrels.txt": load_qrels,
+        "qv.parquet": load_query_vectors,
+    }
+    errors: dict[str, str] = {}
+
+    def go() -> None:
+        for name, call in calls.items():
+            f = tmp_path / name
+            os.mkfifo(f)
+            try:
+                call(f)
+            except InputError as e:
+                errors[name] = str(e)
+
+    worker = threading.Thread(target=go, daemon=True)
+    worker.start()
+    worker.join(120)
+    if worker.is_alive():
+        for name in calls:
+            with contextlib.suppress(OSError):
+                os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(10)
+        pytest.fail(f"a reader opened a FIFO (done: {sorted(errors)})")
+    assert set(errors) == set(calls)
+    assert all("not a regular file (FIFO)" in e for e in errors.values()), errors

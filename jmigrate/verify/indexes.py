@@ -24,7 +24,7 @@ from jmigrate.errors import InputError, UsageError
 from jmigrate.index.manifest import NORM_TOLERANCE, Manifest, Norms, read_manifest
 from jmigrate.index.shards import sha256_file
 from jmigrate.models import DEFAULT_DOCUMENT_TASK, get_model
-from jmigrate.textio import decode_utf8_line, lines, open_regular
+from jmigrate.textio import decode_utf8_line, lines, open_regular, require_regular
 
 
 @dataclass
@@ -139,6 +139,7 @@ def open_index(
     p = Path(path)
     if not p.exists():
         raise InputError(f"{side} index not found: {p}")
+    require_regular(p, folder_ok=True)
     if p.is_dir():
         if (p / "manifest.json").exists():
             idx = _open_manifest_dir(p, side, model, task, verify_checksums)
@@ -446,6 +447,7 @@ def _find_ids_file(p: Path) -> Path | None:
 def read_ids_file(f: Path) -> list[str]:
     """Ids, one per vector row: a text file (one per line), a JSON list, or Parquet with an id column."""
     try:
+        require_regular(f)
         if f.suffix == ".json":
             data = json.loads(f.read_bytes())  # bytes: json detects (and drops) a BOM
             if not isinstance(data, list):

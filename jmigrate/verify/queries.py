@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from jmigrate.columns import LANGUAGE_NAMES, QUERY_ID_NAMES, QUERY_TEXT_NAMES, VECTOR_NAMES, pick
 from jmigrate.errors import InputError
-from jmigrate.textio import decode_utf8_line, lines, open_regular, require_utf8, tsv_rows
+from jmigrate.textio import decode_utf8_line, lines, open_regular, require_regular, require_utf8, tsv_rows
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,9 @@ def _check_unique(names: list[str], path: Path) -> None:
 def load_queries(path: str | Path) -> list[Query]:
     """Queries in file order; duplicate ids and empty texts are input errors."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"queries file not found: {p}")
+    require_regular(p)
     recs = _records(p)
     if not recs:
         raise InputError(f"{p} holds no queries")
@@ -149,6 +150,7 @@ def load_query_vectors(path: str | Path) -> QueryVectors:
     from jmigrate.verify.indexes import vectors_from_arrow
 
     p = Path(path)
+    require_regular(p)
     try:
         _check_unique(pq.read_schema(p).names, p)
         t = pq.read_table(p)
