@@ -100,3 +100,24 @@ def test_reindex_stores_unit_vectors_and_rejects_a_zero_vector_row(
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     (rejected,) = read_rejects(tmp_path / "b")
     assert rejected["id"] == "r0" and "zero vector" in rejected["reason"]
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_zero_vector_row_costs_two_more_requests_not_a_bisection(
+        stub: StubServer, cli: Callable[..., object], tmp_path: Path, late: bool) -> None:
+    # The encoder names the rows with zero vectors, so the run fails just those and re-sends the
+    # rest once, instead of halving the batch down to the row (log2(n) rounds of paid requests).
+    src = write_jsonl(tmp_path / "c.jsonl",
+                      [{"id": f"r{i}", "text": f"alpha{i}. omega{i}."} for i in range(16)])
+    bad = "alpha5. omega5." if not late else "alpha5."  # with late chunking: a chunk of row 5
+    stub.faults.add(Fault.zero_vector(bad), times=1000)
+    extra = ["--late-chunking", "--chunk-by", "sentences", "--chunk-size", "2"] if late else []
+    r = cli("reindex", src, "--api-url", stub.url, "--api-key", STUB_KEY, "--out", tmp_path / "o", "-q",
+            *extra)
+    assert r.code == 1, r.err  # type: ignore[attr-defined]
+    (rejected,) = read_rejects(tmp_path / "o")
+    assert rejected["id"] == "r5" and "zero vector" in rejected["reason"]
+    rows, _, _ = read_index(tmp_path / "o")
+    assert sorted({x["id"] for x in rows}) == sorted(f"r{i}" for i in range(16) if i != 5)
+    per_try = 1 if not late else 16  # one request per document with late chunking
+    assert len(stub.stats.embedding_records()) == 2 * per_try + (per_try - 1 if late else 1)

@@ -323,11 +323,9 @@ class JinaAPIEncoder(Encoder):
             return await _gather([self._encode_document(d, task, dimensions) for d in docs if d])
 
         results = iter(self._run(run_all()))
-        out = []
-        for d in docs:
-            m = next(results) if d else np.zeros((0, dimensions or self._full_dims() or 0), np.float32)
-            out.append(self.check_output(m, len(d), dimensions) if d else m)
-        return out
+        mats = [next(results) if d else np.zeros((0, dimensions or self._full_dims() or 0), np.float32)
+                for d in docs]
+        return self.check_documents(mats, docs, dimensions)
 
     async def aencode(
         self, texts: Sequence[str], *, task: str | None = None, dimensions: int | None = None,

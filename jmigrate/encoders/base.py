@@ -131,8 +131,29 @@ class Encoder(ABC):
         Each document's chunks are encoded together and never mixed with another document's.
         Backends that can run documents concurrently (the API client) override this.
         """
-        return [self.encode(list(chunks), task=task, dimensions=dimensions, late_chunking=True)
-                for chunks in documents]
+        mats = [self.encode_batch(list(chunks), task=task, dimensions=dimensions, late_chunking=True)
+                if chunks else np.zeros((0, dimensions or 0), dtype=np.float32) for chunks in documents]
+        return self.check_documents(mats, documents, dimensions)
+
+    def check_documents(self, mats: Sequence[np.ndarray], documents: Sequence[Sequence[str]],
+                        dimensions: int | None) -> list[np.ndarray]:
+        """`check_output` for each document's chunk vectors. Zero rows of all documents are reported
+        together, numbered as in the documents' chunks laid end to end, so a caller can fail just
+        those chunks' documents."""
+        out: list[np.ndarray] = []
+        zero: list[int] = []
+        offset = 0
+        for m, chunks in zip(mats, documents, strict=True):
+            if len(chunks):
+                try:
+                    m = self.check_output(m, len(chunks), dimensions)
+                except ZeroVectorError as e:
+                    zero += [offset + r for r in e.rows]
+            out.append(m)
+            offset += len(chunks)
+        if zero:
+            raise ZeroVectorError(zero, offset)
+        return out
 
     def close(self) -> None:  # noqa: B027 - optional hook, most encoders hold nothing
         """Release sessions, sockets and threads."""

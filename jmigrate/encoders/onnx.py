@@ -393,9 +393,8 @@ class OnnxEncoder(Encoder):
         longer ones go through macro-windows."""
         task_id, prefix = self._task(task)
         self._check_dimensions(dimensions)
-        out = self._late_chunked(documents, task_id, prefix, dimensions)
-        return [self.check_output(vectors, len(chunks), dimensions) if len(chunks) else vectors
-                for chunks, vectors in zip(documents, out, strict=True)]
+        return self.check_documents(self._late_chunked(documents, task_id, prefix, dimensions), documents,
+                                    dimensions)
 
     def _padded(self, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Right-padded int64 ids and attention mask for a batch of token id lists."""

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from jmigrate import __version__
-from jmigrate.encoders.base import Encoder
+from jmigrate.encoders.base import Encoder, ZeroVectorError
 from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
 from jmigrate.index import checkpoint as ckpt
 from jmigrate.index.manifest import SHARD_PATTERN, Manifest, Norms, Usage, new_manifest, now, write_manifest
@@ -331,6 +331,21 @@ class _Run:
                     mats = np.split(flat, sizes)
                 for (u, src, _), m in zip(part, mats, strict=True):
                     results[(u.index, src)] = m
+            except ZeroVectorError as e:
+                if len(part) == 1:
+                    results[(part[0][0].index, part[0][1])] = str(e)
+                    return
+                # The encoder named the rows (numbered as sent): fail their source rows, re-send the
+                # rest once, instead of halving down to them.
+                bad, pos = set(), 0
+                for k, (_, _, rows) in enumerate(part):
+                    if any(pos <= r < pos + len(rows) for r in e.rows):
+                        bad.add(k)
+                    pos += len(rows)
+                for k in bad:
+                    results[(part[k][0].index, part[k][1])] = str(ZeroVectorError([0], 1))
+                if rest := [item for k, item in enumerate(part) if k not in bad]:
+                    run(rest)
             except (EncoderError, InputError) as e:
                 if not refused_input(e):
                     raise
