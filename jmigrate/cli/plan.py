@@ -60,7 +60,7 @@ IGNORE_HELP = "Leave out these rule codes or prefixes; comma-separated or repeat
 
 
 def plan_command(
-    path: Path = typer.Argument(..., help="Folder (or file) to scan."),
+    path: Path | None = typer.Argument(None, help="Folder (or file) to scan (optional with --store)."),
     fmt: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", parser=choice(ReportFormat),
                                      help="Report format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report (or diff) to FILE.",
@@ -71,6 +71,9 @@ def plan_command(
                                    "of the report."),
     unsafe: bool = typer.Option(False, "--unsafe", help="With --diff: include the unsafe rewrites too "
                                 "(an error without --diff)."),
+    store: list[str] = typer.Option([], "--store", metavar="URI",
+                                    help="Also inspect a vector-store collection (postgresql://, qdrant://, "
+                                         "chroma://, lancedb://); repeatable. See docs/stores.md."),
 ) -> None:
     """Find every place tied to Jina Embeddings v1/v2 and say what to change.
 
@@ -86,7 +89,20 @@ def plan_command(
         # unsafe rewrites were considered somewhere.
         raise UsageError("--unsafe only changes what --diff prints (plan . --diff --unsafe); "
                          "to write unsafe rewrites use `jmigrate apply --unsafe`")
-    result = plan(path, select=_codes(select), ignore=_codes(ignore))
+    if path is None and not store:
+        raise UsageError("missing PATH: the folder to scan (or give --store URI to inspect a collection)")
+    if path is None:
+        from jmigrate.scan.finding import PlanResult
+
+        result = PlanResult(root="", findings=[], skipped=[], files_scanned=0, bytes_scanned=0)
+    else:
+        result = plan(path, select=_codes(select), ignore=_codes(ignore))
+    if store:
+        from dataclasses import replace
+
+        from jmigrate.stores.plan import store_infos
+
+        result = replace(result, stores=result.stores + store_infos(store))
     if show_diff:
         from jmigrate.scan.apply import diff
 

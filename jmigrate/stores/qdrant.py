@@ -10,6 +10,7 @@ collection's metadata so a reader finds it. Cutover is a collection alias, switc
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 import warnings
@@ -44,10 +45,12 @@ _LOCAL: dict[str, tuple[QdrantClient, int]] = {}
 _LOCK = threading.Lock()
 
 
-def _client(uri: StoreURI) -> QdrantClient:
+def _client(uri: StoreURI, *, create: bool = False) -> QdrantClient:
     try:
         if uri.local:
             assert uri.path is not None
+            if not create and not os.path.isdir(uri.path):
+                raise InputError(f"no Qdrant storage folder at {uri.path}")
             with _LOCK:
                 client, n = _LOCAL.get(uri.path, (None, 0))
                 if client is None:
@@ -72,6 +75,8 @@ def _client(uri: StoreURI) -> QdrantClient:
                 # call reports an unreachable server as a one-line error instead
                 check_compatibility=False,
             )
+    except InputError:
+        raise
     except (ValueError, RuntimeError) as e:
         raise InputError(f"cannot open Qdrant at {_where(uri)}: {scrub(str(e))}") from None
 
@@ -502,7 +507,7 @@ def create(
     info: dict[str, Any],
 ) -> QdrantStore:
     check_field_types(fields)
-    store = QdrantStore(uri, _client(uri))
+    store = QdrantStore(uri, _client(uri, create=True))
     try:
         store._create(width, fields, id_type, store_text, resume, info)
     except BaseException:
