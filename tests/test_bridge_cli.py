@@ -1,0 +1,124 @@
+"""`jmigrate bridge fit|show` through the CLI on the index kinds `verify` opens, with the fake encoder.
+
+The fake encoder's "v2" and "v3" vectors are unrelated hashes, so every bridge here fits poorly: that is
+what the poor-fit warning is checked against. The real-model evidence is in test_bridge_real.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from jmigrate.cli.app import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fixtures" / "corpus" / "multilingual.jsonl"
+V2 = "jina-embeddings-v2-base-en"
+
+
+def _reindex(out: Path, *extra: str) -> None:
+    assert main(["reindex", str(CORPUS), "--out", str(out), "--quiet", "--encoder", "fake", "--model", V2,
+                 *extra]) == 0
+
+
+def _flat(text: str) -> str:
+    # Rich wraps stderr at the console width; the message is one logical line either way.
+    return " ".join(text.split())
+
+
+def _fit(*args: str) -> int:
+    return main(["bridge", "fit", "--encoder", "fake", "--quiet", *args])
+
+
+def test_fit_from_a_reindex_folder_writes_the_bridge_and_warns_on_a_poor_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _reindex(tmp_path / "v2")
+    capsys.readouterr()
+    assert _fit("--v2", str(tmp_path / "v2"), "--sample", "30", "--out", str(tmp_path / "b"),
+                "--format", "json") == 0
+    out, err = capsys.readouterr()
+    m = json.loads(out)
+    assert m["source"] == {"model": "jina-embeddings-v3", "task": "retrieval.query", "dimensions": 1024}
+    assert m["target"] == {"model": V2, "task": None, "dimensions": 768}
+    assert m["index"]["kind"] == "jmigrate-index" and m["index"]["documents"] == 36
+    assert m["sample"]["pairs"] == 30 and m["sample"]["train"] == 24 and m["sample"]["held_out"] == 6
+    assert m["poor_fit"] is True and "warning: poor held-out fit" in err
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["bias.npy", "manifest.json", "weights.npy"]
+    assert np.load(tmp_path / "b" / "weights.npy", allow_pickle=False).shape == (1024, 768)
+
+    assert main(["bridge", "show", str(tmp_path / "b")]) == 0
+    shown = capsys.readouterr().out
+    assert "maps     jina-embeddings-v3, task retrieval.query, 1024 dims" in shown
+    assert f"into     {V2}, no task, 768 dims" in shown and "POOR" in shown
+
+
+def test_matryoshka_width_and_alternative_methods_are_recorded(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    _reindex(tmp_path / "v2")
+    capsys.readouterr()
+    assert _fit("--v2", str(tmp_path / "v2"), "--sample", "36", "--dimensions", "256", "--method", "auto",
+                "--out", str(tmp_path / "b"), "--format", "json") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["source"]["dimensions"] == 256
+    assert [c["method"] for c in m["candidates"]] == ["procrustes", "ridge", "low-rank"]
+
+
+def test_a_chunked_index_pairs_each_chunk_with_its_own_text(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    _reindex(tmp_path / "v2", "--chunk-by", "tokens", "--chunk-size", "16")
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in (tmp_path / "v2").glob("*.parquet"))
+    assert rows > 36
+    capsys.readouterr()
+    assert _fit("--v2", str(tmp_path / "v2"), "--sample", str(rows), "--out", str(tmp_path / "b"),
+                "--format", "json") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["sample"]["pairs"] == rows and m["index"]["rows"] == rows and m["index"]["documents"] == 36
+
+
+def test_an_npy_index_needs_texts_from_a_corpus_file(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    ids = [json.loads(line)["id"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    np.save(tmp_path / "v2.npy", rng.standard_normal((len(ids), 768)).astype(np.float32))
+    (tmp_path / "v2.ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    common = ["--v2", str(tmp_path / "v2.npy"), "--v2-model", V2, "--sample", "36"]
+    assert _fit(*common, "--out", str(tmp_path / "none")) == 2
+    assert "stores no text: pass --texts CORPUS" in _flat(capsys.readouterr().err)
+    assert not (tmp_path / "none").exists()  # a refused fit leaves nothing behind
+    assert _fit(*common, "--texts", str(CORPUS), "--out", str(tmp_path / "b")) == 0
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["index"]["kind"] == "npy"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "bogus"], "--method must be one of"),
+        (["--embed-as", "both"], "--embed-as must be one of"),
+        (["--sample", "0"], "--sample must be at least 1"),
+        (["--sample", "10"], "10 pairs are too few"),
+        (["--dimensions", "2048"], "produces at most 1024"),
+        (["--model", V2], "already holds jina-embeddings-v2-base-en vectors"),
+        (["--encoder", "nope"], "--encoder must be one of"),
+        (["--format", "xml"], "--format must be text or json"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                                          message: str) -> None:
+    _reindex(tmp_path / "v2")
+    capsys.readouterr()
+    assert _fit("--v2", str(tmp_path / "v2"), "--out", str(tmp_path / "b"), *args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and message in _flat(err), err
+    assert not (tmp_path / "b").exists()
+
+
+def test_help_and_unreadable_bridges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bridge", "fit", "-h"]) == 0
+    assert "--sample" in capsys.readouterr().out
+    assert main(["bridge", "show", str(tmp_path)]) == 2
+    assert "not a bridge folder" in _flat(capsys.readouterr().err)
