@@ -23,6 +23,19 @@ bridge_app = typer.Typer(
 )
 
 
+@bridge_app.callback()
+def _group(
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress or notes on stderr (errors still show)."
+    ),
+) -> None:
+    """A query bridge: v3 queries searching the v2 index while the corpus is re-embedded (docs/bridge.md)."""
+    if quiet:
+        from jmigrate.cli.console import set_quiet
+
+        set_quiet(True)
+
+
 @bridge_app.command("fit", context_settings=HELP)
 def fit_cmd(
     v2: str = typer.Option(
@@ -63,12 +76,13 @@ def fit_cmd(
     api_url: str = typer.Option(
         None, "--api-url", envvar="JMIGRATE_API_URL", help="Embeddings endpoint (default: Jina's)."
     ),
+    # No envvar= here: the factory reads the key for the encoder kind (JINA_API_KEY for api,
+    # JMIGRATE_OPENAI_API_KEY for openai), so a Jina key is never sent to a self-hosted server.
     api_key: str = typer.Option(
         None,
         "--api-key",
-        envvar="JINA_API_KEY",
         show_default=False,
-        help="API key (default: $JINA_API_KEY; never printed).",
+        help="API key (default: $JINA_API_KEY; $JMIGRATE_OPENAI_API_KEY with --encoder openai; never shown).",
     ),
     allow_insecure: bool = typer.Option(
         False, "--allow-insecure", help="Allow a plain http:// --api-url to a non-loopback host."
@@ -76,7 +90,6 @@ def fit_cmd(
     model_path: Path = typer.Option(None, "--model-path", help="Local ONNX model folder (--encoder onnx)."),
     no_checksums: bool = typer.Option(False, "--no-checksums", help="Skip shard sha256 checks."),
     output_format: str = typer.Option("text", "--format", help="text or json (the manifest)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
 ) -> None:
     """Sample documents from the v2 index, embed them with v3, fit the map, write the bridge folder.
 
@@ -84,7 +97,7 @@ def fit_cmd(
     """
     from jmigrate.bridge.fit import METHODS, PROCRUSTES
     from jmigrate.bridge.pipeline import FitOptions, fit_bridge
-    from jmigrate.cli.console import err_console
+    from jmigrate.cli.console import say, warn
     from jmigrate.errors import UsageError
     from jmigrate.models import V3
 
@@ -116,15 +129,11 @@ def fit_cmd(
         verify_checksums=not no_checksums,
     )
 
-    def progress(msg: str) -> None:
-        if not quiet:
-            err_console.print(msg, highlight=False, markup=False)
-
     with _open_encoder(encoder, new_model, api_url, api_key, model_path, allow_insecure) as enc:
-        report = fit_bridge(opts, enc, progress)
+        report = fit_bridge(opts, enc, say)
     m = report.manifest
     if m.poor:
-        err_console.print(f"warning: poor held-out fit: {m.quality_line()}", highlight=False, markup=False)
+        warn(f"warning: poor held-out fit: {m.quality_line()}")
     if output_format == "json":
         typer.echo(json.dumps(m.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -138,7 +147,6 @@ def show_cmd(
         None, "--v2", help="Also check that this index is the one the bridge was fitted on."
     ),
     output_format: str = typer.Option("text", "--format", help="text or json (the manifest)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
 ) -> None:
     """Print what a bridge maps, how well it fitted, and (with --v2) whether it matches an index.
 
@@ -147,7 +155,7 @@ def show_cmd(
     import warnings
 
     from jmigrate.bridge.apply import PoorBridgeWarning, load
-    from jmigrate.cli.console import err_console
+    from jmigrate.cli.console import say
     from jmigrate.errors import UsageError
 
     if output_format not in ("text", "json"):
@@ -156,12 +164,7 @@ def show_cmd(
         warnings.simplefilter("ignore", PoorBridgeWarning)  # shown below as part of the summary
         bridge = load(path)
     if v2 is not None:
-        bridge.check_index(
-            v2,
-            progress=(lambda _m: None)
-            if quiet
-            else (lambda msg: err_console.print(msg, highlight=False, markup=False)),
-        )
+        bridge.check_index(v2, progress=say)
     m = bridge.manifest
     if output_format == "json":
         typer.echo(json.dumps(m.to_dict(), indent=2, ensure_ascii=False))
@@ -217,5 +220,9 @@ def _open_encoder(
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(bridge_app, name="bridge")
+    """Add this module's commands to the app, with the conventions every jmigrate command shares."""
+    from jmigrate.cli.app import JMigrateCommand, JMigrateGroup
+
+    for info in bridge_app.registered_commands:
+        info.cls = JMigrateCommand
+    app.add_typer(bridge_app, name="bridge", cls=JMigrateGroup)
