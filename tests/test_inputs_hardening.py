@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jmigrate.cli.app import main
 from jmigrate.errors import InputError
@@ -563,3 +566,55 @@ def test_verify_never_opens_a_fifo_given_as_an_input(tmp_path: Path) -> None:
         pytest.fail(f"a reader opened a FIFO (done: {sorted(errors)})")
     assert set(errors) == set(calls)
     assert all("not a regular file (FIFO)" in e for e in errors.values()), errors
+
+
+# --------------------------------------------------------------------------- property-based: qrels, runs
+
+ID_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
+TREC_ID = ID_TEXT.filter(lambda s: not any(c.isspace() for c in s) and not s.startswith("#"))
+BEIR_ID = ID_TEXT.filter(lambda s: "\t" not in s and "\n" not in s and "\r" not in s and s == s.strip()
+                         and not s.startswith("#"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(judgements=st.dictionaries(st.tuples(TREC_ID, TREC_ID), st.integers(-2, 4), min_size=1, max_size=12),
+       bom=st.booleans(), crlf=st.booleans(), beir=st.booleans(), blank=st.booleans())
+def test_qrels_read_back_exactly_whatever_the_bom_line_endings_and_format(
+        judgements: dict[tuple[str, str], int], bom: bool, crlf: bool, beir: bool, blank: bool) -> None:
+    """Regression (issue 10): a BOM turned the first query id into '\\ufeffq1' (its judgement lost)."""
+    eol = "\r\n" if crlf else "\n"
+    if beir:
+        lines_ = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{r}" for (q, d), r in judgements.items()]
+    else:
+        lines_ = [f"{q} 0 {d} {r}" for (q, d), r in judgements.items()]
+    text = eol.join(lines_) + eol + (eol if blank else "")
+    want: dict[str, dict[str, int]] = {}
+    for (q, d), r in judgements.items():
+        want.setdefault(q, {})[d] = r
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "qrels.txt"
+        f.write_bytes((BOM if bom else b"") + text.encode("utf-8"))
+        assert load_qrels(f) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=st.lists(BEIR_ID, min_size=1, max_size=6, unique=True), bom=st.booleans())
+def test_run_files_round_trip_or_are_refused(ids: list[str], bom: bool) -> None:
+    """An id a run file can hold round-trips through write_run/read_trec_run; any other is refused
+    before anything is written (regression, issue 10: ids with spaces made malformed run files)."""
+    from jmigrate.verify.runs import read_trec_run, write_run
+    from jmigrate.verify.search import Ranking
+
+    scores = [round(1.0 - i / 10, 6) for i in range(len(ids))]
+    ranking = Ranking(["q1"], [ids], [scores])
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "r.run"
+        if any(c.isspace() for i in ids for c in i):
+            with pytest.raises(InputError, match="whitespace"):
+                write_run(f, ranking, "x")
+            assert not f.exists()
+            return
+        write_run(f, ranking, "x")
+        if bom:
+            f.write_bytes(BOM + f.read_bytes())
+        assert read_trec_run(f) == {"q1": dict(zip(ids, scores, strict=True))}
