@@ -45,7 +45,7 @@ def package_modules() -> list[tuple[str, ast.Module]]:
 
 def test_the_scan_sees_the_whole_package() -> None:
     names = [n for n, _ in package_modules()]
-    assert "jmigrate/verify/indexes.py" in names and "jmigrate/index/discover.py" in names and len(names) > 40
+    assert "jmigrate/verify/indexes.py" in names and "jmigrate/scan/stores.py" in names and len(names) > 40
 
 
 def test_every_np_load_refuses_pickles() -> None:
@@ -210,7 +210,7 @@ def test_plan_and_apply_execute_nothing(
 def test_reindex_and_verify_never_unpickle(
     trap: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from jmigrate.index.discover import discover_stores
+    from jmigrate.scan.stores import discover_stores
 
     root, marker = trap
     index = root / "old_index"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jmigrate.index.discover import discover_stores
+from jmigrate.scan.stores import discover_stores
 
 
 class _Trap:

@@ -74,6 +74,6 @@ class PlanResult:
     # Encoding each file with findings was decoded with ("utf-8", "utf-8-sig" when it has a BOM, "cp1252",
     # a PEP 263 declaration...): edit offsets index that decoded text; encode with it again when writing.
     encodings: dict[str, str] = field(default_factory=dict)
-    # Vector stores found on disk (`jmigrate.index.discover.StoreInfo.to_dict()`, paths relative to root):
+    # Vector stores found on disk (`jmigrate.scan.stores.StoreInfo.to_dict()`, paths relative to root):
     # rows, dims, likely model and the `jmigrate reindex` command that re-embeds each.
     stores: list[dict[str, Any]] = field(default_factory=list)

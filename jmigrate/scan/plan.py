@@ -122,7 +122,7 @@ def plan(
 
 def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:
     # A walk of its own: stores are binary and often git-ignored, both of which the code walk skips.
-    from jmigrate.index.discover import discover_stores
+    from jmigrate.scan.stores import discover_stores
 
     found = []
     for info in discover_stores(root, price_per_mtok=price_per_mtok):

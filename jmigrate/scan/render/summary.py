@@ -127,6 +127,6 @@ def legacy_stores(result: PlanResult) -> list[dict[str, Any]]:
 
 def store_lines(store: dict[str, Any]) -> list[str]:
     """Human lines for one store found on disk (the same words in text and markdown reports)."""
-    from jmigrate.index.discover import StoreInfo
+    from jmigrate.scan.stores import StoreInfo
 
     return StoreInfo(**store).describe()

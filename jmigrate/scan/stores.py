@@ -1,4 +1,5 @@
-"""Find vector stores on disk for `jmigrate plan`: what holds embeddings, how many, how wide, which model.
+"""Find vector stores on disk for `jmigrate plan` (a scan feature: `reindex` never calls it): what holds
+embeddings, how many, how wide, which model.
 
 Reads headers and schemas only: Parquet footers, Arrow IPC schemas, `.npy`/`.npz` array headers
 (`allow_pickle=False`, never unpickled), the first line of JSONL files, FAISS index headers (the first
