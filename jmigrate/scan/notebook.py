@@ -12,7 +12,7 @@ import json
 import json.decoder
 import json.scanner
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jmigrate.scan.finding import Edit
@@ -144,6 +144,7 @@ class Notebook:
     code: CellSource | None  # all code cells joined: names defined in one cell are used in the next
     code_cells: list[CellSource]  # the same cells one by one (when the joined code does not parse)
     markdown: list[CellSource]
+    problems: list[str] = field(default_factory=list)  # parts of the JSON left out, one line each
 
 
 def _unit(nb_source: Source, cells: list[tuple[int, list[_PosStr]]], language: str) -> CellSource:
@@ -175,18 +176,26 @@ def notebook_units(nb_source: Source) -> Notebook:
         raise NotebookError(f"invalid notebook JSON ({str(e).splitlines()[0][:80]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError("not a Jupyter notebook (no 'cells' list)")
-    lang = str(((nb.get("metadata") or {}).get("language_info") or {}).get("name") or "python").lower()
+    # Every level below is the user's JSON: any value may have any type (`"metadata": "x"`, `"source": 5`).
+    info = _as_dict(_as_dict(nb.get("metadata")).get("language_info")).get("name")
+    lang = info.lower() if isinstance(info, str) and info else "python"
     code_language = "python" if lang == "python" else "text"
     code: list[tuple[int, list[_PosStr]]] = []
     markdown: list[CellSource] = []
+    problems: list[str] = []
     for index, cell in enumerate(nb["cells"], start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown"):
+        kind = cell.get("cell_type") if isinstance(cell, dict) else None
+        if kind not in ("code", "markdown") or not isinstance(kind, str):
             continue
+        assert isinstance(cell, dict)
         parts = cell.get("source", [])
         parts = [parts] if isinstance(parts, str) else parts
-        if not parts or not all(isinstance(p, _PosStr) for p in parts):
+        if not isinstance(parts, list) or not all(isinstance(p, _PosStr) for p in parts):
+            problems.append(f"cell {index}: 'source' is not text (cell not scanned)")
             continue
-        if cell["cell_type"] == "code":
+        if not parts:
+            continue
+        if kind == "code":
             code.append((index, parts))
         else:
             markdown.append(_unit(nb_source, [(index, parts)], "markdown"))
@@ -194,4 +203,9 @@ def notebook_units(nb_source: Source) -> Notebook:
         _unit(nb_source, code, code_language) if code else None,
         [_unit(nb_source, [c], code_language) for c in code],
         markdown,
+        problems,
     )
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

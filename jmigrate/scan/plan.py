@@ -158,6 +158,8 @@ def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
     except NotebookError as e:
         skipped.append(SkippedFile(item.path, str(e)))
         return []
+    if nb.problems:
+        skipped.append(SkippedFile(item.path, "; ".join(nb.problems)))
     markdown = [FileContext(m, cell_map=m.cell_map) for m in nb.markdown]
     if nb.code is None:
         return markdown

@@ -13,21 +13,24 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import struct
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jmigrate.columns import TEXT_NAMES, pick
 from jmigrate.models import DEFAULT_DOCUMENT_TASK, MODELS, V3
+from jmigrate.scan.walk import skip_folder
 
-SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache",
-             ".ruff_cache", ".pytest_cache", ".tox", "site-packages", ".jmigrate-work"}
 VECTOR_MIN_DIMS = 32  # shorter float lists are features, not embeddings
 MODEL_RE = re.compile(r"jina-embeddings?-[a-z0-9-]+")
 SAMPLE_TEXTS = 200
 MAX_JSONL_COUNT_BYTES = 256 << 20  # count lines only in files up to this size
+MAX_JSONL_FIRST_LINE = 4 << 20  # a first row longer than this is not parsed (memory stays bounded)
+MAX_MANIFEST_BYTES = 1 << 20
 # FAISS: a 4-byte type code, then int32 d, int64 ntotal (faiss/impl/index_read.cpp read_index_header).
 FAISS_SUFFIXES = (".faiss", ".index", ".ivf", ".hnsw")
 
@@ -68,22 +71,24 @@ class StoreInfo:
 
 
 def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | None = None) -> list[StoreInfo]:
-    """Every vector store under `root`, sorted by path. Unreadable files become notes, not errors."""
+    """Every vector store under `root`, sorted by path. Unreadable files become notes, not errors.
+
+    Only regular files and real folders inside `root` are looked at: symlinks are not followed (a link to
+    a store inside the root is found at its real path; one that leaves it, or points at a device such as
+    /dev/zero, is not ours to read) and FIFOs, sockets and devices are never opened.
+    """
     root = Path(root)
     found: list[StoreInfo] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
+    for d, dirnames, filenames in _walk(root):
         if _is_lancedb(d, dirnames):
             found.append(_lancedb(d, dirnames))
-            dirnames[:] = []
             continue
-        dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.endswith(".lance"))
-        parquet = sorted(f for f in filenames if f.endswith((".parquet", ".pq")))
+        parquet = sorted(f for f in filenames if f.lower().endswith((".parquet", ".pq")))
         if len(parquet) > 1:
             info = _safe(_parquet, d, [d / f for f in parquet])
             if info:
                 found.append(info)
-        for name in sorted(filenames):
+        for name in filenames:
             p = d / name
             low = name.lower()
             info = None
@@ -108,22 +113,74 @@ def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | Non
     return sorted(found, key=lambda i: i.path)
 
 
+def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """(folder, sub-folder names, regular file names), sorted, depth first; no links, no special files.
+
+    Iterative (a tree 1,000+ folders deep must not hit the recursion limit). A LanceDB folder's `.lance`
+    tables are reported by their parent and not entered.
+    """
+    if root.is_symlink() or not root.is_dir():
+        return
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        descend: list[Path] = []
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.name)
+                    if not skip_folder(entry) and not entry.name.endswith(".lance"):
+                        descend.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(entry.name)
+            except OSError:
+                continue
+        yield folder, dirs, files
+        if not _is_lancedb(folder, dirs):
+            stack.extend(reversed(descend))
+
+
 def _safe(fn: Any, *args: Any) -> StoreInfo | None:
+    # The readers parse untrusted bytes through numpy, pyarrow, zipfile, sqlite3 and json, whose exception
+    # sets are open-ended (numpy raises EOFError for an empty .npy, json RecursionError for deep nesting):
+    # a damaged file is a note about that file, never the end of `plan`.
     try:
         result: StoreInfo | None = fn(*args)
         return result
-    except (OSError, ValueError, KeyError, struct.error, sqlite3.Error, zipfile.BadZipFile) as e:
-        path = args[0]
-        return StoreInfo(str(path), "unreadable", None, None, notes=[f"cannot read: {str(e)[:120]}"]) \
-            if _looks_like_store(Path(path)) else None
-    except Exception as e:  # pyarrow errors and anything else a damaged file throws
-        if type(e).__module__.startswith("pyarrow"):
+    except Exception as e:
+        path = Path(args[0])
+        if not _looks_like_store(path):
             return None
-        raise
+        detail = str(e).splitlines()[0][:120] if str(e) else ""
+        reason = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
+        return StoreInfo(str(path), "unreadable", None, None, notes=[f"cannot read ({reason})"])
 
 
 def _looks_like_store(p: Path) -> bool:
-    return p.suffix.lower() in (".npy", ".npz", *FAISS_SUFFIXES) or p.name == "chroma.sqlite3"
+    # A .jsonl that does not parse is most often just data; these suffixes are stores or nothing.
+    return (
+        p.is_dir()
+        or p.suffix.lower() in (".npy", ".npz", ".parquet", ".pq", ".arrow", ".feather", *FAISS_SUFFIXES)
+        or p.name == "chroma.sqlite3"
+    )
+
+
+def _read_head(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file (refused for links and special files: see `_walk`)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return f.read(limit)
 
 
 # --------------------------------------------------------------------------- per format
@@ -169,9 +226,9 @@ def _parquet(path: Path, files: list[Path]) -> StoreInfo | None:
     kv = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (meta.metadata or {}).items()}
     _model_from_text(info, " ".join(kv.values()) + " " + " ".join(schema.names), "Parquet metadata")
     manifest = (path if path.is_dir() else path.parent) / "manifest.json"
-    if manifest.is_file():
-        _model_from_text(info, manifest.read_text(encoding="utf-8", errors="replace")[:20000],
-                         "manifest.json")
+    if manifest.is_file() and not manifest.is_symlink():
+        head = _read_head(manifest, MAX_MANIFEST_BYTES).decode("utf-8", errors="replace")
+        _model_from_text(info, head, "manifest.json")
     if first is not None and text:
         info.avg_tokens = _avg_tokens(first.column(1).to_pylist())
     return info
@@ -247,10 +304,12 @@ def _matrix(path: Path, kind: str, shape: tuple[int, ...], dtype_kind: str,
 
 def _jsonl(path: Path) -> StoreInfo | None:
     with open(path, "rb") as f:
-        first = f.readline()
+        first = f.readline(MAX_JSONL_FIRST_LINE + 1)
+    if len(first) > MAX_JSONL_FIRST_LINE:
+        return None  # not a row of vectors we can sample within bounded memory
     try:
         obj = json.loads(first)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
         return None
@@ -261,14 +320,26 @@ def _jsonl(path: Path) -> StoreInfo | None:
     size = path.stat().st_size
     rows: int | None = None
     if size <= MAX_JSONL_COUNT_BYTES:
-        with open(path, "rb") as f:
-            rows = sum(1 for line in f if line.strip())
+        rows = _count_rows(path)
     text = _text_field(list(obj))
     info = StoreInfo(str(path), "jsonl", rows, len(obj[vec]), vec, text)
     if text:
         info.avg_tokens = _avg_tokens([obj.get(text)])
     _model_from_text(info, " ".join(str(v) for k, v in obj.items() if k != vec)[:5000], "first row")
     return info
+
+
+def _count_rows(path: Path) -> int:
+    """Non-blank lines, read in 1 MiB blocks (iterating lines would hold a whole giant line in memory)."""
+    rows, open_line = 0, False  # open_line: the line running into this block has content already
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            pieces = block.split(b"\n")
+            for piece in pieces[:-1]:
+                rows += open_line or bool(piece.strip())
+                open_line = False
+            open_line = open_line or bool(pieces[-1].strip())
+    return rows + open_line
 
 
 def _faiss(path: Path) -> StoreInfo | None:

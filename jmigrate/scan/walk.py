@@ -26,7 +26,8 @@ from jmigrate.scan.finding import SkippedFile
 DEFAULT_MAX_FILE_SIZE = 2_000_000
 BINARY_SNIFF_BYTES = 8192
 
-# Folders that never hold the user's own code. Virtualenvs are also recognised by their pyvenv.cfg.
+# Folders that never hold the user's own code or vector stores (one list for the code walk and the store
+# walk). Virtualenvs are also recognised by their pyvenv.cfg.
 SKIP_DIRS = frozenset(
     {
         ".git",
@@ -43,6 +44,7 @@ SKIP_DIRS = frozenset(
         ".mypy_cache",
         ".pytest_cache",
         ".ruff_cache",
+        ".jmigrate-work",  # reindex's scratch folder inside an index
     }
 )
 
@@ -252,16 +254,36 @@ def _parent_gitignores(root: Path) -> list[_Ignore]:
     return []  # not inside a repository: a .gitignore above the root is not ours to apply
 
 
+def skip_folder(entry: os.DirEntry[str]) -> bool:
+    """A folder that never holds the user's own code or stores (both walks use this one test)."""
+    return entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+
+
 def _walk_dir(folder: str, rel: str, ignores: list[_Ignore]) -> Iterator[FilePath | SkippedFile]:
-    ig = _load_gitignore(folder, rel + "/" if rel else "")
-    if ig is not None:
-        ignores = [*ignores, ig]
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as e:
-        yield SkippedFile(rel or ".", f"cannot list folder ({e.strerror})")
-        return
-    for entry in entries:
+    # An explicit stack, not recursion: a tree ~1,000 folders deep must not hit Python's recursion limit.
+    # Each frame holds one folder's sorted entries, so the order is the same depth-first order as before.
+    stack: list[tuple[str, list[_Ignore], Iterator[os.DirEntry[str]]]] = []
+
+    def enter(folder: str, rel: str, ignores: list[_Ignore]) -> SkippedFile | None:
+        ig = _load_gitignore(folder, rel + "/" if rel else "")
+        if ig is not None:
+            ignores = [*ignores, ig]
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            return SkippedFile(rel or ".", f"cannot list folder ({e.strerror})")
+        stack.append((rel, ignores, iter(entries)))
+        return None
+
+    if (problem := enter(folder, rel, ignores)) is not None:
+        yield problem
+    while stack:
+        rel, ignores, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
         child = f"{rel}/{entry.name}" if rel else entry.name
         try:
             if entry.is_symlink():
@@ -272,11 +294,10 @@ def _walk_dir(folder: str, rel: str, ignores: list[_Ignore]) -> Iterator[FilePat
             yield SkippedFile(child, f"cannot stat ({e.strerror})")
             continue
         if is_dir:
-            if entry.name in SKIP_DIRS or os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+            if skip_folder(entry) or _ignored(child, True, ignores):
                 continue
-            if _ignored(child, True, ignores):
-                continue
-            yield from _walk_dir(entry.path, child, ignores)
+            if (problem := enter(entry.path, child, ignores)) is not None:
+                yield problem
         elif entry.is_file(follow_symlinks=False) and not _ignored(child, False, ignores):
             yield FilePath(child, entry.path)
 

@@ -1,0 +1,304 @@
+"""`plan` on hostile trees: broken stores, malformed notebooks, deep folders, FIFOs and links, huge files.
+
+Problems inside the user's files are findings or skipped files with a reason, never a crash, a hang or
+an exit code that means something else (130 is "interrupted").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jmigrate.scan.plan import plan
+from jmigrate.scan.stores import discover_stores
+
+V2_LINE = 'MODEL = "jina-embeddings-v2-base-en"\n'
+
+
+def _cap_memory() -> None:
+    # A regression that reads /dev/zero must fail this test, not exhaust the shared machine's memory.
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+def jmigrate(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    # The timeout only stops a hang from blocking the suite; nothing here asserts on time.
+    return subprocess.run(
+        [sys.executable, "-m", "jmigrate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_cap_memory if sys.platform == "linux" else None,
+    )
+
+
+# --- stores: damaged files of every kind are notes or nothing, never a crash -----------------------
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _npz_bytes() -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, emb=np.zeros((3, 64), np.float32))
+    return buf.getvalue()
+
+
+def _parquet_bytes() -> bytes:
+    buf = io.BytesIO()
+    vecs = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3 * 64, np.float32)), 64)
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "embedding": vecs}), buf)
+    return buf.getvalue()
+
+
+def _arrow_bytes() -> bytes:
+    sink = io.BytesIO()
+    vecs = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3 * 64, np.float32)), 64)
+    table = pa.table({"text": ["a", "b", "c"], "embedding": vecs})
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+GOOD = {
+    "v.npy": _npy_bytes(np.zeros((3, 64), np.float32)),
+    "v.npz": _npz_bytes(),
+    "v.parquet": _parquet_bytes(),
+    "v.arrow": _arrow_bytes(),
+    "v.faiss": b"IxFI" + (64).to_bytes(4, "little") + (3).to_bytes(8, "little") + b"\0" * 32,
+    "v.jsonl": (json.dumps({"text": "a", "embedding": [0.5] * 64}) + "\n").encode(),
+}
+
+
+def _damaged() -> list[tuple[str, bytes]]:
+    cases: list[tuple[str, bytes]] = []
+    for name, data in GOOD.items():
+        cases.append((name, b""))  # empty
+        cases += [(name, data[:cut]) for cut in (1, 6, 10, 16, len(data) // 2, len(data) - 1)]
+        cases.append((name, b"\xff\xfe garbage \x00" * 7))
+    cases += [
+        ("v.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'zz'}\n"),  # bad header dict
+        ("v.npy", b"\x93NUMPY\x09\x09"),  # unknown version
+        ("v.npy", _npy_bytes(np.array([{"a": 1}], dtype=object))),  # object array: never unpickled
+        ("v.npz", b"PK\x03\x04" + b"\0" * 30),  # a zip header and nothing
+        ("v.jsonl", b'{"embedding": [1e999, "x"]}\n'),
+        ("v.jsonl", b"[1, 2, 3]\n"),
+        ("v.jsonl", b'{"embedding": ' + b"[" * 5000 + b"\n"),  # nesting past the recursion limit
+        ("chroma.sqlite3", b"SQLite format 3\x00" + b"\x00" * 84),
+        ("chroma.sqlite3", b"not a database at all"),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("name,data", _damaged(), ids=lambda v: v if isinstance(v, str) else f"{len(v)}B")
+def test_a_damaged_store_file_never_crashes_discovery(tmp_path: Path, name: str, data: bytes) -> None:
+    (tmp_path / name).write_bytes(data)
+    stores = discover_stores(tmp_path)
+    for s in stores:
+        assert s.kind == "unreadable" or s.rows is not None or s.dims is not None
+        if s.kind == "unreadable":
+            assert s.notes and s.notes[0].startswith("cannot read")
+
+
+def test_a_damaged_lance_folder_is_reported_by_layout(tmp_path: Path) -> None:
+    (tmp_path / "db" / "docs.lance" / "_versions").mkdir(parents=True)
+    (tmp_path / "db" / "docs.lance" / "_versions" / "1.manifest").write_bytes(b"\x00garbage")
+    (stores,) = discover_stores(tmp_path)
+    assert stores.kind == "lancedb"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(sorted(GOOD)),
+    cut=st.integers(min_value=0, max_value=400),
+    noise=st.binary(max_size=64),
+    at=st.integers(min_value=0, max_value=400),
+)
+def test_fuzzed_store_headers_never_crash(tmp_path: Path, name: str, cut: int, noise: bytes, at: int) -> None:
+    data = GOOD[name][:cut] if cut < len(GOOD[name]) else GOOD[name]
+    data = data[:at] + noise + data[at + len(noise) :]
+    (tmp_path / name).write_bytes(data)
+    discover_stores(tmp_path)
+
+
+def test_an_empty_npy_is_a_note_and_plan_still_reports(tmp_path: Path) -> None:
+    # numpy raises EOFError for an empty .npy; Click turned it into "Aborted" and exit 130 with no output.
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "app.py").write_text(V2_LINE)
+    result = plan(tmp_path)
+    assert [s["kind"] for s in result.stores] == ["unreadable"]
+    assert result.findings
+    cli = jmigrate("plan", ".", "--format", "json", cwd=tmp_path)
+    assert cli.returncode == 1, cli.stderr  # findings remain
+    assert json.loads(cli.stdout)["findings"]
+    cli = jmigrate("apply", ".", cwd=tmp_path)
+    assert cli.returncode in (0, 1), cli.stderr
+
+
+# --- notebooks ------------------------------------------------------------------------------------
+
+CELL = {"cell_type": "code", "source": V2_LINE, "metadata": {}, "outputs": []}
+
+
+@pytest.mark.parametrize(
+    "nb",
+    [
+        {"cells": [CELL], "metadata": "x"},
+        {"cells": [CELL], "metadata": {"language_info": "python"}},
+        {"cells": [CELL], "metadata": {"language_info": {"name": 3}}},
+        {"cells": [{"cell_type": "code", "source": 5}, CELL], "metadata": {}},
+        {"cells": [{"cell_type": "code", "source": ["a", 5]}, CELL], "metadata": {}},
+        {"cells": [{"cell_type": "markdown", "source": {"x": 1}}, CELL]},
+        {"cells": [{"cell_type": ["code"], "source": "x"}, 7, None, CELL]},
+        {"cells": [{"cell_type": "code", "source": None}, CELL]},
+    ],
+)
+def test_malformed_notebooks_are_scanned_or_skipped(tmp_path: Path, nb: dict[str, object]) -> None:
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb))
+    result = plan(tmp_path)
+    # The well-formed cell is still scanned; the broken parts are left out without a crash.
+    assert {f.code for f in result.findings} >= {"JM101"}
+
+
+@pytest.mark.parametrize("text", ['{"cells": 5}', "[1, 2]", '"cells"', '{"cells": [], "metadata": []}'])
+def test_notebooks_that_are_not_notebooks_are_skipped(tmp_path: Path, text: str) -> None:
+    (tmp_path / "n.ipynb").write_text(text + " jina")
+    result = plan(tmp_path)
+    assert result.findings == []
+
+
+# --- deep trees -----------------------------------------------------------------------------------
+
+
+def _deep(root: Path, depth: int) -> Path:
+    # Built relative to a changing folder: absolute paths this deep are over PATH_MAX.
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open("m.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+            f.write(V2_LINE)
+    finally:
+        os.close(fd)
+    return root
+
+
+def _remove_deep(root: Path, depth: int) -> None:
+    # shutil.rmtree (and pytest's tmp_path clean-up) recurse once per level: undo `_deep` by hand.
+    fds = [os.open(root, os.O_RDONLY)]
+    for _ in range(depth):
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    os.unlink("m.py", dir_fd=fds[-1])
+    while len(fds) > 1:
+        os.close(fds.pop())
+        os.rmdir("d", dir_fd=fds[-1])
+    os.close(fds[0])
+
+
+def test_a_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    depth = sys.getrecursionlimit() + 100
+    _deep(tmp_path, depth)
+    try:
+        result = plan(tmp_path)
+    finally:
+        _remove_deep(tmp_path, depth)
+    # Either found at its (long) path or skipped with a reason: never a RecursionError.
+    assert len(result.findings) + len(result.skipped) >= 1
+    for f in result.findings:
+        assert f.path.count("/") == depth
+
+
+# --- FIFOs, devices and links: only regular files inside the root are read ----------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("name", ["data.jsonl", "v.npy", "v.parquet", "v.arrow", "chroma.sqlite3", "v.faiss"])
+def test_a_fifo_named_like_a_store_does_not_hang_plan(tmp_path: Path, name: str) -> None:
+    os.mkfifo(tmp_path / name)
+    (tmp_path / "app.py").write_text(V2_LINE)
+    cli = jmigrate("plan", ".", "--format", "json", cwd=tmp_path, timeout=60)
+    assert cli.returncode == 1, cli.stderr
+    assert json.loads(cli.stdout)["stores"] == []
+
+
+STORE_NAMES = ["vectors.jsonl", "v.npy", "v.parquet", "v.arrow", "v.faiss", "chroma.sqlite3"]
+
+
+@pytest.mark.parametrize("name", STORE_NAMES)
+def test_links_to_devices_are_not_read(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).symlink_to("/dev/zero")
+    cli = jmigrate("plan", ".", "--format", "json", cwd=tmp_path, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["stores"] == []
+
+
+def test_links_to_stores_outside_the_root_are_not_read(tmp_path: Path) -> None:
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    outside.mkdir()
+    root.mkdir()
+    np.save(outside / "v.npy", np.zeros((3, 64), np.float32))
+    (root / "v.npy").symlink_to(outside / "v.npy")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    assert discover_stores(root) == []
+    # The same store inside the root is found once, at its real path (a link to it adds nothing).
+    np.save(root / "real.npy", np.zeros((3, 64), np.float32))
+    (root / "alias.npy").symlink_to(root / "real.npy")
+    assert [Path(s.path).name for s in discover_stores(root)] == ["real.npy"]
+
+
+def test_a_jsonl_store_with_an_endless_first_line_is_read_with_bounded_memory(tmp_path: Path) -> None:
+    # 64 MiB without a newline: the first line is cut at a bound, not read whole (and not parsed).
+    with open(tmp_path / "big.jsonl", "wb") as f:
+        f.write(b'{"embedding": [' + b"0.1, " * ((64 << 20) // 5))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        discover_stores(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20
+
+
+def test_a_manifest_link_next_to_a_parquet_store_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "v.parquet").write_bytes(_parquet_bytes())
+    (tmp_path / "manifest.json").symlink_to("/dev/zero")
+    (store,) = discover_stores(tmp_path)
+    assert store.kind == "parquet"
+
+
+def test_zip_bombs_in_npz_are_not_inflated(tmp_path: Path) -> None:
+    # An .npz member whose header claims a normal array: only the header is read, whatever follows.
+    with zipfile.ZipFile(tmp_path / "v.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        header = _npy_bytes(np.zeros((2, 64), np.float32))[:128]
+        z.writestr("emb.npy", header + b"\0" * (32 << 20))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        (store,) = discover_stores(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert store.dims == 64 and peak < 16 << 20
