@@ -618,3 +618,14 @@ def test_run_files_round_trip_or_are_refused(ids: list[str], bom: bool) -> None:
         if bom:
             f.write_bytes(BOM + f.read_bytes())
         assert read_trec_run(f) == {"q1": dict(zip(ids, scores, strict=True))}
+
+
+@pytest.mark.parametrize("body", [b'[\n {"id": "a", "text": "x"},\n {"id": "b", "text": "y"}\n]\n',
+                                  b'[{"id": "a", "text": "x"}]', b'{\n  "id": "a",\n  "text": "x"\n}\n'])
+def test_a_json_document_is_not_read_as_json_lines(tmp_path: Path, body: bytes) -> None:
+    """Sibling: a pretty-printed array gave rejects for '[' and ']' and rows for the lines between."""
+    src = tmp_path / "docs.json"
+    src.write_bytes(BOM + body)
+    err = one_line_error(*reindex(src, tmp_path / "o"))
+    assert "one JSON document" in err and "jq -c" in err
+    assert not (tmp_path / "o").exists()

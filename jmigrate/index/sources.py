@@ -504,6 +504,7 @@ def _jsonl_scan(files: list[Path], keep: set[str | None] | None) -> _Scan:
     kinds: dict[str, set[Any]] = {}
     rows = objects = 0
     for f in files:
+        first = f.suffix.lower() == ".json"  # only a .json file can be one JSON document instead
         with _open(f) as fh:
             for n, line in lines(fh, f):
                 if not line.strip():
@@ -512,6 +513,11 @@ def _jsonl_scan(files: list[Path], keep: set[str | None] | None) -> _Scan:
                 try:
                     obj = json.loads(line.decode("utf-8"))
                 except ValueError:  # UnicodeDecodeError too: that row is rejected when it is read
+                    obj = None
+                if first:
+                    _refuse_json_document(f, line, obj)
+                    first = False
+                if obj is None:
                     continue
                 if not isinstance(obj, dict):
                     continue
@@ -536,6 +542,15 @@ def _jsonl_scan(files: list[Path], keep: set[str | None] | None) -> _Scan:
     if not objects:
         raise InputError(f"{files[0] if len(files) == 1 else 'source'}: no JSON objects")
     return _Scan(list(kinds), {k: _jsonl_type(v) for k, v in kinds.items()}, rows)
+
+
+def _refuse_json_document(f: Path, line: bytes, obj: Any) -> None:
+    """A `.json` file that opens a JSON array, or an object spread over lines, is one JSON document:
+    read as JSON Lines, each of its lines would be a rejected row (or a stray object a row)."""
+    head = line.lstrip()
+    if isinstance(obj, list) or head.startswith(b"[") or (obj is None and head.startswith(b"{")):
+        raise InputError(f"{f} holds one JSON document, not one object per line (JSON Lines); convert it, "
+                         f"e.g. jq -c '.[]' {f.name} > {f.stem}.jsonl")
 
 
 def _jsonl_type(kinds: set[Any]) -> pa.DataType | None:
