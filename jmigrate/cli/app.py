@@ -126,7 +126,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app`; heavy libraries are imported inside the commands.
-COMMAND_MODULES = ("plan", "reindex", "verify", "stub", "bridge")
+COMMAND_MODULES = ("plan", "reindex", "verify", "stub", "bridge", "cutover")
 
 
 def _version(value: bool) -> None:

@@ -6,7 +6,7 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -31,9 +31,9 @@ class SearchBackend(str, Enum):
 
 def verify(
     v2: str = typer.Option(..., "--v2", metavar="PATH",
-                          help="v2 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
+                          help="v2 index: reindex folder, .parquet, .npy (+ids), .jsonl, or a store URI."),
     v3: str = typer.Option(..., "--v3", metavar="PATH",
-                          help="v3 index: reindex folder, .parquet, .npy (+ids) or .jsonl."),
+                          help="v3 index: reindex folder, .parquet, .npy (+ids), .jsonl, or a store URI."),
     queries: Path = typer.Option(
         ..., "--queries", metavar="FILE",
         help="Queries: JSONL/TSV/CSV/Parquet with id, text (and optionally language).",
@@ -106,6 +106,11 @@ def verify(
     no_checksums: bool = typer.Option(
         False, "--no-checksums", help="Skip shard sha256 checks (large indexes)."
     ),
+    search_in_store: bool = typer.Option(
+        False, "--search-in-store",
+        help="Also run the queries through each store's own search (its ANN index) and report its "
+             "recall@k against exact search (store URIs only; see docs/stores.md).",
+    ),
 ) -> None:
     """Search both indexes with the same queries and compare them: metrics with qrels, agreement without.
 
@@ -152,7 +157,19 @@ def verify(
     def progress(msg: str) -> None:
         say(msg, style="dim")
 
-    result = run_verify(opts, factory, progress)
+    from jmigrate.stores import is_store_uri
+
+    if not (is_store_uri(v2) or is_store_uri(v3)):
+        if search_in_store:
+            from jmigrate.errors import UsageError
+
+            raise UsageError("--search-in-store needs a store URI as --v2 or --v3")
+        result = run_verify(opts, factory, progress)
+        store_search: list[dict[str, Any]] = []
+    else:  # each collection is streamed into a temporary Parquet index that verify searches as usual
+        from jmigrate.stores.verify import verify_stores
+
+        result, store_search = verify_stores(opts, factory, progress, search_in_store=search_in_store)
     from jmigrate.verify import report as rep
 
     if report is not None:
@@ -163,7 +180,7 @@ def verify(
 
             raise UsageError(f"cannot write {report}: {e.strerror or e}") from e
         say(f"report written to {report}")
-    _emit(result, output_format, output)
+    _emit(result, output_format, output, store_search)
     raise typer.Exit(result.exit_code)
 
 
@@ -198,7 +215,16 @@ def _check_writable_dir(option: str, folder: Path) -> None:
         raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
 
 
-def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None) -> None:
+def _store_lines(store_search: list[dict[str, Any]]) -> str:
+    """`--search-in-store`: one line per store side (text output)."""
+    return "".join(
+        f"store search ({s['side']}: {s['backend']} {s['collection']}): recall@{s['k']} "
+        + (f"{s['recall']:.4f}" if s["recall"] is not None else "n/a")
+        + f" of exact search over {s['queries']} queries\n" for s in store_search)
+
+
+def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None,
+          store_search: list[dict[str, Any]] | None = None) -> None:
     """The result on stdout, or in FILE with -o (written atomically)."""
     import io
 
@@ -207,17 +233,22 @@ def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None) -> None:
     from jmigrate.verify import report as rep
 
     if fmt is ListFormat.json:
-        text = json.dumps(rep.to_json(result), indent=2, ensure_ascii=False) + "\n"
+        data = rep.to_json(result)
+        if store_search:
+            data["store_search"] = store_search
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     elif output is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=140)  # piped to a file or CI log: don't squeeze tables into 80 columns
         rep.render_text(result, console)
+        if store_search:
+            typer.echo(_store_lines(store_search), nl=False)
         return
     else:
         buf = io.StringIO()
         rep.render_text(result, Console(file=buf, width=140, color_system=None))
-        text = buf.getvalue()
+        text = buf.getvalue() + _store_lines(store_search or [])
     if output is None:
         typer.echo(text, nl=False)
         return

@@ -143,6 +143,15 @@ class Store(ABC):
 
     atomic_alias: bool = True  # False where readers can see a gap during point_alias (documented)
 
+    # ---------------------------------------------------------------- records kept with the collection
+    def read_record(self, key: str) -> Any:
+        """A small JSON record jmigrate keeps with this collection (e.g. the last verify), or None."""
+        return None
+
+    def write_record(self, key: str, value: Any) -> str | None:
+        """Keep `value` under `key` with the collection; returns a note when the store cannot keep it."""
+        return f"{self.backend} cannot keep records with a collection"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

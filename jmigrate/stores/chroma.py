@@ -347,6 +347,28 @@ class ChromaStore(Store):
             raise InputError(f"{self.where} was not created by jmigrate; refusing to drop it")
         self._call("drop", self.client.delete_collection, col.name)
 
+    # ------------------------------------------------------------------ records
+    def _fresh(self) -> Any:
+        # a cutover may have renamed this collection (and changed its metadata) since it was opened
+        col = self._find(self.uri.collection)
+        if col is None:
+            raise InputError(f"{self.where} no longer exists")
+        self.col = col
+        return col
+
+    def read_record(self, key: str) -> Any:
+        raw = (self._fresh().metadata or {}).get(f"jmigrate:{key}")
+        try:
+            return json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
+
+    def write_record(self, key: str, value: Any) -> str | None:
+        meta = {k: v for k, v in (self._fresh().metadata or {}).items() if not k.startswith("hnsw:")}
+        meta[f"jmigrate:{key}"] = json.dumps(value, sort_keys=True)
+        self._call("metadata update", self.col.modify, metadata=meta)
+        return None
+
     # ------------------------------------------------------------------ cutover
     def _by_name(self, name: str) -> Any | None:
         for c in self._call("listing", self.client.list_collections):

@@ -10,6 +10,7 @@ alias table's history (`checkout(version)` + `restore()` also rolls back).
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -366,6 +367,39 @@ class LanceStore(Store):
         if _info(self.db.open_table(self.uri.collection).schema).get("created_by") != "jmigrate":
             raise InputError(f"{self.where} was not created by jmigrate; refusing to drop it")
         self._call("drop", self.db.drop_table, self.uri.collection)
+
+    # ------------------------------------------------------------------ records
+    def _record_path(self) -> str:
+        return os.path.join(self.uri.path or "", ".jmigrate", f"{self.uri.collection}.json")
+
+    def read_record(self, key: str) -> Any:
+        try:
+            with builtins.open(self._record_path(), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return data.get(key) if isinstance(data, dict) else None
+
+    def write_record(self, key: str, value: Any) -> str | None:
+        from pathlib import Path
+
+        from jmigrate.fileio import atomic_write
+
+        path = Path(self._record_path())
+        data: dict[str, Any] = {}
+        try:
+            with builtins.open(path, encoding="utf-8") as f:
+                loaded = json.load(f)
+            data = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            pass
+        data[key] = value
+        try:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+        except OSError as e:
+            return f"could not keep the record beside {self.uri.collection}: {e.strerror or e}"
+        return None
 
     # ------------------------------------------------------------------ cutover
     def alias_target(self, alias: str) -> str | None:

@@ -575,6 +575,39 @@ class PgVectorStore(Store):
         with self.conn.transaction():
             self.conn.execute(sql.SQL("DROP TABLE {}").format(self.table))
 
+    # ------------------------------------------------------------------ records
+    def _record_data(self) -> tuple[tuple[int, str] | None, dict[str, Any] | None]:
+        rel = self._relation()
+        if rel is None:
+            return None, None
+        text = self._comment(rel[0])
+        if not text:
+            return rel, {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return rel, None
+        return rel, data if isinstance(data, dict) else None
+
+    def read_record(self, key: str) -> Any:
+        _, data = self._record_data()
+        return ((data or {}).get(INFO_KEY) or {}).get(key)
+
+    def write_record(self, key: str, value: Any) -> str | None:
+        rel, data = self._record_data()
+        if rel is None or rel[1] != "r":
+            return f"{self.uri.collection} is not a table: the record was not kept"
+        if data is None:
+            return f"the comment on {self.uri.collection} is not jmigrate's: the record was not kept"
+        data.setdefault(INFO_KEY, {})[key] = value
+        try:
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                    self.table, sql.Literal(json.dumps(data, sort_keys=True))))
+        except psycopg.Error as e:
+            return f"could not keep the record on {self.uri.collection}: {scrub(str(e))}"
+        return None
+
     # ------------------------------------------------------------------ cutover
     def _view(self, alias: str) -> tuple[str | None, str | None]:
         """(relkind, comment) of `alias`, or (None, None) if it does not exist."""

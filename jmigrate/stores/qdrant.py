@@ -204,19 +204,18 @@ class QdrantStore(Store):
         if idf and not payloads:
             self.id_field = idf
         strings = [k for k in keys if any(isinstance(p.get(k), str) for p in payloads)]
-        tf = text_field or self.uri.params.get("text") or self.info.get("text_field")
-        self.text = (
-            pick_field(
-                tf,
-                TEXT_CANDIDATES,
-                strings if not tf else keys,
-                "text",
-                self.where,
-                hint="?text= or --text-column",
+        tf = text_field or self.uri.params.get("text")
+        recorded = self.info.get("text_field")  # what jmigrate wrote it with: trusted even if rows lack it
+        if tf and payloads:
+            self.text = pick_field(
+                tf, TEXT_CANDIDATES, keys, "text", self.where, hint="?text= or --text-column"
             )
-            if (payloads or not tf)
-            else tf
-        )
+        elif tf or recorded:
+            self.text = tf or recorded
+        else:
+            self.text = pick_field(
+                None, TEXT_CANDIDATES, strings, "text", self.where, hint="?text= or --text-column"
+            )
         self.id_type = "int" if (not self.id_field and sample and isinstance(sample[0].id, int)) else "text"
         self.fields = sniff_fields(payloads, [k for k in (self.id_field, self.text) if k])
 
@@ -446,6 +445,20 @@ class QdrantStore(Store):
         if dict((cfg.metadata or {}).get(INFO_KEY, {}) or {}).get("created_by") != "jmigrate":
             raise InputError(f"{self.where} was not created by jmigrate; refusing to drop it")
         self._call("drop", self.client.delete_collection, self.uri.collection)
+
+    # ------------------------------------------------------------------ records
+    def read_record(self, key: str) -> Any:
+        cfg = self._call("describe", self.client.get_collection, self.uri.collection).config
+        return dict((cfg.metadata or {}).get(INFO_KEY, {}) or {}).get(key)
+
+    def write_record(self, key: str, value: Any) -> str | None:
+        cfg = self._call("describe", self.client.get_collection, self.uri.collection).config
+        info = dict((cfg.metadata or {}).get(INFO_KEY, {}) or {})
+        info[key] = value
+        self._call(
+            "metadata update", self.client.update_collection, self.uri.collection, metadata={INFO_KEY: info}
+        )
+        return None
 
     # ------------------------------------------------------------------ cutover
     def _aliases(self) -> dict[str, str]:

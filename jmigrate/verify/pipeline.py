@@ -60,6 +60,7 @@ class Side:
     query_source: str  # "precomputed: FILE" or "encoded: MODEL"
     ranking: Ranking
     evaluation: Evaluation | None = None
+    query_vectors: Any = None  # the (queries, dims) matrix searched (verify --search-in-store reuses it)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def run_verify(
         progress(f"searching the {name} index ({idx.rows:,} vectors) for {len(queries)} queries")
         ranking = search(idx, vectors, qids, depth, memory_budget=opts.memory_budget, backend=opts.backend)
         idx.issues.extend(vector_issues(idx, ranking.stats))
-        sides[name] = Side(name, idx, space, source, ranking)
+        sides[name] = Side(name, idx, space, source, ranking, query_vectors=vectors)
     result = VerifyResult(opts, queries, sides)
     result.issues = [
         *indexes["v2"].issues,

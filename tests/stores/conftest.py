@@ -196,7 +196,11 @@ class ChromaEngine(Engine):
         return self.uri(name)
 
     def snapshot(self, name: str) -> list[tuple[str, str | None, list[float]]]:
-        col = self._client().get_collection(name, embedding_function=None)
+        client = self._client()
+        # Chroma has no aliases: a cutover renames collections and each keeps its own name in metadata
+        found = [c.name for c in client.list_collections()
+                 if c.name == name or (c.metadata or {}).get("jmigrate:name") == name]
+        col = client.get_collection(sorted(found, key=lambda n: n != name)[0], embedding_function=None)
         res = col.get(include=["embeddings", "documents"])
         out = [
             (i, d, [float(x) for x in e])
