@@ -142,6 +142,7 @@ def search(
         # The reader thread keeps up to four blocks of vectors alive (being read, being
         # normalised, queued, being scored) where plan_blocks counts two: halve the blocks.
         rows_per_block //= 2
+    eps = _score_error(index.dimensions)
     best_s = np.full((len(q), k), _NEG, dtype=np.float32)
     best_c = np.full((len(q), k), -1, dtype=np.int64)
     stats = VectorStats()
@@ -152,14 +153,9 @@ def search(
         for start, xn, bad in _prefetched(index, rows_per_block, stats if q0 == 0 else None):
             c = codes[start : start + len(xn)]
             if fa is not None:
-                cand_s, cand_c = _faiss_candidates(fa, q[qs], xn, bad, c, k)
+                cand_s, cand_c = _faiss_candidates(fa, q[qs], xn, bad, c, k, eps)
             else:
-                s = q[qs] @ xn.T
-                if bad.any():
-                    s[:, bad] = _NEG
-                if index.chunked:
-                    s, c = _max_per_doc(s, c)
-                cand_s, cand_c = _candidates(s, c, best_s[qs, -1], k)
+                cand_s, cand_c = _block_candidates(q[qs], xn, bad, c, best_s[qs, -1], k, index.chunked, eps)
             best_s[qs], best_c[qs] = _merge(best_s[qs], best_c[qs], cand_s, cand_c, k, index.chunked)
     doc_ids: list[list[str]] = []
     scores: list[list[float]] = []
@@ -279,13 +275,18 @@ def _candidates(s: np.ndarray, c: np.ndarray, threshold: np.ndarray, k: int) -> 
         np.put_along_axis(keep, part, True, axis=1)
         keep[ties] = s[ties] >= kth[ties, None]
         rows, cols = _nonzero(keep)
-    counts = np.bincount(rows, minlength=len(s))
+    return _pack(len(s), rows, s[rows, cols], c[cols])
+
+
+def _pack(n: int, rows: np.ndarray, scores: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entries given as (row, score, code), rows ascending, as per-row lists padded with -inf / -1."""
+    counts = np.bincount(rows, minlength=n)
     width = max(1, int(counts.max()) if len(counts) else 1)
     pos = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    out_s = np.full((len(s), width), _NEG, dtype=np.float32)
-    out_c = np.full((len(s), width), -1, dtype=np.int64)
-    out_s[rows, pos] = s[rows, cols]
-    out_c[rows, pos] = c[cols]
+    out_s = np.full((n, width), _NEG, dtype=np.float32)
+    out_c = np.full((n, width), -1, dtype=np.int64)
+    out_s[rows, pos] = scores
+    out_c[rows, pos] = codes
     return out_s, out_c
 
 
@@ -312,33 +313,124 @@ def _sample_threshold(s: np.ndarray, threshold: np.ndarray, k: int) -> np.ndarra
 
 
 def _faiss_candidates(
-    fa: Any, q: np.ndarray, xn: np.ndarray, bad: np.ndarray, c: np.ndarray, k: int
+    fa: Any, q: np.ndarray, xn: np.ndarray, bad: np.ndarray, c: np.ndarray, k: int, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """faiss scores the block; rows whose (k+1)-th score ties the k-th are redone with numpy for ids."""
-    kk = min(k + 1, len(xn))
+    """faiss finds each query's k+1 best rows of the block; they are rescored exactly. Queries whose
+    (k+1)-th score is within rounding of the k-th (a tie the id must decide) are redone with numpy.
+
+    Rows that are zero or not finite are left out of the faiss index: scored 0 they could fill a
+    query's k+1 places and leave it with fewer than k results.
+    """
+    good = np.flatnonzero(~bad)
+    if not len(good):
+        return np.full((len(q), 1), _NEG, dtype=np.float32), np.full((len(q), 1), -1, dtype=np.int64)
+    kk = min(k + 1, len(good))
     ix = fa.IndexFlatIP(xn.shape[1])
-    ix.add(xn)
+    ix.add(np.ascontiguousarray(xn[good]))
     d, i = ix.search(q, kk)
-    d = d.astype(np.float32)
-    valid = i >= 0
-    codes = np.where(valid, c[np.where(valid, i, 0)], -1)
-    d[~valid] = _NEG
-    if bad.any():
-        d[valid & bad[np.where(valid, i, 0)]] = _NEG
-    if kk <= k:
-        return d, codes
-    tied = d[:, k] == d[:, k - 1]
-    d, codes = d[:, :k], codes[:, :k]
+    valid = i >= 0  # always, with kk <= rows; kept for safety
+    cols = good[np.where(valid, i, 0)]
+    tied = np.zeros(len(q), dtype=bool)
+    if kk > k:
+        tied = d[:, k] >= d[:, k - 1] - 2 * eps
+        cols, valid = cols[:, :k], valid[:, :k]
+    width = cols.shape[1]
+    rows = np.repeat(np.arange(len(q)), width).reshape(len(q), width)
+    keep = valid & ~tied[:, None]
+    out_s = np.full((len(q), width), _NEG, dtype=np.float32)
+    out_s[keep] = _exact_scores(q, xn, rows[keep], cols[keep])
+    out_c = np.where(keep, c[cols], -1)
     if tied.any():
-        s = q[tied] @ xn.T
+        ts, tc = _block_candidates(q[tied], xn, bad, c, np.full(int(tied.sum()), _NEG, np.float32), k,
+                                   False, eps)
+        if ts.shape[1] > width:
+            pad = ts.shape[1] - width
+            out_s = np.pad(out_s, ((0, 0), (0, pad)), constant_values=_NEG)
+            out_c = np.pad(out_c, ((0, 0), (0, pad)), constant_values=-1)
+        out_s[tied], out_c[tied] = _NEG, -1
+        out_s[tied, : ts.shape[1]], out_c[tied, : ts.shape[1]] = ts, tc
+    return out_s, out_c
+
+
+def _score_error(dims: int) -> float:
+    """A bound on how far a float32 matrix product of unit vectors can be from the exact product
+    (n·u with u = 2^-24, doubled for the normalisation); BLAS kernels round differently by a row's
+    position in the block, so the same vector can score a few ulps apart in two blocks."""
+    return 2.0 * max(1, dims) * 2.0**-24
+
+
+def _exact_scores(q: np.ndarray, xn: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """q[rows] . xn[cols], one dot product per pair, summed in the same order whatever the pair's
+    position in the block (unlike a BLAS matrix product, whose kernels round edge rows differently):
+    the same vectors always get the same score, so ties between duplicates are decided by id."""
+    out = np.empty(len(rows), dtype=np.float32)
+    step = max(1, (1 << 23) // max(1, q.shape[1]))  # ~32 MB of float32 per gathered operand
+    for i in range(0, len(rows), step):
+        out[i : i + step] = np.einsum("ij,ij->i", q[rows[i : i + step]], xn[cols[i : i + step]])
+    return out
+
+
+def _near_top(s: np.ndarray, threshold: np.ndarray, k: int, eps: float) -> np.ndarray:
+    """Mask of the columns whose approximate score may still enter each row's top-k given rounding
+    `eps`: within eps of the running threshold, or of the block's own k-th best."""
+    threshold = _sample_threshold(s, threshold, k)
+    floor = threshold - eps
+    mask = s >= floor[:, None]
+    # Every column above the floor is rescored (a gather of its vector): past a few per place in
+    # the top-k (~16 measured: a gather of 1,024 float64 costs ~1/150 of a row's argpartition over
+    # 30k columns), one argpartition to find the block's own k-th best costs less.
+    if int(np.count_nonzero(mask)) <= 16 * k * len(s):
+        return mask
+    kk = min(k, s.shape[1])
+    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    kth = np.take_along_axis(s, part, axis=1).min(axis=1)
+    # the block's exact k-th best is at least kth - eps; a column must be within eps of that
+    return s >= np.maximum(floor, kth - 2 * eps)[:, None]
+
+
+def _block_candidates(
+    qb: np.ndarray, xn: np.ndarray, bad: np.ndarray, c: np.ndarray, threshold: np.ndarray, k: int,
+    chunked: bool, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, codes) of the block's columns that may enter each query's top-k, scored exactly.
+
+    The float32 product finds the columns near the top (within rounding of the running threshold or
+    of the block's k-th best); only those are rescored exactly, everything else is -inf.
+    """
+    s = qb @ xn.T
+    if bad.any():
         s[:, bad] = _NEG
-        ts, tc = _candidates(s, c, np.full(len(s), _NEG, dtype=np.float32), k)
-        width = max(k, ts.shape[1])
-        d = np.pad(d, ((0, 0), (0, width - k)), constant_values=_NEG)
-        codes = np.pad(codes, ((0, 0), (0, width - k)), constant_values=-1)
-        d[tied, : ts.shape[1]], codes[tied, : ts.shape[1]] = ts, tc
-        d[tied, ts.shape[1] :], codes[tied, ts.shape[1] :] = _NEG, -1
-    return d, codes
+    if chunked:
+        # a document's score is its best chunk: find the documents near the top first, so the k best
+        # chunks of one document cannot crowd out the others
+        sd, cd = _max_per_doc(s, c)
+        near_docs = _near_top(sd, threshold, k, eps)
+        # the chunks that can be a near-top document's best: within rounding of the lowest such
+        # document's approximate score (two chunks of one document may swap places when rescored)
+        floor = np.where(near_docs, sd, np.inf).min(axis=1) - 2 * eps
+        mask = s >= floor[:, None]
+    else:
+        mask = _near_top(s, threshold, k, eps)
+    rows, cols = _nonzero(mask)
+    approx = s[rows, cols]
+    keep = approx > _NEG  # a bad row is never a candidate, even while the top-k is empty
+    rows, cols, approx = rows[keep], cols[keep], approx[keep]
+    if chunked:
+        s.fill(_NEG)
+        s[rows, cols] = _exact_scores(qb, xn, rows, cols)
+        s, c = _max_per_doc(s, c)
+        return _candidates(s, c, threshold, k)
+    # Only what can still be in this block's own top-k is rescored: a column more than rounding below
+    # the block's k-th best candidate has k better ones here already.
+    ps, pcol = _pack(len(s), rows, approx, cols)
+    if ps.shape[1] > k:
+        kth = -np.partition(-ps, k - 1, axis=1)[:, k - 1]
+        ps[ps < (kth - 2 * eps)[:, None]] = _NEG
+    live = ps > _NEG
+    r = np.nonzero(live)[0]
+    out_s = np.full(ps.shape, _NEG, dtype=np.float32)
+    out_s[live] = _exact_scores(qb, xn, r, pcol[live])
+    return out_s, np.where(live, c[np.where(live, pcol, 0)], -1)
 
 
 def _merge(
