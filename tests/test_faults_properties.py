@@ -28,7 +28,7 @@ from jmigrate.testing.server import StubServer, stub_vectors
 
 pytestmark = pytest.mark.slow  # Hypothesis searches through the real CLI
 
-DIMS = 16
+DIMS = 32
 ARGS = ["--encoder", "fake", "--dimensions", str(DIMS), "--unit-rows", "4", "--shard-rows", "7", "--quiet"]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                          HealthCheck.data_too_large])

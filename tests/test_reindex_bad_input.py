@@ -194,13 +194,13 @@ class PickyEncoder(FakeEncoder):
 
 
 def test_rows_the_encoder_refuses_are_isolated_and_rejected(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import jmigrate.cli.reindex as cmd
+    import jmigrate.index.run as cmd
 
     docs = [{"id": f"r{i}", "text": f"text {i}" + (" POISON" if i in (3, 17) else "")} for i in range(40)]
     src = tmp_path / "s.jsonl"
     src.write_text("".join(json.dumps(d) + "\n" for d in docs))
     enc = PickyEncoder(model="jina-embeddings-v3")
-    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: enc)
+    monkeypatch.setattr(cmd, "open_encoder", lambda settings, key=None, **kw: enc)
     out = tmp_path / "o"
     assert run(str(src), "--out", str(out), "--dimensions", "32") == 1
     assert [(r["row"], r["id"]) for r in rejects(out)] == [(3, "r3"), (17, "r17")]
@@ -214,7 +214,7 @@ def test_rows_the_encoder_refuses_are_isolated_and_rejected(tmp_path: Path, monk
 
 
 def test_a_refused_key_is_not_isolated_but_stops_the_run(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    import jmigrate.cli.reindex as cmd
+    import jmigrate.index.run as cmd
     from jmigrate.errors import EncoderError
 
     class NoCredit(FakeEncoder):
@@ -223,7 +223,7 @@ def test_a_refused_key_is_not_isolated_but_stops_the_run(tmp_path: Path, monkeyp
             raise EncoderError("embedding request to http://x/v1 was refused: HTTP 402: insufficient balance")
 
     enc = NoCredit(model="jina-embeddings-v3")
-    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: enc)
+    monkeypatch.setattr(cmd, "open_encoder", lambda settings, key=None, **kw: enc)
     src = tmp_path / "s.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": f"t{i}"}) + "\n" for i in range(30)))
     assert run(str(src), "--out", str(tmp_path / "o")) == 2

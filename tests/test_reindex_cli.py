@@ -57,10 +57,10 @@ def test_duckdb_reads_the_index_with_the_exact_schema(tmp_path: Path, capsys) ->
 @pytest.mark.parametrize("by", ["tokens", "sentences"])
 def test_late_chunking_writes_chunk_rows_encoded_one_document_per_request(tmp_path: Path, by: str,
                                                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import jmigrate.cli.reindex as cmd
+    import jmigrate.index.run as cmd
 
     enc = FakeEncoder(model="jina-embeddings-v3")
-    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: enc)
+    monkeypatch.setattr(cmd, "open_encoder", lambda settings, key=None, **kw: enc)
     out = tmp_path / "o"
     assert main(["reindex", str(CORPUS), "--out", str(out), "--late-chunking", "--chunk-by", by,
                  "--chunk-size", "12", "--dimensions", "64", "--quiet"]) == 0
@@ -105,7 +105,8 @@ def test_config_errors_are_usage_errors(tmp_path: Path, capsys) -> None:  # type
     cfg = tmp_path / "c.toml"
     cfg.write_text('[reindex]\ndimensons = 5\n')
     assert main(["reindex", str(CORPUS), "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
-    assert "unknown reindex setting 'dimensons'" in capsys.readouterr().err
+    assert "unknown reindex setting 'dimensons' (did you mean 'dimensions'?)" in " ".join(
+        capsys.readouterr().err.split())
     cfg.write_text('[reindex]\napi_key = "jina_secret"\n')
     assert main(["reindex", str(CORPUS), "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
     assert "jina_secret" not in capsys.readouterr().err

@@ -19,15 +19,15 @@ DOCS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlin
 
 @pytest.fixture()
 def onnx_cli(tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
-    import jmigrate.cli.reindex as cmd
+    import jmigrate.index.run as cmd
     from jmigrate.encoders.onnx import OnnxEncoder
     from jmigrate.testing.tiny_models import build_model_dir
 
     folder = build_model_dir(tmp_path / "tiny-v3")
 
-    def open_encoder(opts, key):  # type: ignore[no-untyped-def]
-        assert opts["encoder"] == "onnx" and opts["model_path"] == folder
-        return OnnxEncoder.from_pretrained(opts["model"], opts["model_path"])
+    def open_encoder(settings, key=None, **kw):  # type: ignore[no-untyped-def]
+        assert settings.encoder == "onnx" and settings.model_path == folder
+        return OnnxEncoder.from_pretrained(settings.model, settings.model_path)
 
     monkeypatch.setattr(cmd, "open_encoder", open_encoder)
     return folder

@@ -139,7 +139,7 @@ def test_edit_in_the_middle_of_a_big_file_is_caught_on_resume(tmp_path: Path) ->
     rows = [{"id": f"r{i}", "text": f"row {i:06d} " + "x" * 200} for i in range(15000)]
     path = tmp_path / "big.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=8, encoder="fake",
+    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=32, encoder="fake",
                         unit_rows=500, shard_rows=1000)
     out = tmp_path / "o"
     with pytest.raises(Boom):
@@ -164,16 +164,17 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path: Path, capsys) -> N
 
 
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import jmigrate.cli.reindex as cmd
+    import jmigrate.index.run as cmd
 
     src = str(corpus(tmp_path))
     out = tmp_path / "o"
-    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: FailingEncoder(1, KeyboardInterrupt))
+    monkeypatch.setattr(cmd, "open_encoder",
+                        lambda settings, key=None, **kw: FailingEncoder(1, KeyboardInterrupt))
     assert main(["reindex", src, "--out", str(out), "--quiet", "--dimensions", "64"]) == 130
     err = " ".join(capsys.readouterr().err.split())
     assert "Run the same command again to resume" in err
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(cmd, "open_encoder", lambda opts, key: encoder())
+    monkeypatch.setattr(cmd, "open_encoder", lambda settings, key=None, **kw: encoder())
     assert main(["reindex", src, "--out", str(out), "--quiet", "--dimensions", "64"]) == 1
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
 
@@ -182,7 +183,7 @@ def test_edit_in_rows_journalled_but_not_yet_in_a_shard_is_caught(tmp_path: Path
     rows = [{"id": f"r{i}", "text": f"row {i:06d} " + "x" * 200} for i in range(15000)]
     path = tmp_path / "big.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=8, encoder="fake",
+    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=32, encoder="fake",
                         unit_rows=500, shard_rows=100_000)  # nothing committed: all in the journal
     out = tmp_path / "o"
     with pytest.raises(Boom):
@@ -214,7 +215,7 @@ def test_rows_refused_by_the_encoder_stay_rejected_after_a_resume(tmp_path: Path
     docs = [{"id": f"r{i}", "text": f"text {i}" + (" POISON" if i == 2 else "")} for i in range(60)]
     path = tmp_path / "s.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=16, encoder="fake", unit_rows=4,
+    settings = Settings(model="jina-embeddings-v3", task=None, dimensions=32, encoder="fake", unit_rows=4,
                         shard_rows=1000)
     out = tmp_path / "o"
     with pytest.raises(Boom):

@@ -66,9 +66,10 @@ def verify(
     api_key: str | None = typer.Option(
         None,
         "--api-key",
-        envvar="JINA_API_KEY",
         show_default=False,
-        help="API key (default: $JINA_API_KEY; never printed).",
+        # No envvar here: the environment is read by the factory's one key rule, which never sends
+        # JINA_API_KEY to an OpenAI-compatible server.
+        help="API key (default: JINA_API_KEY; JMIGRATE_OPENAI_API_KEY for --encoder openai; never printed).",
     ),
     allow_insecure: bool = typer.Option(
         False, "--allow-insecure",
@@ -128,6 +129,8 @@ def verify(
             _check_writable_file(option, path)
     if run_dir is not None:
         _check_writable_dir("--run-dir", run_dir)
+    from jmigrate.encoders.factory import open_encoder, resolve_api_key
+
     opts = VerifyOptions(
         v2=SideOptions(v2, v2_model, v2_task, v2_ids, v2_query_vectors),
         v3=SideOptions(v3, v3_model, v3_task, v3_ids, v3_query_vectors),
@@ -142,15 +145,12 @@ def verify(
         verify_checksums=not no_checksums,
     )
 
+    key_note = resolve_api_key(encoder.value, api_key)[2]
+    if key_note:
+        say(f"note: {key_note}")
+
     def factory(model: str) -> Encoder:
-        if encoder is EncoderKind.fake:
-            # Same vectors as `reindex --encoder fake`, to rehearse the whole pipeline offline.
-            from jmigrate.models import get_model
-            from jmigrate.testing.fake import FakeEncoder
-
-            return FakeEncoder(model=model, dims=get_model(model).dims)
-        from jmigrate.encoders.factory import open_encoder
-
+        # fake: the same vectors as `reindex --encoder fake`, to rehearse the whole pipeline offline.
         return open_encoder(encoder.value, model, api_url=api_url, api_key=api_key,
                             model_path=str(model_path) if model_path else None, allow_insecure=allow_insecure)
 

@@ -1,7 +1,7 @@
-"""Build an encoder from CLI-style settings: `open_encoder("api" | "openai" | "onnx", ...)`.
+"""The one factory for every encoder kind: `open_encoder("api" | "openai" | "onnx" | "fake", ...)`.
 
-Also resolves the API URL and key from flags and the environment, the one place the CLIs
-(`reindex`, `verify`) read them from.
+Also the one place the API URL and key are read from flags and the environment, for every command
+(`reindex`, `verify`): `resolve_api_key` decides which key goes to which kind of server.
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jmigrate.encoders.base import Encoder
 from jmigrate.errors import UsageError
-from jmigrate.models import V3
+from jmigrate.models import MODELS, V3
 
-KINDS = ("api", "openai", "onnx")
+if TYPE_CHECKING:
+    from jmigrate.encoders.base import Encoder
+
+# Every kind of encoder jmigrate can build; `fake` gives deterministic test vectors (not Jina's).
+KINDS = ("api", "onnx", "openai", "fake")
+SENDS_REQUESTS = ("api", "openai")  # the kinds that talk to a server: they need a URL and maybe a key
 URL_ENV = "JMIGRATE_API_URL"
 KEY_ENVS = ("JINA_API_KEY", "JINAAI_API_KEY")
 OPENAI_KEY_ENV = "JMIGRATE_OPENAI_API_KEY"
@@ -28,10 +32,40 @@ class ApiSettings:
     url: str | None
     api_key: str | None
     key_source: str | None  # "--api-key", an env var name, or None: safe to show, unlike the key
+    note: str | None = None  # something the user should hear about the key (never the key itself)
 
     def __repr__(self) -> str:
         return f"ApiSettings(url={self.url!r}, api_key={'***' if self.api_key else None}, " \
                f"key_source={self.key_source!r})"
+
+
+def resolve_api_key(
+    kind: str,
+    api_key: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> tuple[str | None, str | None, str | None]:
+    """(key, where it came from, a note) for an encoder of `kind`: the one rule every command uses.
+
+    `--api-key` wins. Otherwise `api` (Jina's API) reads JINA_API_KEY, then JINAAI_API_KEY; `openai`
+    (a self-hosted OpenAI-compatible server) reads only JMIGRATE_OPENAI_API_KEY: a Jina key is never
+    sent to another server, even when it is the only key set (the note says so; most self-hosted
+    servers need no key). `onnx` and `fake` need none."""
+    env = os.environ if env is None else env
+    # Surrounding whitespace is a copy-paste accident (a CRLF .env file, `echo` into a file), never key.
+    if api_key and api_key.strip():
+        return api_key.strip(), "--api-key", None
+    if kind not in SENDS_REQUESTS:
+        return None, None, None
+    names = (OPENAI_KEY_ENV,) if kind == "openai" else KEY_ENVS
+    for name in names:
+        if env.get(name, "").strip():
+            return env[name].strip(), name, None
+    note = None
+    if kind == "openai" and any(env.get(n, "").strip() for n in KEY_ENVS):
+        note = (f"{' / '.join(n for n in KEY_ENVS if env.get(n, '').strip())} is not sent to an "
+                f"OpenAI-compatible server; set {OPENAI_KEY_ENV} if yours needs a key")
+    return None, None, note
 
 
 def api_settings_from_env(
@@ -42,17 +76,11 @@ def api_settings_from_env(
     env: Mapping[str, str] | None = None,
 ) -> ApiSettings:
     """Flags win over the environment: URL from `api_url` or JMIGRATE_API_URL (the API default is
-    applied by the encoder); key from `api_key`, then JINA_API_KEY, then JINAAI_API_KEY (for
-    kind="openai": JMIGRATE_OPENAI_API_KEY, so a Jina key is never sent to a self-hosted server)."""
+    applied by the encoder); key by `resolve_api_key`."""
     env = os.environ if env is None else env
-    url = api_url or env.get(URL_ENV) or None
-    # Surrounding whitespace is a copy-paste accident (a CRLF .env file, `echo` into a file), never key.
-    if api_key and api_key.strip():
-        return ApiSettings(url, api_key.strip(), "--api-key")
-    for name in (OPENAI_KEY_ENV,) if kind == "openai" else KEY_ENVS:
-        if env.get(name, "").strip():
-            return ApiSettings(url, env[name].strip(), name)
-    return ApiSettings(url, None, None)
+    url = api_url or env.get(URL_ENV, "").strip() or None
+    key, source, note = resolve_api_key(kind, api_key, env=env)
+    return ApiSettings(url, key, source, note)
 
 
 def open_encoder(
@@ -73,24 +101,60 @@ def open_encoder(
     batch_size: int | None = None,
     add_task_prefix: bool | None = None,  # openai: None = for v3 models (see OpenAICompatibleEncoder)
     allow_insecure: bool = False,
+    offline: bool = False,
+    dims: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Encoder:
-    """An encoder of `kind`: "api" (Jina API), "openai" (OpenAI-compatible server) or "onnx" (local)."""
+    """An encoder of `kind`: "api" (Jina API), "openai" (OpenAI-compatible server), "onnx" (local) or
+    "fake" (deterministic test vectors of `dims`, default the model's width).
+
+    `add_task_prefix` (openai): the server knows nothing of v3 tasks, so the task's instruction is
+    put in front of each text on the client, once. `offline`: an HTTP encoder built only to plan and
+    count (`reindex --dry-run`): it holds no key and refuses to send anything."""
     if kind not in KINDS:
         raise UsageError(f"unknown encoder {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "fake":
+        from jmigrate.encoders.fake import FakeEncoder
+
+        info = MODELS.get(model.rsplit("/", 1)[-1])
+        options: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+        return FakeEncoder(model=model, dims=dims or (info.dims if info else 1024), **options)
     if kind == "onnx":
         return _open_onnx(model, model_path=model_path, allow_download=allow_download, providers=providers,
                           threads=threads, batch_size=batch_size)
     from jmigrate.encoders.api import JinaAPIEncoder, OpenAICompatibleEncoder
 
     settings = api_settings_from_env(api_url, api_key, kind=kind, env=env)
-    common: dict[str, Any] = dict(api_key=settings.api_key, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                                  timeout=timeout, max_attempts=max_attempts, allow_insecure=allow_insecure)
+    common: dict[str, Any] = dict(api_key=None if offline else settings.api_key, concurrency=concurrency,
+                                  rpm=rpm, tpm=tpm, timeout=timeout, max_attempts=max_attempts,
+                                  allow_insecure=allow_insecure)
     if batch_size is not None:
         common["batch_size"] = batch_size
     if kind == "openai":
-        return OpenAICompatibleEncoder(model, api_url=settings.url, add_task_prefix=add_task_prefix, **common)
-    return JinaAPIEncoder(model, api_url=settings.url, **common)
+        cls: type[JinaAPIEncoder] = OpenAICompatibleEncoder
+        common["add_task_prefix"] = add_task_prefix
+    else:
+        cls = JinaAPIEncoder
+    if offline:
+        cls = _offline(cls)
+    return cls(model, api_url=settings.url, **common)
+
+
+def _offline(cls: type[Any]) -> type[Any]:
+    """`cls` that plans and counts exactly as it would for a run, without a key and without sending."""
+
+    class Offline(cls):
+        def _check_key(self) -> None:
+            pass  # nothing is sent: no key needed, none held
+
+        def encode_batch(self, *args: Any, **kwargs: Any) -> Any:
+            raise UsageError("this encoder was opened to plan and count only; it sends nothing")
+
+        def encode_late_chunked(self, *args: Any, **kwargs: Any) -> Any:
+            raise UsageError("this encoder was opened to plan and count only; it sends nothing")
+
+    Offline.__name__ = Offline.__qualname__ = f"Offline{cls.__name__}"
+    return Offline
 
 
 def _open_onnx(model: str, *, model_path: str | None, allow_download: bool, providers: list[str] | None,

@@ -11,9 +11,9 @@ from collections import Counter
 from typing import Any
 
 from jmigrate.encoders.base import Encoder
+from jmigrate.index.settings import Settings, matryoshka_widths
 from jmigrate.index.sources import Source
-from jmigrate.index.units import Preparer, Settings, rebatch
-from jmigrate.models import API_MAX_TOKENS, MATRYOSHKA_DIMS, MODELS
+from jmigrate.index.units import Preparer, rebatch, token_limit
 
 ESTIMATE_NOTE = "estimate: ~4 characters per token (no tokenizer at hand)"
 
@@ -26,8 +26,9 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
             tpm: float | None = None, concurrency: int = 1, price_per_mtok: float | None = None
             ) -> dict[str, Any]:
     settings.check()
-    info = MODELS.get(settings.model.rsplit("/", 1)[-1])
-    prep = Preparer(source, settings, encoder, info.max_tokens if info else API_MAX_TOKENS)
+    info = settings.model_info
+    # The same limit as the run (the model's, less the task's instruction): the same rows rejected.
+    prep = Preparer(source, settings, encoder, token_limit(settings, encoder))
     rows = tokens = out_rows = docs = text_bytes = id_bytes = truncated = 0
     reasons: Counter[str] = Counter()
     first = 0
@@ -55,8 +56,8 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         minutes.append(("tpm", tokens / tpm))
     bound = max(minutes, key=lambda m: m[1]) if minutes else None
     overhead = id_bytes + text_bytes + out_rows * 16  # ids, texts, chunk fields and Parquet framing
-    sizes = {str(d): overhead + out_rows * d * 4 for d in sorted(set(MATRYOSHKA_DIMS) | {settings.dimensions})
-             if info is None or d <= info.dims}
+    widths = matryoshka_widths(info) if info else (settings.dimensions,)
+    sizes = {str(d): overhead + out_rows * d * 4 for d in sorted(set(widths) | {settings.dimensions})}
     return {
         "source": source.describe(),
         "rows": {"source": rows, "embeddable": rows - sum(reasons.values()),

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,10 @@ from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageErro
 from jmigrate.index import checkpoint as ckpt
 from jmigrate.index.manifest import SHARD_PATTERN, Manifest, Norms, Usage, new_manifest, now, write_manifest
 from jmigrate.index.rejects import RejectsFile, reject
+from jmigrate.index.settings import Settings, check_out_folder
 from jmigrate.index.shards import ShardWriter, output_schema, vector_array, vectors_of
 from jmigrate.index.sources import Source
-from jmigrate.index.units import Preparer, Settings, Unit, keep_rows, rebatch, refused_input
+from jmigrate.index.units import Preparer, Unit, keep_rows, rebatch, refused_input, token_limit
 
 __all__ = ["Result", "Settings", "Stats", "reindex"]
 
@@ -105,27 +106,27 @@ def reindex(
 def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *, restart: bool,
              on_progress: Callable[[Stats, Encoder], None] | None, stop: threading.Event | None,
              concurrency: int, on_note: Callable[[str], None] | None) -> Result:
-    from jmigrate.models import API_MAX_TOKENS, MODELS, TASKS
-
     settings.check()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; name a folder (a new or empty one, or an index to resume)")
+    check_out_folder(out)
     resolved = out.resolve()
     if any(resolved == f.resolve().parent or resolved in f.resolve().parents for f in source.files):
         raise UsageError(f"--out {out} holds the source files; write the new index to another folder")
     stop = stop or threading.Event()
-    model = MODELS.get(settings.model.rsplit("/", 1)[-1])
-    max_tokens = model.max_tokens if model else API_MAX_TOKENS
-    task = TASKS.get(settings.task or "")
-    if task and task.prefix:
-        max_tokens -= encoder.count_tokens([task.prefix])[0]
+    max_tokens = token_limit(settings, encoder)
     src_fp = source.fingerprint()
     # The source's path is left out: the same files named another way (relative vs absolute, a moved
     # folder) are the same input; their content is checked by the source fingerprint.
-    fp_settings = {**asdict(settings), "source": {k: v for k, v in source.describe().items() if k != "path"}}
+    fp_settings = {**settings.fingerprinted(),
+                   "source": {k: v for k, v in source.describe().items() if k != "path"}}
     fingerprint = ckpt.fingerprint_of(fp_settings)
     out.mkdir(parents=True, exist_ok=True)
     with ckpt.RunLock(out):
+        if not restart and _never_embedded(out, fingerprint, src_fp):
+            # An earlier start failed before anything was embedded (a refused key, a server that
+            # would not take the model): nothing is lost by starting over with the new settings.
+            restart = True
+            if on_note:
+                on_note(f"{out} holds a run that embedded nothing; starting over with these settings")
         state = ckpt.prepare(
             out, fingerprint=fingerprint, source_fingerprint=src_fp, restart=restart,
             describe_change=lambda old: _describe_change(old.settings, fp_settings))
@@ -153,6 +154,26 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
                           already_complete=True, notes=state.notes)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
         return run.go(on_progress)
+
+
+def _never_embedded(out: Path, fingerprint: str, source_fingerprint: str) -> bool:
+    """`out` holds a manifest of other settings (or another source) but not one embedded row: no
+    shard and no journalled unit. Such a folder may be started over without --restart."""
+    from jmigrate.index.manifest import read_manifest
+
+    try:
+        m = read_manifest(out)
+    except InputError:
+        return False  # unreadable: only --restart may discard it
+    if m is None:
+        return False
+    if m.fingerprint == fingerprint and m.source.get("fingerprint") == source_fingerprint:
+        return False  # same settings: an ordinary resume
+    work = out / ckpt.WORK
+    if work.is_symlink():
+        return False  # not ours to judge: prepare() refuses it
+    journal = work.is_dir() and any(p.name.startswith("unit-") for p in work.iterdir())
+    return not m.shards and not journal and not m.rows.source and not m.rows.written
 
 
 def _total(source: Source, s: Settings) -> int | None:

@@ -18,54 +18,14 @@ import pyarrow as pa
 
 from jmigrate.encoders.base import Encoder
 from jmigrate.encoders.chunking import chunk_spans, safe_counter, truncate_to
-from jmigrate.errors import InputError, UsageError
+from jmigrate.errors import InputError
 from jmigrate.index.idset import IdSet
 from jmigrate.index.rejects import reject
+from jmigrate.index.settings import Settings
 from jmigrate.index.sources import RawBatch, RowProblem, Source, empty_table
 from jmigrate.textio import is_unicode
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that decides the output. All of it is fingerprinted, so a change is detected."""
-
-    model: str
-    task: str | None
-    dimensions: int
-    encoder: str = "api"
-    late_chunking: bool = False
-    chunk_by: str | None = None  # "tokens" | "sentences"; None: one vector per row
-    chunk_size: int = 512
-    chunk_overlap: int = 0
-    on_long: str = "reject"  # what to do with a row over the model's token limit
-    limit: int | None = None
-    store_text: bool = True
-    unit_rows: int = 256
-    shard_rows: int = 100_000
-    row_group_rows: int = 8192
-
-    @property
-    def chunked(self) -> bool:
-        return self.late_chunking or self.chunk_by is not None or self.on_long == "chunk"
-
-    def chunking(self) -> dict[str, Any] | None:
-        if self.chunk_by is None:
-            return None
-        return {"by": self.chunk_by, "size": self.chunk_size, "overlap": self.chunk_overlap}
-
-    def check(self) -> None:
-        if self.on_long not in ("truncate", "chunk", "reject"):
-            raise UsageError(f"--on-long must be truncate, chunk or reject, not {self.on_long!r}")
-        if self.chunk_by not in (None, "tokens", "sentences"):
-            raise UsageError(f"--chunk-by must be tokens or sentences, not {self.chunk_by!r}")
-        if self.late_chunking and self.chunk_by is None:
-            raise UsageError("--late-chunking needs --chunk-by tokens|sentences")
-        if self.chunk_by and not 0 <= self.chunk_overlap < self.chunk_size:
-            raise UsageError("--chunk-overlap must be at least 0 and smaller than --chunk-size")
-        if self.dimensions <= 0:
-            raise UsageError("--dimensions must be positive")
-        if self.limit is not None and self.limit < 0:
-            raise UsageError("--limit must be at least 0")
+__all__ = ["Preparer", "Settings", "Unit", "keep_rows", "rebatch", "refused_input", "token_limit"]
 
 
 @dataclass
@@ -153,6 +113,20 @@ def _norm_id(rid: Any, row: int, has_column: bool) -> tuple[str | None, str | No
         return None, "id is empty"
     return rid, None
 
+
+
+def token_limit(settings: Settings, encoder: Encoder) -> int:
+    """The most tokens a text may have: the model's limit minus the task's instruction, which the
+    API (or the local backend, or the OpenAI-compatible client) puts in front of it. Shared by the
+    run and the dry run, so both reject the same rows."""
+    from jmigrate.models import API_MAX_TOKENS, TASKS
+
+    info = settings.model_info
+    limit = info.max_tokens if info else API_MAX_TOKENS
+    task = TASKS.get(settings.task or "")
+    if task and task.prefix:
+        limit -= encoder.count_tokens([task.prefix])[0]
+    return limit
 
 
 class Preparer:
