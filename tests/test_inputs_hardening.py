@@ -35,7 +35,7 @@ V2 = "jina-embeddings-v2-base-en"
 def reindex(src: Path | str, out: Path, *extra: str) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["reindex", str(src), "--out", str(out), "--encoder", "fake", "--dimensions", "16",
+        code = main(["reindex", str(src), "--out", str(out), "--encoder", "fake", "--dimensions", "32",
                      "--quiet", *extra])
     return code, err.getvalue()
 
@@ -319,7 +319,7 @@ def _spaced_world(tmp_path: Path) -> list[str]:
     (docs / "faq.md").write_text("frequently asked questions", encoding="utf-8")
     for side, model in (("v2", V2), ("v3", "jina-embeddings-v3")):
         code, err = reindex(docs, tmp_path / side, "--model", model, "--dimensions",
-                            "768" if side == "v2" else "16")
+                            "768" if side == "v2" else "32")
         assert code == 0, err
     (tmp_path / "q.jsonl").write_text('{"id": "q1", "text": "what changed"}\n', encoding="utf-8")
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\trelease notes.md\t1\n",
@@ -382,7 +382,7 @@ def test_a_symlink_leaving_the_text_folder_is_rejected_and_never_sent(tmp_path: 
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             code = main(["reindex", str(docs), "--out", str(tmp_path / "o"), "--api-url", srv.url,
-                         "--api-key", "jina_links", "--dimensions", "16", "--quiet"])
+                         "--api-key", "jina_links", "--dimensions", "32", "--quiet"])
         sent = " ".join(t for r in srv.stats.embedding_records() for t in r.inputs)
     assert code == 1, err.getvalue()
     assert "SECRET" not in sent and "public text" in sent

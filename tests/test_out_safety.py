@@ -15,7 +15,7 @@ import pytest
 from jmigrate.cli.app import main
 from jmigrate.fileio import atomic_write
 
-ARGS = ["--encoder", "fake", "--dimensions", "16", "--unit-rows", "8", "--shard-rows", "24", "--quiet"]
+ARGS = ["--encoder", "fake", "--dimensions", "32", "--unit-rows", "8", "--shard-rows", "24", "--quiet"]
 
 
 def corpus(path: Path, n: int = 60) -> Path:

@@ -478,8 +478,9 @@ def test_every_flag_and_config_key_comes_from_one_settings_field() -> None:
     names = {p.name for p in command.params}
     fields_with_flags = {k for k, o in options().items() if o.flag_names(k)}
     assert fields_with_flags <= names
-    assert names - fields_with_flags == {"source", "config", "api_key", "restart", "dry_run", "quiet",
-                                         "output_format", "as_json"}
+    # the rest are not settings: what to read, where the key and config are, what to do, how to show it
+    assert names - fields_with_flags - {"debug", "help"} == {
+        "source", "config", "api_key", "restart", "dry_run", "quiet", "output_format", "as_json"}
     assert "-o" not in {o for p in command.params for o in getattr(p, "opts", [])}
     json_flag = next(p for p in command.params if p.name == "as_json")
     assert json_flag.hidden  # type: ignore[attr-defined]

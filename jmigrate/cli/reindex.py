@@ -11,20 +11,20 @@ import inspect
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jmigrate.cli.console import err_console, warn
-from jmigrate.errors import UsageError
+from jmigrate.cli.console import err_console, say, set_quiet, warn
+from jmigrate.cli.options import ListFormat, choice
 from jmigrate.index.settings import Settings, field_type, options
 
 if TYPE_CHECKING:
     from jmigrate.encoders.base import Encoder
     from jmigrate.index.pipeline import Result, Stats
 
-FORMATS = ("text", "json")
 HELP = "Re-embed a corpus into a new Parquet index that survives any crash (rerun to resume)."
 
 
@@ -45,29 +45,31 @@ def _command() -> Any:
             continue
         kind = o.flag_type or field_type(name)
         params.append(P(name, P.KEYWORD_ONLY, annotation=kind, default=typer.Option(
-            None, *flags, help=o.help, hidden=o.hidden, show_default=False)))
+            None, *flags, help=o.help, hidden=o.hidden, show_default=False, metavar=o.metavar)))
     extra: list[tuple[str, Any, Any]] = [
-        ("config", Path | None, typer.Option(None, "--config", help=(
+        ("config", Path | None, typer.Option(None, "--config", metavar="FILE", help=(
             "jmigrate.toml (its reindex table) or a plan JSON file from `jmigrate plan --format json`."))),
-        ("api_key", str | None, typer.Option(None, "--api-key", show_default=False, help=(
+        ("api_key", str | None, typer.Option(None, "--api-key", show_default=False, metavar="KEY", help=(
             "API key (default: JINA_API_KEY; JMIGRATE_OPENAI_API_KEY for --encoder openai); "
             "never printed."))),
         ("restart", bool, typer.Option(False, "--restart", help="Discard what --out holds and start over.")),
         ("dry_run", bool, typer.Option(False, "--dry-run", help="Count rows and tokens, estimate cost, time "
                                        "and size; call no encoder.")),
-        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress (for CI).")),
-        ("output_format", str, typer.Option("text", "--format", help="text | json (the summary as JSON "
-                                            "on stdout).")),
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress or notes (for CI); "
+                                     "errors and rejected rows still show.")),
+        ("output_format", ListFormat, typer.Option(
+            ListFormat.text, "--format", "-f", parser=choice(ListFormat),
+            help="text | json (the summary, or the dry-run report, as JSON on stdout).")),
         ("as_json", bool, typer.Option(False, "--json", hidden=True, help="Same as --format json.")),
     ]
     params += [P(name, P.KEYWORD_ONLY, annotation=kind, default=default) for name, kind, default in extra]
 
     def reindex_cmd(source: str, *, config: Path | None, api_key: str | None, restart: bool, dry_run: bool,
-                    quiet: bool, output_format: str, as_json: bool, **flags: Any) -> None:
-        if output_format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+                    quiet: bool, output_format: ListFormat, as_json: bool, **flags: Any) -> None:
+        if quiet:
+            set_quiet(True)
         code = run(source, flags, config=config, api_key=api_key, restart=restart, dry_run=dry_run,
-                   quiet=quiet, as_json=as_json or output_format == "json")
+                   quiet=quiet, as_json=as_json or output_format is ListFormat.json)
         if code:
             raise typer.Exit(code)
 
@@ -85,14 +87,14 @@ def run(source_path: str, flags: dict[str, Any], *, config: Path | None = None, 
     from jmigrate.index import run as lib
 
     def note(text: str) -> None:
-        err_console.print(f"note: {text}", highlight=False, markup=False)
+        # Said even with -q: where the key goes, a damaged shard made again, an empty run restarted.
+        err_console.print(f"note: {text}")
 
     # Every setting is checked here, before the source is read, --out is touched or anything is sent.
     settings = Settings.resolve(flags, config=config, on_note=note)
     source = lib.open_source(source_path, settings)
-    if not quiet:
-        for text in lib.source_notes(source):
-            note(text)
+    for text in lib.source_notes(source):
+        say(f"note: {text}")
     if dry_run:
         report = lib.dry_run(source, settings)
         if as_json:
@@ -102,11 +104,11 @@ def run(source_path: str, flags: dict[str, Any], *, config: Path | None = None, 
 
             render(report, err_console)
         return 0
-    return _reindex(source, settings, api_key, restart=restart, quiet=quiet, as_json=as_json)
+    return _reindex(source, settings, api_key, restart=restart, quiet=quiet, as_json=as_json, on_note=note)
 
 
 def _reindex(source: Any, settings: Settings, api_key: str | None, *, restart: bool, quiet: bool,
-             as_json: bool) -> int:
+             as_json: bool, on_note: Callable[[str], None]) -> int:
     from jmigrate.index import run as lib
 
     out = settings.out
@@ -122,12 +124,12 @@ def _reindex(source: Any, settings: Settings, api_key: str | None, *, restart: b
         result: Result = lib.reindex(
             source, settings, api_key=api_key, restart=restart, stop=stop,
             on_progress=progress.update if progress else None,
-            on_note=lambda note: err_console.print(f"note: {note}", highlight=False, markup=False))
+            on_note=on_note)
     except KeyboardInterrupt:
         if progress:
             progress.stop()
         err_console.print(f"interrupted: finished work is saved in {out}. Run the same command again to "
-                          "resume.", highlight=False, markup=False)
+                          "resume.")
         return 130
     finally:
         if progress:

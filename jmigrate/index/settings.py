@@ -32,6 +32,7 @@ class Option:
     help: str
     flags: tuple[str, ...] = ()  # () = `--<field-name-with-dashes>`; ("",) = no flag (library/config only)
     flag_type: Any = None  # the type the flag is parsed as, when it differs from the field's
+    metavar: str | None = None  # what the help shows for the value (default: its type)
     hidden: bool = False
     config: bool = True  # may be set in a config file
     fingerprint: bool = False  # decides the vectors or the index: a change needs --restart
@@ -59,44 +60,50 @@ class Settings:
     """
 
     out: Path | None = _opt(None, "Output index folder (created; rerun the same command to resume).",
-                            flags=("--out",))
-    encoder: str = _opt("api", "api | onnx | openai (fake: test vectors).", fingerprint=True,
+                            flags=("--out",), metavar="DIR")
+    encoder: str = _opt("api", "api | onnx | openai (fake: test vectors).", fingerprint=True, metavar="KIND",
                         choices=ENCODER_KINDS)
-    model: str = _opt(V3, "Model name (default: jina-embeddings-v3).", fingerprint=True)
+    model: str = _opt(V3, "Model name (default: jina-embeddings-v3).", fingerprint=True,
+                      metavar="MODEL")
     task: str | None = _opt(DEFAULT_DOCUMENT_TASK, "v3 task (default: retrieval.passage; v2 models have "
-                            "none).", fingerprint=True, choices=tuple(TASKS))
+                            "none).", fingerprint=True, choices=tuple(TASKS), metavar="TASK")
     dimensions: int = _opt(0, "Vector size (default: the model's; 768 keeps a v2 schema).",
-                           flag_type=int | None, fingerprint=True, positive=True)
+                           flag_type=int | None, fingerprint=True, positive=True, metavar="N")
     late_chunking: bool = _opt(False, "Embed each document once and pool its chunks.",
                                flags=("--late-chunking/--no-late-chunking",), fingerprint=True)
-    chunk_by: str | None = _opt(None, "Chunk documents: tokens | sentences.", fingerprint=True,
+    chunk_by: str | None = _opt(None, "Chunk documents: tokens | sentences.", fingerprint=True, metavar="BY",
                                 choices=("tokens", "sentences"))
-    chunk_size: int = _opt(512, "Chunk size in tokens (default: 512).", fingerprint=True, positive=True)
-    chunk_overlap: int = _opt(0, "Overlap in tokens (default: 0).", fingerprint=True, minimum=0)
+    chunk_size: int = _opt(512, "Chunk size in tokens (default: 512).", fingerprint=True, positive=True,
+                          metavar="N")
+    chunk_overlap: int = _opt(0, "Overlap in tokens (default: 0).", fingerprint=True, minimum=0,
+                             metavar="N")
     on_long: str = _opt("reject", "Rows over the token limit: truncate | chunk | reject (default: reject).",
-                        fingerprint=True, choices=("truncate", "chunk", "reject"))
-    concurrency: int = _opt(8, "Requests in flight (default: 8).", positive=True)
-    rpm: float | None = _opt(None, "Requests per minute limit.", positive=True)
-    tpm: float | None = _opt(None, "Tokens per minute limit.", positive=True)
-    price_per_mtok: float | None = _opt(None, "Price per million tokens, for spend and estimates.", minimum=0)
-    limit: int | None = _opt(None, "Only the first N source rows.", fingerprint=True, minimum=0)
-    id_column: str | None = _opt(None, "Column with the ids (detected).")
-    text_column: str | None = _opt(None, "Column with the texts (detected).")
+                        fingerprint=True, choices=("truncate", "chunk", "reject"), metavar="ACTION")
+    concurrency: int = _opt(8, "Requests in flight (default: 8).", positive=True, metavar="N")
+    rpm: float | None = _opt(None, "Requests per minute limit.", positive=True, metavar="N")
+    tpm: float | None = _opt(None, "Tokens per minute limit.", positive=True, metavar="N")
+    price_per_mtok: float | None = _opt(None, "Price per million tokens, for spend and estimates.",
+                                        minimum=0, metavar="USD")
+    limit: int | None = _opt(None, "Only the first N source rows.", fingerprint=True, minimum=0,
+                              metavar="N")
+    id_column: str | None = _opt(None, "Column with the ids (detected).", metavar="COLUMN")
+    text_column: str | None = _opt(None, "Column with the texts (detected).", metavar="COLUMN")
     metadata_columns: tuple[str, ...] | None = _opt(None, "Comma-separated columns to carry (all others).",
-                                                    flag_type=str | None)
+                                                    flag_type=str | None, metavar="A,B,...")
     store_text: bool = _opt(True, "Store the text in the index (--no-text: do not).",
                             flags=("--store-text/--no-text",), fingerprint=True)
-    api_url: str | None = _opt(None, f"API base URL (env {URL_ENV}).")
+    api_url: str | None = _opt(None, f"API base URL (env {URL_ENV}).", metavar="URL")
     allow_insecure: bool = _opt(False, "Allow a plain http:// --api-url to a non-loopback host (the key "
                                        "travels unencrypted).", flags=("--allow-insecure",), config=False)
-    model_path: Path | None = _opt(None, "Local ONNX model folder (--encoder onnx).")
+    model_path: Path | None = _opt(None, "Local ONNX model folder (--encoder onnx).", metavar="DIR")
     allow_download: bool = _opt(False, "Let --encoder onnx fetch the model from the HF Hub.",
                                 flags=("--allow-download/--no-download",))
-    batch_size: int | None = _opt(None, "Inputs per request.", hidden=True, positive=True)
+    batch_size: int | None = _opt(None, "Inputs per request.", hidden=True, positive=True,
+                                  metavar="N")
     unit_rows: int = _opt(256, "Source rows per journalled unit.", hidden=True, fingerprint=True,
-                          positive=True)
+                          positive=True, metavar="N")
     shard_rows: int = _opt(100_000, "Output rows per Parquet shard.", hidden=True, fingerprint=True,
-                           positive=True)
+                           positive=True, metavar="N")
     row_group_rows: int = _opt(8192, "Rows per Parquet row group.", flags=("",), config=False,
                                fingerprint=True, positive=True)
 
@@ -407,7 +414,7 @@ def load_config(path: Path) -> dict[str, tuple[str, Any]]:
         import tomllib
 
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a BOM (Notepad) is not TOML
         except (ValueError, UnicodeDecodeError) as e:
             raise UsageError(f"{path} is not valid TOML: {e}") from e
     if not isinstance(data, dict):
