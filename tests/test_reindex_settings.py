@@ -123,7 +123,6 @@ BAD_FLAGS = [
     (["--encoder", "api", "--allow-download"], "--allow-download is for --encoder onnx, not api"),
     (["--late-chunking", "--encoder", "openai"],
      "--late-chunking needs the Jina API or the local ONNX backend"),
-    (["--format", "yaml"], "--format must be one of text, json, not 'yaml'"),
 ]
 
 
@@ -144,6 +143,15 @@ def test_each_bad_setting_is_one_line_exit_2_before_anything_is_written_or_sent(
     assert message in err
     assert not out.exists()
     assert stub.stats.requests == 0
+
+
+def test_an_unknown_format_is_a_usage_error_listing_the_choices(
+        tmp_path: Path, stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["reindex", str(corpus(tmp_path)), "--out", str(out), "--api-url", stub.url, "--format",
+                 "yaml"]) == 2
+    assert "'yaml' is not one of 'text', 'json'" in " ".join(capsys.readouterr().err.split())
+    assert not out.exists() and stub.stats.requests == 0
 
 
 def test_openai_without_a_url_is_refused_up_front(tmp_path: Path, stub: StubServer,
@@ -279,8 +287,10 @@ def test_any_config_value_is_accepted_or_refused_with_one_usage_error_naming_the
         assert got is value
     elif isinstance(value, (int, float)):
         assert got == value and not isinstance(got, (bool, str))
+    elif isinstance(value, str) and key == "metadata_columns":  # "a,b" like the flag; "" carries none
+        assert got == tuple(c.strip() for c in value.split(",") if c.strip())
     elif isinstance(value, str):
-        assert value.strip() and isinstance(got, (str, Path, tuple))
+        assert value.strip() and isinstance(got, (str, Path))
     else:
         assert key == "metadata_columns" and field_type(key) is not None
 

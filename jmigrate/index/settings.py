@@ -347,7 +347,7 @@ def _check_value(key: str, value: Any, name: Callable[[str], str], *, unset_ok: 
         return
     if o.choices and value not in o.choices:
         what = "unknown task; v3 tasks are" if key == "task" else "choose one of"
-        raise UsageError(f"{name(key)} {value}: {what} {', '.join(o.choices)}")
+        raise UsageError(f"{name(key)} {_plain(value)}: {what} {', '.join(o.choices)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key == "dimensions" and value == 0 and unset_ok:
             return  # checked by `Settings.check` (an unknown model needs a width)
@@ -359,6 +359,14 @@ def _check_value(key: str, value: Any, name: Callable[[str], str], *, unset_ok: 
             raise UsageError(f"{name(key)} {_num(value)}: must be at least {_num(o.minimum)}")
     if isinstance(value, (str, Path)) and not str(value).strip():
         raise UsageError(f"{name(key)} is empty")
+
+
+def _plain(value: Any) -> str:
+    """A value for a one-line message: as typed when it is a plain word, else quoted and escaped."""
+    text = str(value)
+    if text and text.isprintable() and not any(c.isspace() for c in text) and len(text) <= 60:
+        return text
+    return _show(text)
 
 
 def _num(x: float) -> str:
