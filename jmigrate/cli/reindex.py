@@ -92,19 +92,60 @@ def run(source_path: str, flags: dict[str, Any], *, config: Path | None = None, 
 
     # Every setting is checked here, before the source is read, --out is touched or anything is sent.
     settings = Settings.resolve(flags, config=config, on_note=note)
+    out = settings.out
+    assert out is not None  # resolve() requires it
     source = lib.open_source(source_path, settings)
-    for text in lib.source_notes(source):
-        say(f"note: {text}")
-    if dry_run:
-        report = lib.dry_run(source, settings)
-        if as_json:
-            typer.echo(json.dumps(report, indent=2))
-        else:
-            from jmigrate.index.dryrun import render
+    try:  # a store source holds a connection until the run ends
+        if settings.to is not None:
+            from jmigrate.stores.load import preflight
 
-            render(report, err_console)
-        return 0
-    return _reindex(source, settings, api_key, restart=restart, quiet=quiet, as_json=as_json, on_note=note)
+            preflight(out, settings.to, source=source_path)  # before anything is spent
+        for text in lib.source_notes(source):
+            say(f"note: {text}")
+        if dry_run:
+            report = lib.dry_run(source, settings)
+            if as_json:
+                typer.echo(json.dumps(report, indent=2))
+            else:
+                from jmigrate.index.dryrun import render
+
+                render(report, err_console)
+            return 0
+        code = _reindex(source, settings, api_key, restart=restart, quiet=quiet, as_json=as_json,
+                        on_note=note)
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+    if settings.to is not None and code in (0, 1):
+        code = max(code, _load_into_store(out, settings.to, restart=restart, quiet=quiet))
+    return code
+
+
+def _load_into_store(out: Path, to: str, *, restart: bool, quiet: bool) -> int:
+    """`--to URI`: the finished index's shards into a new collection (jmigrate.stores.load)."""
+    from jmigrate.stores.load import load_index
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = load_index(out, to, restart=restart, stop=stop)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: the load into {to} resumes where it stopped when the same command "
+                          "runs again")
+        return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    for text in result.notes:
+        err_console.print(f"note: {text}")
+    if not quiet:
+        err_console.print(f"loaded {result.rows:,} rows into {result.collection} ({result.shards_loaded} "
+                          f"shard(s) loaded, {result.shards_skipped} already there); row count and "
+                          f"{result.sample_checked} sampled vectors match the index")
+    return 0
 
 
 def _reindex(source: Any, settings: Settings, api_key: str | None, *, restart: bool, quiet: bool,

@@ -61,7 +61,10 @@ def open_encoder(settings: Settings, api_key: str | None = None, *, offline: boo
         concurrency=settings.concurrency, rpm=settings.rpm, tpm=settings.tpm,
         model_path=str(settings.model_path) if settings.model_path else None,
         allow_download=settings.allow_download, batch_size=settings.batch_size,
-        allow_insecure=settings.allow_insecure, offline=offline, env=env)
+        allow_insecure=settings.allow_insecure, offline=offline, env=env,
+        # openai: a task in the settings (v3's default, or one asked for with another model name)
+        # reaches the server the only way the protocol allows, as the instruction before the text
+        add_task_prefix=True if settings.task is not None else None)
 
 
 def reindex(

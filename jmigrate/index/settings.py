@@ -98,6 +98,8 @@ class Settings:
     model_path: Path | None = _opt(None, "Local ONNX model folder (--encoder onnx).", metavar="DIR")
     allow_download: bool = _opt(False, "Let --encoder onnx fetch the model from the HF Hub.",
                                 flags=("--allow-download/--no-download",))
+    to: str | None = _opt(None, "Then load the vectors into a NEW vector-store collection (postgresql://, "
+                                "qdrant://, chroma://, lancedb://; docs/stores.md).", metavar="URI")
     batch_size: int | None = _opt(None, "Inputs per request.", hidden=True, positive=True,
                                   metavar="N")
     unit_rows: int = _opt(256, "Source rows per journalled unit.", hidden=True, fingerprint=True,
