@@ -11,8 +11,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from jmigrate.index.discover import StoreInfo
 from jmigrate.models import MODELS, V3
+from jmigrate.scan.stores import StoreInfo
 from jmigrate.stores import open_store, parse_uri
 
 SAMPLE_ROWS = 200
