@@ -302,3 +302,147 @@ def test_zip_bombs_in_npz_are_not_inflated(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert store.dims == 64 and peak < 16 << 20
+
+
+# --- names resolve by scope: an edit never lands in another request's payload ----------------------
+
+JS_TWO_PAYLOADS = """\
+async function openaiEmbed(t) {
+  const payload = { model: "text-embedding-3-small", input: t, encoding_format: "float", normalized: true };
+  return fetch("https://api.openai.com/v1/embeddings", { method: "POST", body: JSON.stringify(payload) });
+}
+
+async function jinaEmbed(t) {
+  const payload = {model: "jina-embeddings-v2-base-en", input: t, encoding_format: "float", normalized: true};
+  return fetch("https://api.jina.ai/v1/embeddings", {
+    method: "POST",
+    body: JSON.stringify(payload),
+  });
+}
+"""
+
+# The URL in a constant at the top: the request is the call that passes it, not the text after it.
+JS_URL_CONSTANT = """\
+const JINA_URL = "https://api.jina.ai/v1/embeddings";
+const OPENAI_URL = "https://api.openai.com/v1/embeddings";
+async function openaiEmbed(t) {
+  const payload = {model: "text-embedding-3-small", input: t, encoding_format: "float", normalized: true};
+  return fetch(OPENAI_URL, { method: "POST", body: JSON.stringify(payload) });
+}
+async function jinaEmbed(t) {
+  const payload = {model: "jina-embeddings-v2-base-en", input: t, encoding_format: "float", normalized: true};
+  const body = JSON.stringify(payload);
+  return fetch(JINA_URL, { method: "POST", body });
+}
+"""
+
+PY_TWO_PAYLOADS = """\
+import requests
+
+
+def openai_embed(t):
+    payload = {"model": "text-embedding-3-small", "input": t, "encoding_format": "float", "normalized": True}
+    return requests.post("https://api.openai.com/v1/embeddings", json=payload)
+
+
+def helper():
+    def inner():
+        payload = {"model": "x", "input": [], "encoding_format": "float", "normalized": True}
+        return payload
+    return inner
+
+
+payload = {"model": "jina-embeddings-v2-base-en", "input": [], "encoding_format": "float", "normalized": True}
+requests.post("https://api.jina.ai/v1/embeddings", json=payload)
+"""
+
+
+def _apply_safe(root: Path) -> None:
+    from jmigrate.scan.apply import apply
+
+    apply(plan(root))
+
+
+@pytest.mark.parametrize("name,text", [("client.js", JS_TWO_PAYLOADS), ("client.ts", JS_TWO_PAYLOADS),
+                                       ("const.js", JS_URL_CONSTANT), ("client.py", PY_TWO_PAYLOADS)])
+def test_a_payload_name_resolves_to_its_own_scope(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    _apply_safe(tmp_path)
+    after = (tmp_path / name).read_text()
+    openai_lines = [ln for ln in after.splitlines() if "text-embedding-3-small" in ln or '"x"' in ln]
+    assert openai_lines and all("encoding_format" in ln and "normalized" in ln for ln in openai_lines)
+    (jina_line,) = [ln for ln in after.splitlines() if "jina-embeddings-v2-base-en" in ln]
+    assert "encoding_format" not in jina_line and "embedding_type" in jina_line
+    assert "normalized" not in jina_line
+
+
+JS_UNSURE = {
+    # Declared twice where the request can see it (var redeclaration; a reassignment): which one is sent
+    # depends on the run, so nothing is edited for it automatically.
+    "redeclared.js": """\
+var payload = { model: "jina-embeddings-v2-base-en", input: t, encoding_format: "float" };
+if (other) { var payload = { model: "text-embedding-3-small", input: t, encoding_format: "float" }; }
+fetch("https://api.jina.ai/v1/embeddings", { method: "POST", body: JSON.stringify(payload) });
+""",
+    "reassigned.js": """\
+let payload = { model: "jina-embeddings-v2-base-en", input: t, encoding_format: "float" };
+if (useOpenAI) payload = { model: "text-embedding-3-small", input: t, encoding_format: "float" };
+fetch("https://api.jina.ai/v1/embeddings", { method: "POST", body: JSON.stringify(payload) });
+""",
+    "param.js": """\
+const payload = { model: "jina-embeddings-v2-base-en", input: t, encoding_format: "float" };
+function send(payload) {
+  return fetch("https://api.jina.ai/v1/embeddings", { method: "POST", body: JSON.stringify(payload) });
+}
+""",
+}
+PY_UNSURE = {
+    "branches.py": """\
+import requests
+if use_openai:
+    payload = {"model": "text-embedding-3-small", "input": t, "encoding_format": "float"}
+else:
+    payload = {"model": "jina-embeddings-v2-base-en", "input": t, "encoding_format": "float"}
+requests.post("https://api.jina.ai/v1/embeddings", json=payload)
+""",
+    "param.py": """\
+import requests
+payload = {"model": "jina-embeddings-v2-base-en", "input": t, "encoding_format": "float"}
+def send(payload):
+    return requests.post("https://api.jina.ai/v1/embeddings", json=payload)
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted({**JS_UNSURE, **PY_UNSURE}))
+def test_an_ambiguous_payload_name_gives_manual_findings_only(tmp_path: Path, name: str) -> None:
+    text = {**JS_UNSURE, **PY_UNSURE}[name]
+    (tmp_path / name).write_text(text)
+    result = plan(tmp_path, select=["JM2"])
+    assert all(f.applicability.value == "manual" and not f.edits for f in result.findings), [
+        (f.code, f.applicability.value) for f in result.findings
+    ]
+    _apply_safe(tmp_path)
+    assert (tmp_path / name).read_text() == text
+
+
+def test_jm501_js_looks_for_uses_in_the_embedders_own_scope(tmp_path: Path) -> None:
+    # Two functions, each with its own `embeddings`: one stores documents, the other searches. Neither
+    # instance serves both sides.
+    (tmp_path / "rag.ts").write_text("""\
+export async function ingest(docs) {
+  const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+  return embeddings.embedDocuments(docs);
+}
+export async function ask(q) {
+  const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+  return embeddings.embedQuery(q);
+}
+""")
+    assert plan(tmp_path, select=["JM501"]).findings == []
+    (tmp_path / "one.ts").write_text("""\
+const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+await embeddings.embedDocuments(docs);
+await embeddings.embedQuery(q);
+""")
+    assert [f.path for f in plan(tmp_path, select=["JM501"]).findings] == ["one.ts"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,7 +11,7 @@ from jmigrate.models import MODELS, V3, Model
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Edit
 from jmigrate.scan.python import PyModule, call_name, dict_key, kwarg, last_part
-from jmigrate.scan.text import model_matches
+from jmigrate.scan.text import balanced_end, model_matches
 
 # Constructor (last part of the called name) -> integration kind.
 KINDS = {
@@ -28,6 +29,15 @@ KINDS = {
 # Integrations whose default model is a v2 model: no model argument still means v2.
 DEFAULT_V2 = {"langchain": "jina-embeddings-v2-base-en", "chroma": "jina-embeddings-v2-base-en"}
 MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
+
+
+@dataclass
+class PyRequest:
+    call: ast.Call
+    payload: ast.Dict | None
+    # False when the payload is a name bound more than once where the request can see it: the dict found
+    # may not be the one sent, so its findings are manual.
+    certain: bool = True
 
 
 @dataclass
@@ -89,7 +99,7 @@ class Sites:
         return [s for s in self.embedders if s.kind in kinds]
 
     @cached_property
-    def requests(self) -> list[tuple[ast.Call, ast.Dict | None]]:
+    def requests(self) -> list[PyRequest]:
         """HTTP POSTs to Jina's embeddings endpoint and their payload dict literal (if visible)."""
         mod, text = self.mod, self.ctx.src.text
         out = []
@@ -110,7 +120,8 @@ class Sites:
             if "jina.ai" not in url and (url.lstrip("f\"'").startswith("http") or "api.jina.ai" not in text):
                 continue
             body = kwarg(call, "json", "data", "content")
-            out.append((call, mod.resolve_dict(body.value) if body else None))
+            payload, certain = mod.resolve_dict(body.value) if body else (None, False)
+            out.append(PyRequest(call, payload, certain))
         return out
 
 
@@ -168,6 +179,40 @@ def string_key(d: ast.Dict, key: str) -> ast.Constant | None:
 def site_span(sites: Sites, site: Site) -> tuple[int, int]:
     """Where an integration finding points: the called name (`JinaEmbeddings` in `JinaEmbeddings(...)`)."""
     return sites.mod.span(site.call.func)
+
+
+@dataclass(frozen=True)
+class JsEmbedder:
+    """`new JinaEmbeddings({...})` in JS/TS (LangChain.js) on a legacy model."""
+
+    start: int  # of `new`
+    model: Model
+    var: str | None  # the const/let/var it is assigned to
+    var_start: int
+    scope: tuple[int, int]  # the block the variable is declared in: where its uses are looked for
+
+
+_JS_NEW = re.compile(r"(?:(?:const|let|var)\s+([\w$]+)\s*=\s*)?(?P<new>new)\s+JinaEmbeddings\s*\(\s*(\{)?")
+
+
+def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
+    """LangChain.js embedders of a JS/TS file (shared by JM301 and JM501)."""
+    if ctx.language != "js":
+        return []
+    from jmigrate.scan import jsscope
+
+    text = ctx.src.text
+    out = []
+    for m in _JS_NEW.finditer(text):
+        end = balanced_end(text, m.start(3)) if m.group(3) else -1
+        models = list(model_matches(text[m.start(3) : end])) if end > 0 else []
+        if not models:
+            continue
+        b = jsscope.blocks(text)
+        block = b.innermost(m.start())
+        scope = (b.opens[block], b.closes[block]) if block >= 0 else (0, len(text))
+        out.append(JsEmbedder(m.start("new"), models[0].model, m.group(1), m.start(1), scope))
+    return out
 
 
 def python_sites(ctx: FileContext, *kinds: str) -> tuple[Sites | None, list[Site]]:

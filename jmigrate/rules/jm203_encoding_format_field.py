@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jmigrate.rules._requests import other_requests, python_requests
+from jmigrate.rules._requests import field_finding, payload_fields
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
-from jmigrate.scan.python import dict_key
 
 FIELDS = ("encoding_format", "encoding_type")
 
@@ -25,43 +24,16 @@ FIELDS = ("encoding_format", "encoding_type")
     languages=["python", "js", "shell", "markdown", "dockerfile", "text"],
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
-    mod = ctx.py
-    for req in python_requests(ctx):
-        assert mod is not None
-        d = req.payload
-        for field in FIELDS:
-            i = dict_key(d, field) if d is not None else None
-            if d is None or i is None:
-                continue
-            key = d.keys[i]
-            assert key is not None
-            start, end = mod.span(key)
-            quote = mod.src.text[start]
-            yield _finding(ctx, field, start, end, [Edit(start, end, f"{quote}embedding_type{quote}")])
-    text = ctx.src.text
-    for treq in other_requests(ctx):
-        keys = treq.keys(text)
-        for field in FIELDS:
-            if field in keys:
-                start = keys[field][0]
-                name_at = text.index(field, start)
-                yield _finding(
-                    ctx,
-                    field,
-                    start,
-                    name_at + len(field),
-                    [Edit(name_at, name_at + len(field), "embedding_type")],
-                )
-
-
-def _finding(ctx: FileContext, field: str, start: int, end: int, edits: list[Edit]) -> Finding:
-    return ctx.finding(
-        "JM203",
-        start,
-        end,
-        f'"{field}" is not a Jina API field (400 on v3)',
-        "Rename it to embedding_type",
-        Applicability.SAFE,
-        edits,
-        {"drop_fields": [field]},
-    )
+    for field in payload_fields(ctx, FIELDS):
+        at = field.name_start
+        yield field_finding(
+            ctx,
+            "JM203",
+            field,
+            f'"{field.key}" is not a Jina API field (400 on v3)',
+            "Rename it to embedding_type",
+            Applicability.SAFE,
+            [Edit(at, at + len(field.key), "embedding_type")] if at >= 0 else [],
+            {"drop_fields": [field.key]},
+            key_only=True,
+        )

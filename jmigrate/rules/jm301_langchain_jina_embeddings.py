@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
-from jmigrate.rules._sites import python_sites, site_span
+from jmigrate.rules._sites import js_embedders, python_sites, site_span
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.tasks import infer_python, infer_text, recommendation
-from jmigrate.scan.text import balanced_end, model_matches
 
 FIX = (
     "Use model jina-embeddings-v3, and for search/RAG embed documents with task retrieval.passage and "
     "queries with retrieval.query (LangChain's JinaEmbeddings cannot pass a task: call the API directly "
     "or use an integration that can)"
 )
-_JS_NEW = re.compile(r"new\s+JinaEmbeddings\s*\(\s*(\{)?")
 
 
 @rule(
@@ -50,22 +47,14 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             (),
             recommendation(site.model, guess),
         )
-    if ctx.language != "js":
-        return
-    text = ctx.src.text
-    for m in _JS_NEW.finditer(text):
-        end = balanced_end(text, m.start(1)) if m.group(1) else -1
-        models = list(model_matches(text[m.start() : end])) if end > 0 else []
-        if not models:
-            continue
-        model = models[0].model
+    for js in js_embedders(ctx):
         yield ctx.finding(
             "JM301",
-            m.start(),
-            m.start() + len("new JinaEmbeddings"),
-            f"LangChain.js JinaEmbeddings on {model.name} cannot send a v3 task",
+            js.start,
+            js.start + len("new JinaEmbeddings"),
+            f"LangChain.js JinaEmbeddings on {js.model.name} cannot send a v3 task",
             FIX,
             Applicability.MANUAL,
             (),
-            recommendation(model, infer_text(text)),
+            recommendation(js.model, infer_text(ctx.src.text)),
         )

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from jmigrate.rules._sites import python_sites, site_span
+from jmigrate.rules._sites import js_embedders, python_sites, site_span
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.tasks import PASSAGE, QUERY, TaskGuess, recommendation
-from jmigrate.scan.text import balanced_end, model_matches
 
 FIX = (
     "Use two embedders: task retrieval.passage for the documents you store and retrieval.query for the "
     "queries (re-embed the documents first)"
 )
-_JS_NEW = re.compile(r"(?:const|let|var)\s+(\w+)\s*=\s*new\s+JinaEmbeddings\s*\(\s*(\{)?")
 
 
 @rule(
@@ -61,32 +59,31 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 (),
                 recommendation(site.model, guess),
             )
-    if ctx.language != "js":
-        return
     text = ctx.src.text
-    for m in _JS_NEW.finditer(text):
-        end = balanced_end(text, m.start(2)) if m.group(2) else -1
-        models = list(model_matches(text[m.start() : end])) if end > 0 else []
-        if not models:
+    for js in js_embedders(ctx):
+        if js.var is None:
             continue
-        var = re.escape(m.group(1))
-        query = re.search(rf"\b{var}\.embedQuery\b|\bsimilaritySearch\w*\(", text)
-        docs = re.search(
-            rf"\b{var}\.embedDocuments\b|fromDocuments\([^)]*\b{var}\b|fromTexts\([^)]*\b{var}\b", text
-        )
+        # Uses of the variable inside the block that declares it (another function's `embeddings` is
+        # another object).
+        lo, hi = js.scope
+        var = re.escape(js.var)
+        query = re.compile(rf"\b{var}\.embedQuery\b|\bsimilaritySearch\w*\(").search(text, lo, hi)
+        docs = re.compile(
+            rf"\b{var}\.embedDocuments\b|fromDocuments\([^)]*\b{var}\b|fromTexts\([^)]*\b{var}\b"
+        ).search(text, lo, hi)
         if query and docs:
             guess = TaskGuess(
                 None,
-                f"{docs.group(0)} and {query.group(0)} use the same {m.group(1)}",
+                f"{docs.group(0)} and {query.group(0)} use the same {js.var}",
                 [(PASSAGE, docs.group(0)), (QUERY, query.group(0))],
             )
             yield ctx.finding(
                 "JM501",
-                m.start(1),
-                m.end(1),
-                f"one {models[0].model.name} embedder ({m.group(1)}) serves documents and queries",
+                js.var_start,
+                js.var_start + len(js.var),
+                f"one {js.model.name} embedder ({js.var}) serves documents and queries",
                 FIX,
                 Applicability.MANUAL,
                 (),
-                recommendation(models[0].model, guess),
+                recommendation(js.model, guess),
             )

@@ -187,29 +187,15 @@ class PyModule:
         return None
 
     def constant_value(self, node: ast.AST | None) -> object:
-        """Literal value of a node, following a Name to its last literal assignment in the enclosing
-        function (before the use) or at module level."""
+        """Literal value of a node, following a Name to its binding in the scope Python would use; None
+        when that name is bound more than once there (which value is used depends on the run)."""
         if node is None:
             return None
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
-            fn = self.enclosing_function(node)
-            if fn is not None:
-                local: ast.AST | None = None
-                for n in ast.walk(fn):
-                    if (
-                        isinstance(n, ast.Assign)
-                        and len(n.targets) == 1
-                        and isinstance(n.targets[0], ast.Name)
-                        and n.targets[0].id == node.id
-                        and n.lineno < node.lineno
-                    ):
-                        local = n.value
-                if local is not None:
-                    return local.value if isinstance(local, ast.Constant) else None
-            value = self.module_constants.get(node.id)
-            return value.value if isinstance(value, ast.Constant) else None
+            value, certain = self.resolve_name(node)
+            return value.value if certain and isinstance(value, ast.Constant) else None
         return None
 
     @cached_property
@@ -226,27 +212,97 @@ class PyModule:
                 out[stmt.target.id] = stmt.value
         return out
 
-    def resolve_dict(self, node: ast.AST | None) -> ast.Dict | None:
-        """A dict literal, directly or through a name assigned a dict literal in the same scope."""
+    def resolve_dict(self, node: ast.AST | None) -> tuple[ast.Dict | None, bool]:
+        """A dict literal, directly or through a name (or `json.dumps(...)`), and whether that is certain:
+        False when the name is bound more than once in its scope (branches, reassignment, a parameter)."""
         if isinstance(node, ast.Dict):
-            return node
+            return node, True
         if isinstance(node, ast.Call) and call_name(node) in ("json.dumps", "dumps") and node.args:
             return self.resolve_dict(node.args[0])
         if isinstance(node, ast.Name):
-            scope = self.enclosing_function(node) or self.tree
-            found: ast.Dict | None = None
-            for n in ast.walk(scope):
-                if (
-                    isinstance(n, ast.Assign)
-                    and isinstance(n.value, ast.Dict)
-                    and len(n.targets) == 1
-                    and isinstance(n.targets[0], ast.Name)
-                    and n.targets[0].id == node.id
-                    and n.lineno <= node.lineno
-                ):
-                    found = n.value
-            return found
-        return None
+            value, certain = self.resolve_name(node)
+            if isinstance(value, ast.Dict):
+                return value, certain
+        return None, False
+
+    # --- scopes ----------------------------------------------------------------------------------
+    _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Module)
+
+    def scope_of(self, node: ast.AST) -> ast.AST:
+        """The function, lambda, class or module whose namespace a name at `node` is looked up in first."""
+        for p in self.ancestors(node):
+            if isinstance(p, self._SCOPES):
+                return p
+        return self.tree
+
+    def resolve_name(self, name: ast.Name) -> tuple[ast.AST | None, bool]:
+        """The value a name is bound to, by Python's scoping rules (local, enclosing functions, module;
+        class bodies are not seen from their methods), and whether it is certain: one binding, an
+        assignment of that value, made before the use when in the same scope."""
+        scope: ast.AST | None = self.scope_of(name)
+        first = True
+        while scope is not None:
+            if first or not isinstance(scope, ast.ClassDef):
+                found = self._bindings(scope).get(name.id)
+                if found:
+                    values = [v for v in found if v is not None]
+                    before = [v for v in values if not first or v.lineno < name.lineno]  # type: ignore[attr-defined]
+                    if len(found) == 1 and values and (before or not first):
+                        return values[0], True
+                    guesses = before or values
+                    return (guesses[-1] if guesses else None), False
+            first = False
+            scope = None if isinstance(scope, ast.Module) else self.scope_of(scope)
+        return None, False
+
+    def _bindings(self, scope: ast.AST) -> dict[str, list[ast.AST | None]]:
+        """Names bound directly in `scope` (not in nested functions/classes) -> the value of each binding
+        (None for bindings without one simple value: parameters, loops, imports, unpacking, augmented)."""
+        cache: dict[ast.AST, dict[str, list[ast.AST | None]]] = self.__dict__.setdefault("_binding_cache", {})
+        if scope in cache:
+            return cache[scope]
+        out: dict[str, list[ast.AST | None]] = {}
+
+        def bind(name: str, value: ast.AST | None) -> None:
+            out.setdefault(name, []).append(value)
+
+        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = scope.args
+            for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+                if arg is not None:
+                    bind(arg.arg, None)
+        body = scope.body if isinstance(scope.body, list) else [scope.body]  # type: ignore[attr-defined]
+        todo: list[ast.AST] = list(body)
+        while todo:
+            n = todo.pop()
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bind(n.name, None)
+                todo.extend(n.decorator_list)
+                continue  # a nested scope: its own names are not ours
+            if isinstance(n, ast.Lambda):
+                continue
+            if isinstance(n, (ast.Global, ast.Nonlocal)):
+                for g in n.names:
+                    bind(g, None)  # bound elsewhere as well: never certain
+                continue
+            if isinstance(n, (ast.Import, ast.ImportFrom)):
+                for alias in n.names:
+                    bind((alias.asname or alias.name).split(".")[0], None)
+                continue
+            if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                p = self.parents.get(n)
+                simple = (
+                    isinstance(p, ast.Assign) and len(p.targets) == 1 and p.targets[0] is n
+                ) or (isinstance(p, (ast.AnnAssign, ast.NamedExpr)) and p.target is n and p.value is not None)
+                bind(n.id, p.value if simple else None)  # type: ignore[union-attr]
+                continue
+            if isinstance(n, ast.ExceptHandler) and n.name:
+                bind(n.name, None)
+            if isinstance(n, ast.AnnAssign) and n.value is None:
+                continue  # `x: int` alone binds nothing
+            todo.extend(ast.iter_child_nodes(n))
+        cache[scope] = out
+        return out
 
     def names_in(self, node: ast.AST) -> set[str]:
         """Every dotted name read inside `node` ("emb", "self.emb", ...)."""

@@ -119,10 +119,13 @@ def window(text: str, offset: int, before: int = 400, after: int = 400) -> str:
 # --- embeddings requests outside Python (fetch, axios, curl) ------------------------------------------
 
 _ENDPOINT = re.compile(r"api\.jina\.ai/v1/embeddings")
-_STRINGIFY = re.compile(r"JSON\.stringify\(\s*(?:(\{)|(\w+)\s*\))")
 _CURL_DATA = re.compile(r"""(?:-d|--data(?:-raw|-binary)?)\s+(['"])\s*(\{)""")
-_AXIOS_BODY = re.compile(r"""^\s*['"`]?\s*,\s*(\{)""")
 _KEY = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z_]\w*)(?P=q)\s*:\s*""")
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+# Keys of a request-options object (fetch, ky, got, axios config) whose value is the payload.
+_BODY_KEYS = ("body", "json", "data")
+# An object entry: `key:` / `"key":`, or a shorthand `{ body }` (group 3).
+_ENTRY = re.compile(r"""(["']?)([A-Za-z_$][\w$]*)\1\s*:(?!:)|(?<=[{,])\s*([A-Za-z_$][\w$]*)\s*(?=[,}])""")
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ class TextRequest:
     url_end: int
     body_start: int  # offset of "{" (-1 when the payload is not visible)
     body_end: int  # offset just past "}"
+    # False when the payload was reached through a name bound more than once where the request is made:
+    # it may not be the payload sent, so its findings are manual (never an automatic edit).
+    certain: bool = True
 
     def keys(self, text: str) -> dict[str, tuple[int, int, int]]:
         """Top-level-ish keys of the payload: name -> (key start, value start, value end)."""
@@ -179,25 +185,125 @@ def _command_bounds(text: str, offset: int) -> tuple[int, int]:
     return start, len(text) if end < 0 else end
 
 
-def text_requests(text: str) -> list[TextRequest]:
-    out = []
+@lru_cache(maxsize=8)
+def _text_requests(text: str) -> tuple[TextRequest, ...]:
+    from jmigrate.scan import jsscope
+
+    out: list[TextRequest] = []
     for m in _ENDPOINT.finditer(text):
-        after = text[m.end() : m.end() + 600]
-        start = -1
-        if a := _AXIOS_BODY.search(after):
-            start = m.end() + a.start(1)
-        elif s := _STRINGIFY.search(after):
-            if s.group(1):
-                start = m.end() + s.start(1)
-            else:  # JSON.stringify(payload): find `const payload = {`
-                decl = re.search(r"(?:const|let|var)\s+" + re.escape(s.group(2)) + r"\s*=\s*(\{)", text)
-                start = decl.start(1) if decl else -1
-        else:
+        literal = _string_around(text, m.start(), m.end())
+        if literal is None:  # not in a quoted string: a shell command (curl) or prose
             lo, hi = _command_bounds(text, m.start())
             data = _CURL_DATA.search(text, lo, hi)
             start = data.start(2) if data else -1
-        end = balanced_end(text, start) if start >= 0 else -1
-        out.append(TextRequest(m.start(), m.end(), start if end > 0 else -1, end))
+            end = balanced_end(text, start) if start >= 0 else -1
+            out.append(TextRequest(m.start(), m.end(), start if end > 0 else -1, end))
+            continue
+        q_open, q_close = literal
+        before = _skip_back(text, q_open)
+        if before >= 0 and text[before] == "(":  # fetch("…/embeddings", …) / axios.post("…", …)
+            out.append(_call_request(text, m.start(), m.end(), q_close + 1))
+            continue
+        # const URL = "…/embeddings": the requests are the calls that pass URL, resolved by scope.
+        decl = re.search(r"(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=;\n]*)?=\s*\Z",
+                         text[max(0, q_open - 200) : q_open])
+        uses: list[TextRequest] = []
+        if decl:
+            name = decl.group(1)
+            for use in re.finditer(rf"\(\s*({re.escape(name)})\s*,", text):
+                value_at, _ = jsscope.resolve(text, name, use.start(1))
+                if value_at == q_open:
+                    uses.append(_call_request(text, use.start(1), use.end(1), use.end(1)))
+        out.extend(uses or [TextRequest(m.start(), m.end(), -1, -1)])
+    return tuple(out)
+
+
+def text_requests(text: str) -> list[TextRequest]:
+    """Requests to the embeddings endpoint in a non-Python file, each with its payload object when the
+    text shows which one it is (cached: JM201-JM203 all ask about the same file)."""
+    return list(_text_requests(text))
+
+
+def _string_around(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(opening quote, closing quote) of the one-line string literal holding text[start:end], if any."""
+    line_start = text.rfind("\n", max(0, start - 300), start) + 1
+    for i in range(start - 1, max(line_start, start - 300) - 1, -1):
+        if text[i] in "\"'`":
+            close = text.find(text[i], end, end + 300)
+            return (i, close) if close >= 0 else None
+        if text[i] in " \t,;(){}":
+            return None
+    return None
+
+
+def _skip_back(text: str, i: int) -> int:
+    i -= 1
+    while i >= 0 and text[i] in " \t\r\n":
+        i -= 1
+    return i
+
+
+def _call_request(text: str, url_start: int, url_end: int, after: int) -> TextRequest:
+    """The request whose URL argument ends at `after`: the payload is the next argument, or the body/json/
+    data entry of an options object there; names are followed to their declaration by scope."""
+    i = after
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    if i >= len(text) or text[i] != ",":
+        return TextRequest(url_start, url_end, -1, -1)
+    # Python-like snippets in docs: requests.post("…", json={…}); the option name is skipped.
+    kw = re.compile(r"\s*(?:json|data|content)\s*=\s*").match(text, i + 1)
+    start, certain = _payload_at(text, kw.end() if kw else i + 1, options=not kw, depth=0)
+    end = balanced_end(text, start) if start >= 0 else -1
+    if end < 0:
+        return TextRequest(url_start, url_end, -1, -1)
+    return TextRequest(url_start, url_end, start, end, certain)
+
+
+def _payload_at(text: str, i: int, *, options: bool, depth: int) -> tuple[int, bool]:
+    """Offset of the payload object the expression at `i` evaluates to (-1: not visible), and whether the
+    names followed on the way resolved for certain."""
+    from jmigrate.scan import jsscope
+
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    if i >= len(text) or depth > 4:
+        return -1, False
+    if text[i] == "{":
+        end = balanced_end(text, i)
+        if options and end > 0:  # an options object: the payload is its body/json/data entry
+            for key, value_at in _top_level_entries(text, i, end):
+                if key in _BODY_KEYS:
+                    return _payload_at(text, value_at, options=False, depth=depth + 1)
+        return i, True
+    if text.startswith("JSON.stringify(", i):
+        return _payload_at(text, i + len("JSON.stringify("), options=False, depth=depth + 1)
+    ident = _IDENT.match(text, i)
+    if ident:
+        value_at, certain = jsscope.resolve(text, ident.group(), i)
+        if value_at < 0:
+            return -1, False
+        start, inner = _payload_at(text, value_at, options=options, depth=depth + 1)
+        return start, certain and inner
+    return -1, False
+
+
+def _top_level_entries(text: str, start: int, end: int) -> list[tuple[str, int]]:
+    """(key, value offset) of an object literal's own entries; a shorthand `{ body }` gives the key's own
+    offset as its value (the name is the value)."""
+    from jmigrate.scan import jsscope
+
+    b = jsscope.blocks(text)
+    own = b.innermost(start + 1)
+    out: list[tuple[str, int]] = []
+    for m in _ENTRY.finditer(text[start:end]):
+        at = start + m.start()
+        if b.innermost(at) != own:
+            continue
+        if m.group(2):
+            out.append((m.group(2), start + m.end()))
+        else:
+            out.append((m.group(3), start + m.start(3)))
     return out
 
 
