@@ -55,7 +55,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 continue
         guess = infer_python(mod, req.call)
         edits = []
-        if payload is not None and payload.keys and guess.task and None not in payload.keys:
+        if req.certain and payload is not None and payload.keys and guess.task and None not in payload.keys:
             model_at = dict_key(payload, "model")
             edits = [add_dict_entry(mod, payload, "task", guess.task, model_at)]
         start, end = mod.span(req.call.func)
@@ -80,7 +80,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             continue
         guess = infer_text(text)
         edits = []
-        if treq.body_start >= 0 and guess.task and "model" in keys:
+        if treq.certain and treq.body_start >= 0 and guess.task and "model" in keys:
             key_start = keys["model"][0]  # in front of the model key (see add_dict_entry)
             quote = text[key_start] if text[key_start] in "\"'" else ""
             edits = [insert_before_key(text, key_start, f'{quote}task{quote}: "{guess.task}"')]
