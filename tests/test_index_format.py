@@ -507,3 +507,24 @@ def test_chunked_search_ranks_documents_by_their_best_chunk_with_id_ties(
             best[ids[i]] = max(best.get(ids[i], -2.0), sc)
         ranked = sorted(best, key=lambda d: (-round(best[d], 5), d))[:k]
         assert r.doc_ids[qi] == ranked
+
+
+def test_plan_reads_a_reindex_index_through_the_same_manifest_reader(tmp_path: Path) -> None:
+    """The source was named after the old model (common: `kb-jina-embeddings-v2-base-en.jsonl`), and
+    the manifest and shard metadata mention that path; the manifest's own `model` is what counts."""
+    import jmigrate
+
+    src = tmp_path / "kb-jina-embeddings-v2-base-en.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"passage {i}"}) + "\n" for i in range(12)),
+                   encoding="utf-8")
+    out = tmp_path / "tree" / "kb-v3"
+    s = Settings(model=V3, task="retrieval.passage", dimensions=256, encoder="fake", unit_rows=4,
+                 shard_rows=5)
+    reindex(open_source(str(src)), out, FakeEncoder(model=V3, batch_size=4), s)
+    [store] = [st for st in jmigrate.plan(tmp_path / "tree").stores if st["path"].endswith("kb-v3")]
+    assert store["likely_models"] == [V3] and "manifest.json" in store["model_evidence"]
+    raw = json.loads((out / "manifest.json").read_text())
+    raw["status"] = "interrupted"
+    (out / "manifest.json").write_text(json.dumps(raw))
+    [store] = [st for st in jmigrate.plan(tmp_path / "tree").stores if st["path"].endswith("kb-v3")]
+    assert any("rerun its reindex command" in n for n in store["notes"])

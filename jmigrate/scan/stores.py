@@ -227,8 +227,7 @@ def _parquet(path: Path, files: list[Path]) -> StoreInfo | None:
     _model_from_text(info, " ".join(kv.values()) + " " + " ".join(schema.names), "Parquet metadata")
     manifest = (path if path.is_dir() else path.parent) / "manifest.json"
     if manifest.is_file() and not manifest.is_symlink():
-        head = _read_head(manifest, MAX_MANIFEST_BYTES).decode("utf-8", errors="replace")
-        _model_from_text(info, head, "manifest.json")
+        _from_manifest(info, manifest)
     if first is not None and text:
         info.avg_tokens = _avg_tokens(first.column(1).to_pylist())
     return info
@@ -410,6 +409,29 @@ def _lancedb(d: Path, dirnames: list[str]) -> StoreInfo:
 
 
 # --------------------------------------------------------------------------- model guess and command
+
+def _from_manifest(info: StoreInfo, manifest: Path) -> None:
+    """A `reindex` index says exactly what it holds (read by the one manifest reader, so plan, reindex
+    and verify agree); another tool's manifest.json is only searched for model names."""
+    from jmigrate.errors import InputError
+    from jmigrate.index.manifest import read_manifest
+
+    if manifest.stat().st_size <= MAX_MANIFEST_BYTES:
+        try:
+            m = read_manifest(manifest.parent)
+        except InputError:
+            m = None
+        if m is not None:
+            name = m.model.rsplit("/", 1)[-1]
+            info.likely_models = [name] if name in MODELS else []
+            info.model_evidence = "manifest.json (a reindex index)"
+            if not m.complete:
+                info.notes.append(f"a reindex index whose run is {m.status}: rerun its reindex command to "
+                                  "finish it")
+            return
+    head = _read_head(manifest, MAX_MANIFEST_BYTES).decode("utf-8", errors="replace")
+    _model_from_text(info, head, "manifest.json")
+
 
 def _model_from_text(info: StoreInfo, text: str, where: str) -> None:
     names = sorted({m for m in MODEL_RE.findall(text) if m in MODELS})
