@@ -494,3 +494,41 @@ def test_every_flag_and_config_key_comes_from_one_settings_field() -> None:
     assert "-o" not in {o for p in command.params for o in getattr(p, "opts", [])}
     json_flag = next(p for p in command.params if p.name == "as_json")
     assert json_flag.hidden  # type: ignore[attr-defined]
+
+
+def _v2_index(tmp_path: Path) -> Path:
+    v2 = tmp_path / "v2"
+    src = tmp_path / "many.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document {i} about topic {i % 5}"}) + "\n"
+                           for i in range(30)), encoding="utf-8")
+    assert main(["reindex", str(src), "--out", str(v2), "--encoder", "fake", "--model",
+                 "jina-embeddings-v2-base-en", "--quiet"]) == 0
+    return v2
+
+
+def test_bridge_fit_api_sends_the_jina_key_when_both_are_set(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    v2 = _v2_index(tmp_path)
+    _both_keys(monkeypatch)
+    with StubServer(api_key=KEY) as srv:
+        assert main(["bridge", "fit", "--v2", str(v2), "--sample", "20", "--out", str(tmp_path / "b"),
+                     "--encoder", "api", "--api-url", srv.url, "--quiet"]) == 0
+        assert srv.stats.requests >= 1 and srv.stats.by_status == {200: srv.stats.requests}
+
+
+def test_bridge_fit_openai_sends_the_openai_key_never_the_jina_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        openai_server: tuple[str, list[dict[str, Any]]]) -> None:
+    url, requests = openai_server
+    v2 = _v2_index(tmp_path)
+    _both_keys(monkeypatch)
+    assert main(["bridge", "fit", "--v2", str(v2), "--sample", "20", "--out", str(tmp_path / "b"),
+                 "--encoder", "openai", "--api-url", url, "--quiet"]) == 0
+    assert requests and {r["auth"] for r in requests} == {f"Bearer {OPENAI_KEY}"}
+
+
+def test_every_command_offers_the_factorys_encoder_kinds() -> None:
+    from jmigrate.cli.verify import EncoderKind
+    from jmigrate.encoders.factory import KINDS
+
+    assert {k.value for k in EncoderKind} == set(KINDS)

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from jmigrate.encoders.factory import KINDS as ENCODERS
+
 if TYPE_CHECKING:
     from jmigrate.bridge.manifest import BridgeManifest
     from jmigrate.encoders.base import Encoder
 
-ENCODERS = ("api", "onnx", "openai", "fake")
 HELP = {"help_option_names": ["-h", "--help"]}
 
 bridge_app = typer.Typer(
@@ -201,12 +202,7 @@ def _open_encoder(
     model_path: Path | None,
     allow_insecure: bool,
 ) -> Encoder:
-    if kind == "fake":
-        # Deterministic test vectors (NOT Jina vectors), to rehearse the command offline.
-        from jmigrate.models import get_model
-        from jmigrate.testing.fake import FakeEncoder
-
-        return FakeEncoder(model=model, dims=get_model(model).dims)
+    # fake: deterministic test vectors (NOT Jina vectors), to rehearse the command offline.
     from jmigrate.encoders.factory import open_encoder
 
     return open_encoder(
