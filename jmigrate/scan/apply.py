@@ -7,8 +7,11 @@ Safety rules (each one tested in tests/test_apply.py):
   if any file fails a check nothing at all is written;
 - edits are applied back to front on the decoded text, so the bytes outside the edits (encoding,
   byte-order mark, CRLF line endings) are kept exactly;
-- each file is written atomically: a temporary file in the same folder, fsync, `os.replace`, with the
-  original file's permission bits.
+- each file is written atomically: a temporary file in the same folder, given the original's owner,
+  group, extended attributes (ACLs) and mode, then fsync and `os.replace`. A file with hard links, or one
+  whose owner/attributes the running user cannot give a new file, is rewritten in place instead (after a
+  durable backup of the old bytes, removed on success), so links, owner and attributes stay
+  (tests/test_apply_ownership.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -288,34 +292,120 @@ def _prepare(result: PlanResult, unsafe: bool, report: ApplyReport) -> list[_Pre
 
 
 def write_atomic(path: Path, data: bytes, expected_sha256: str | None = None) -> None:
-    """Replace (or create) `path` with `data` via a temporary file in the same folder; keeps the permissions.
+    """Replace (or create) `path` with `data`, keeping what identifies and protects the file.
+
+    Normally through a temporary file in the same folder (fsync, `os.replace`) that is first given the old
+    file's owner, group, extended attributes (POSIX ACLs live there) and mode, so a reader sees the old
+    file or the new one and nothing else changes. When the new file cannot carry the same identity (a
+    hard link elsewhere would keep the old text; a user who may write the file but not chown it would
+    become its owner; an attribute cannot be copied), the file is rewritten in place instead: see
+    `_write_in_place`.
 
     With `expected_sha256`, the file is hashed again just before the swap so that an editor saving
     the file while we worked is not overwritten.
     """
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:  # a new file (a report): the permissions a plain open() would give it
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:  # a new file (a report)
+        st = None
+    if st is not None and st.st_nlink > 1:
+        _write_in_place(path, data, expected_sha256)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".jmigrate-tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+            if st is not None and not _same_identity(fh.fileno(), path, st):
+                raise _NeedsInPlace
+        if st is None:  # the permissions a plain open() would give it
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         if expected_sha256 is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected_sha256:
             raise StaleFileError(f"{path.name}: changed while jmigrate was writing it; plan again")
         os.replace(tmp, path)
+    except _NeedsInPlace:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        _write_in_place(path, data, expected_sha256)
+        return
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    # Make the rename itself durable (POSIX only; directories cannot be opened on Windows).
+    _fsync_dir(path.parent)
+
+
+class _NeedsInPlace(Exception):
+    """The temporary file cannot be given the original's owner, group or attributes."""
+
+
+def _same_identity(fd: int, original: Path, st: os.stat_result) -> bool:
+    """Give the open temporary file `original`'s owner, group, extended attributes and mode (in that
+    order: chown clears set-id bits, and setting an ACL rewrites the group bits). False if one cannot be
+    copied."""
+    mine = os.fstat(fd)
+    try:
+        if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
+            os.fchown(fd, st.st_uid, st.st_gid)
+        if hasattr(os, "listxattr"):
+            try:
+                names = os.listxattr(original)
+            except OSError as e:  # a file system without extended attributes has none to keep
+                if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                names = []
+            for name in names:
+                os.setxattr(fd, name, os.getxattr(original, name))
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    except OSError:
+        return False
+    return True
+
+
+def _write_in_place(path: Path, data: bytes, expected_sha256: str | None) -> None:
+    """Rewrite the file's own inode, so its hard links, owner, group, mode and attributes stay as they are.
+
+    Not atomic for readers, so it is made recoverable: the old bytes are first written and fsynced to a
+    private backup next to the file; the backup is removed once the new bytes are on disk. If writing
+    fails, the old bytes are put back; if even that fails, the error names the backup.
+    """
+    old = path.read_bytes()
+    if expected_sha256 is not None and hashlib.sha256(old).hexdigest() != expected_sha256:
+        raise StaleFileError(f"{path.name}: changed while jmigrate was writing it; plan again")
+    fd, backup = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".jmigrate-backup")
+    with os.fdopen(fd, "wb") as fh:  # mkstemp: mode 0600, readable by nobody else
+        fh.write(old)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(path.parent)
+    try:
+        _overwrite(path, data)
+    except BaseException:
+        try:
+            _overwrite(path, old)
+        except OSError as e:
+            raise InputError(f"{path.name}: writing failed and the old text could not be put back; it is "
+                             f"in {backup}") from e
+        os.unlink(backup)
+        raise
+    os.unlink(backup)
+
+
+def _overwrite(path: Path, data: bytes) -> None:
+    with open(path, "r+b") as fh:
+        fh.write(data)
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make a rename durable (POSIX only; directories cannot be opened on Windows).
     with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -347,7 +437,19 @@ def apply(result: PlanResult, unsafe: bool = False, dry_run: bool = False) -> Ap
     """Write the safe edits (and the unsafe ones with `unsafe=True`) of `result` to its files."""
     report = ApplyReport()
     prepared = _prepare(result, unsafe, report)
+    written: dict[tuple[int, int], bytes] = {}  # (device, inode) -> the bytes written there
     for p in prepared:
+        try:
+            st = p.target.stat()
+            inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            inode = None
+        if inode is not None and inode in written and written[inode] == p.new_bytes:
+            # Two names (hard links) of one file in the tree: written once, through the first name.
+            report.changed.append(FileChange(p.rel, p.findings, p.edits))
+            continue
+        if inode is not None:
+            written[inode] = p.new_bytes
         if not dry_run:
             try:
                 write_atomic(p.target, p.new_bytes, hashlib.sha256(p.original).hexdigest())
