@@ -110,6 +110,7 @@ BAD_FLAGS = [
     (["--chunk-by", "tokens", "--chunk-size", "8", "--chunk-overlap", "8"],
      "--chunk-overlap 8 must be smaller than --chunk-size 8"),
     (["--chunk-overlap", "-1"], "--chunk-overlap -1: must be at least 0"),
+    (["--chunk-size", "128"], "--chunk-size 128 has no effect without --chunk-by tokens|sentences"),
     (["--rpm", "0"], "--rpm 0: must be greater than 0"),
     (["--rpm", "-60"], "--rpm -60: must be greater than 0"),
     (["--tpm", "0"], "--tpm 0: must be greater than 0"),

@@ -154,6 +154,12 @@ class Settings:
         if self.late_chunking and self.encoder == "openai":
             raise UsageError(f"{name('late_chunking')} needs the Jina API or the local ONNX backend; "
                              "an OpenAI-compatible server cannot do it")
+        if self.chunk_by is None:
+            # Never silently ignored: without chunking these would change nothing.
+            for key in ("chunk_size", "chunk_overlap"):
+                if getattr(self, key) != _DEFAULTS[key]:
+                    raise UsageError(f"{name(key)} {getattr(self, key)} has no effect without "
+                                     f"{name('chunk_by')} tokens|sentences (or {name('late_chunking')})")
         if self.chunk_by is not None and self.chunk_overlap >= self.chunk_size:
             raise UsageError(f"{name('chunk_overlap')} {self.chunk_overlap} must be smaller than "
                              f"{name('chunk_size')} {self.chunk_size}")
@@ -242,6 +248,7 @@ class Settings:
 # ---------------------------------------------------------------------------------- helpers
 
 _OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(Settings)}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 _CONFIG_KEYS = {k for k, o in _OPTIONS.items() if o.config}
 
 
