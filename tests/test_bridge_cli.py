@@ -122,3 +122,54 @@ def test_help_and_unreadable_bridges(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--sample" in capsys.readouterr().out
     assert main(["bridge", "show", str(tmp_path)]) == 2
     assert "not a bridge folder" in _flat(capsys.readouterr().err)
+
+
+QUERIES = ROOT / "fixtures" / "verify" / "queries.jsonl"
+QRELS = ROOT / "fixtures" / "verify" / "qrels.tsv"
+
+
+def _verify(tmp_path: Path, *extra: str) -> int:
+    return main(["verify", "--v2", str(tmp_path / "v2"), "--v3", str(tmp_path / "v3"),
+                 "--queries", str(QUERIES), "--qrels", str(QRELS), "--encoder", "fake", "--format", "json",
+                 "-q", *extra])
+
+
+def test_verify_bridge_adds_a_third_system_and_embeds_queries_at_the_bridges_width(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _reindex(tmp_path / "v2")
+    assert main(["reindex", str(CORPUS), "--out", str(tmp_path / "v3"), "--quiet", "--encoder", "fake"]) == 0
+    # Fitted for 256-dim v3 queries while the v3 index holds 1024: verify embeds the queries again for it.
+    assert _fit("--v2", str(tmp_path / "v2"), "--sample", "36", "--dimensions", "256",
+                "--out", str(tmp_path / "b")) == 0
+    capsys.readouterr()
+    code = _verify(tmp_path, "--bridge", str(tmp_path / "b"), "--run-dir", str(tmp_path / "runs"))
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert code == data["verdict"]["exit_code"]
+    b = data["bridged"]
+    assert b["source"]["dimensions"] == 256 and b["queries_from"].startswith("encoded: jina-embeddings-v3")
+    assert set(b["vs_v2"]) == set(b["vs_v3"]) == set(data["comparison"]) == set(b["metrics"])
+    assert b["poor_fit"] is True  # fake vectors: nothing to learn, and the report says so
+    run = (tmp_path / "runs" / "bridged.run").read_text().splitlines()
+    qids = {json.loads(q)["id"] for q in QUERIES.read_text().splitlines() if q.strip()}
+    assert {line.split()[0] for line in run} == qids
+    # The same call without --bridge has no third system (and its verdict text does not mention one).
+    assert _verify(tmp_path) in (0, 1)
+    plain = json.loads(capsys.readouterr().out)
+    assert "bridged" not in plain and "Bridged" not in plain["verdict"]["text"]
+
+
+def test_verify_refuses_a_bridge_fitted_for_another_index(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _reindex(tmp_path / "v2")
+    assert main(["reindex", str(CORPUS), "--out", str(tmp_path / "v3"), "--quiet", "--encoder", "fake"]) == 0
+    assert _fit("--v2", str(tmp_path / "v2"), "--sample", "36", "--out", str(tmp_path / "b")) == 0
+    # The same corpus embedded again by another v2 model: another index, whatever its ids.
+    _reindex(tmp_path / "other", "--model", "jina-embeddings-v2-small-en")
+    capsys.readouterr()
+    code = main(["verify", "--v2", str(tmp_path / "other"), "--v3", str(tmp_path / "v3"), "--queries",
+                 str(QUERIES), "--encoder", "fake", "--bridge", str(tmp_path / "b"), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "model jina-embeddings-v2-small-en instead of jina-embeddings-v2-base-en" in _flat(err)

@@ -216,3 +216,58 @@ def test_bridge_is_refused_on_a_changed_index(fitted: Fitted, tmp_path: Path) ->
         load(fitted.folder, index=open_index(index, side="v2", model=OLD))
     assert main(["bridge", "show", str(fitted.folder), "--v2", str(index), "-q"]) == 2
     assert main(["bridge", "show", str(fitted.folder), "--v2", str(fitted.index), "-q"]) == 0
+
+
+def _query_vectors(path: Path, ids: list[str], vectors: np.ndarray, model: str, task: str | None) -> Path:
+    table = pa.table({"id": pa.array(ids, pa.string()),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()),
+                                                                  vectors.shape[1])})
+    meta = {"model": model, **({"task": task} if task else {})}
+    pq.write_table(table.replace_schema_metadata({"jmigrate": json.dumps(meta)}), path)
+    return path
+
+
+def test_verify_with_the_bridge_shows_it_significantly_better_than_the_old_model(
+    fitted: Fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = fitted.collection
+    new_index = tmp_path / "new-index.parquet"
+    write_index(new_index, c.doc_ids, c.doc_texts, embed("original", c.doc_texts, False))
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"id": q, "text": t, "language": lang}, ensure_ascii=False) + "\n"
+                               for q, t, lang in zip(c.query_ids, c.query_texts, c.languages, strict=True)),
+                       encoding="utf-8")
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("".join(f"{q} 0 {d} 1\n" for q, d in zip(c.query_ids, c.relevant, strict=True)))
+    old_q = _query_vectors(tmp_path / "old-q.parquet", c.query_ids, embed("enpt", c.query_texts, True), OLD,
+                           None)
+    new_q = _query_vectors(tmp_path / "new-q.parquet", c.query_ids, embed("original", c.query_texts, True),
+                           NEW, "retrieval.query")
+    capsys.readouterr()
+    code = main(["verify", "--v2", str(fitted.index), "--v2-model", OLD, "--v3", str(new_index),
+                 "--v3-model", NEW, "--queries", str(queries), "--qrels", str(qrels),
+                 "--v2-query-vectors", str(old_q), "--v3-query-vectors", str(new_q),
+                 "--bridge", str(fitted.folder), "--format", "json", "--run-dir", str(tmp_path / "runs"),
+                 "--report", str(tmp_path / "report.html"), "-q"])
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert code == 0 == data["verdict"]["exit_code"], err
+    assert data["verdict"]["status"] == "v3-better"
+    b = data["bridged"]
+    assert b["source"]["model"] == NEW and b["target"]["model"] == OLD and b["poor_fit"] is False
+    vs_v2, vs_v3 = b["vs_v2"]["nDCG@10"], b["vs_v3"]["nDCG@10"]
+    # Significantly better than the old model alone, with the same paired test and interval as v2 vs v3.
+    assert vs_v2["difference"] > 0.2 and vs_v2["p_value"] < 0.001 and vs_v2["ci"][0] > 0
+    assert vs_v2["v2"] == pytest.approx(data["v2"]["metrics"]["nDCG@10"])
+    assert vs_v3["v3"] == pytest.approx(data["v3"]["metrics"]["nDCG@10"])
+    assert vs_v2["bridged"] == pytest.approx(b["metrics"]["nDCG@10"]) == pytest.approx(vs_v3["bridged"])
+    # The recovered fraction of the new model's gain, with its interval.
+    recovered = b["recovered"]["nDCG@10"]
+    gain = data["v3"]["metrics"]["nDCG@10"] - data["v2"]["metrics"]["nDCG@10"]
+    assert recovered == pytest.approx((b["metrics"]["nDCG@10"] - data["v2"]["metrics"]["nDCG@10"]) / gain)
+    assert recovered >= 0.8 and b["recovered_ci"][0] <= recovered <= b["recovered_ci"][1]
+    assert set(b["languages_vs_v2"]) == set(LANGS)
+    assert "Bridged (v3 queries through the bridge on the v2 index)" in data["verdict"]["text"]
+    assert "significantly better than v2 alone" in data["verdict"]["text"]
+    assert len((tmp_path / "runs" / "bridged.run").read_text().splitlines()) > 0
+    assert "Bridged: v3 queries through the bridge on the v2 index" in (tmp_path / "report.html").read_text()

@@ -112,12 +112,18 @@ def verify(
         help="Also run the queries through each store's own search (its ANN index) and report its "
              "recall@k against exact search (store URIs only; see docs/stores.md).",
     ),
+    bridge: Path | None = typer.Option(
+        None, "--bridge", metavar="DIR",
+        help="A `jmigrate bridge fit` folder: adds v3 queries through the bridge on the v2 index as a "
+             "third system (docs/bridge.md).",
+    ),
 ) -> None:
     """Search both indexes with the same queries and compare them: metrics with qrels, agreement without.
 
     Exit 0: v3 is not significantly worse on nDCG@10 (or no qrels were given).
 
-    Exit 1: v3 is significantly worse, or an index failed its integrity checks. Exit 2: errors.
+    Exit 1: v3 (or, with --bridge, the bridged system) is significantly worse than v2, or an index
+    failed its integrity checks. Exit 2: errors (a bridge fitted for another index is one).
     """
     from jmigrate.cli.console import say
     from jmigrate.verify.pipeline import SideOptions, VerifyOptions, run_verify
@@ -143,6 +149,7 @@ def verify(
         alpha=alpha,
         examples=examples,
         verify_checksums=not no_checksums,
+        bridge=str(bridge) if bridge else None,
     )
 
     key_note = resolve_api_key(encoder.value, api_key)[2]

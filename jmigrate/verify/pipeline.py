@@ -16,6 +16,7 @@ from jmigrate.encoders.base import Encoder
 from jmigrate.errors import UsageError
 from jmigrate.models import get_model
 from jmigrate.verify import agreement as agr
+from jmigrate.verify.bridged import BridgedSystem, open_bridge, run_bridged, score_bridged
 from jmigrate.verify.guard import Space, check_space, query_task_for
 from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_index, vector_issues
 from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
@@ -50,6 +51,7 @@ class VerifyOptions:
     alpha: float = 0.05
     examples: int = 5
     verify_checksums: bool = True
+    bridge: str | None = None  # a `jmigrate bridge fit` folder: adds v3 queries through it on the v2 index
 
 
 @dataclass
@@ -74,6 +76,7 @@ class VerifyResult:
     examples: list[dict[str, Any]] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)
+    bridged: BridgedSystem | None = None
 
     @property
     def has_qrels(self) -> bool:
@@ -92,9 +95,15 @@ class VerifyResult:
         return c is not None and c.difference < 0 and c.p_value < self.options.alpha
 
     @property
+    def bridge_worse(self) -> bool:
+        """With --bridge: the bridged system is significantly worse than v2 alone (do not deploy it)."""
+        return self.bridged is not None and self.bridged.worse_than_v2(self.options.alpha)
+
+    @property
     def exit_code(self) -> int:
-        """1 when v3 is significantly worse on the main metric or an index failed its integrity checks."""
-        return 1 if self.v3_worse or self.integrity_errors else 0
+        """1 when v3 (or, with --bridge, the bridged system) is significantly worse than v2 on the main
+        metric, or an index failed its integrity checks."""
+        return 1 if self.v3_worse or self.bridge_worse or self.integrity_errors else 0
 
 
 def run_verify(
@@ -119,6 +128,7 @@ def run_verify(
             verify_checksums=opts.verify_checksums,
         )
     _check_generations(indexes)
+    bridge = open_bridge(opts.bridge, indexes["v2"], progress) if opts.bridge else None
     queries = load_queries(opts.queries)
     qrels = load_qrels(opts.qrels) if opts.qrels else None
     if opts.run_dir:  # refuse before any query is embedded, not after the search
@@ -130,15 +140,22 @@ def run_verify(
         check_depth(depth, len(queries), len(idx.doc_ids()), opts.memory_budget)
     qids = [q.id for q in queries]
     sides: dict[str, Side] = {}
+    v3_queries: tuple[np.ndarray, Space, str] | None = None
     for name in SIDES:
         so = getattr(opts, name)
         idx = indexes[name]
         vectors, space, source = _query_vectors(name, so, idx, queries, encoder_factory, progress)
+        if name == "v3":
+            v3_queries = (vectors, space, source)
         progress(f"searching the {name} index ({idx.rows:,} vectors) for {len(queries)} queries")
         ranking = search(idx, vectors, qids, depth, memory_budget=opts.memory_budget, backend=opts.backend)
         idx.issues.extend(vector_issues(idx, ranking.stats))
         sides[name] = Side(name, idx, space, source, ranking, query_vectors=vectors)
     result = VerifyResult(opts, queries, sides)
+    if bridge is not None and v3_queries is not None:
+        result.bridged = run_bridged(bridge, indexes["v2"], queries, *v3_queries, depth,
+                                     memory_budget=opts.memory_budget, backend=opts.backend,
+                                     encoder_factory=encoder_factory, progress=progress)
     result.issues = [
         *indexes["v2"].issues,
         *indexes["v3"].issues,
@@ -147,6 +164,8 @@ def run_verify(
     if opts.run_dir:
         for name, side in sides.items():
             write_run(Path(opts.run_dir) / f"{name}.run", side.ranking, f"jmigrate-{name}")
+        if result.bridged is not None:
+            write_run(Path(opts.run_dir) / "bridged.run", result.bridged.ranking, "jmigrate-bridged")
     if qrels is not None:
         _score(result, qrels)
     runs = {n: s.ranking.as_run() for n, s in sides.items()}
@@ -206,6 +225,8 @@ def _score(result: VerifyResult, qrels: dict[str, dict[str, int]]) -> None:
     if not result.judged:
         raise UsageError("none of the queries has a judgement in --qrels (do the query ids match?)")
     result.comparisons = compare_all(list(METRICS), ev2.per_query, ev3.per_query, result.judged)
+    if result.bridged is not None:
+        score_bridged(result.bridged, qrels, result.queries, result.judged, ev2, ev3)
     langs = {q.id: q.language for q in result.queries}
     if any(langs[q] for q in result.judged):
         result.languages = language_slices(

@@ -81,7 +81,7 @@ def verdict(result: VerifyResult) -> tuple[str, str]:
         f" Significantly better on: {', '.join(better) or 'none'}; significantly worse on: "
         f"{', '.join(worse) or 'none'}."
     )
-    return status, lead + head + others + tail
+    return status, lead + head + others + bridge_sentence(result) + tail
 
 
 def to_json(result: VerifyResult) -> dict[str, Any]:
@@ -141,8 +141,143 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
             }
             for q in result.judged
         }
+    if result.bridged is not None:
+        out["bridged"] = _bridged_json(result)
     out["integrity"] = [i.to_dict() for i in result.issues]
     return out
+
+
+# ---- the bridged system (verify --bridge) ----------------------------------------------------------
+
+
+def bridge_sentence(result: VerifyResult) -> str:
+    """One sentence on the bridged system for the verdict paragraph ("" without --bridge)."""
+    b = result.bridged
+    c = b.main_vs_v2() if b is not None else None
+    if b is None or c is None:
+        return ""
+    alpha = result.options.alpha
+    if c.difference > 0 and c.p_value < alpha:
+        how = "significantly better than v2 alone"
+    elif c.difference < 0 and c.p_value < alpha:
+        how = "significantly WORSE than v2 alone: do not serve queries through this bridge (exit 1)"
+    else:
+        how = "not significantly different from v2 alone"
+    rec = b.recovered.get(c.metric)
+    ci = b.recovered_ci
+    recovered = (
+        f"; it recovers {rec:.0%} of v3's gain on {c.metric}"
+        + (f" ({CONFIDENCE:.0%} CI {ci[0]:.0%}..{ci[1]:.0%})" if ci else "")
+        if rec is not None
+        else "; v3 does not beat v2 here, so there is no gain to recover"
+    )
+    return (
+        f" Bridged (v3 queries through the bridge on the v2 index): {c.metric} {c.v3_mean:.4f}, "
+        f"{how} ({_signed(c.difference)}, {_p(c.p_value)}){recovered}."
+    )
+
+
+def _pair_json(c: Comparison, baseline: str) -> dict[str, Any]:
+    return {
+        baseline: c.v2_mean,
+        "bridged": c.v3_mean,
+        "difference": c.difference,
+        "ci": [c.ci_low, c.ci_high],
+        "confidence": CONFIDENCE,
+        "p_value": c.p_value,
+        "p_value_t": c.p_value_t,
+        "queries": c.n,
+        "wins": c.wins,
+        "losses": c.losses,
+        "ties": c.ties,
+    }
+
+
+def _bridged_json(result: VerifyResult) -> dict[str, Any]:
+    b = result.bridged
+    assert b is not None
+    ev = b.evaluation
+    m = b.manifest
+    return {
+        "bridge": b.bridge_path,
+        "method": m.get("method"),
+        "source": m.get("source"),
+        "target": m.get("target"),
+        "sample_pairs": (m.get("sample") or {}).get("pairs"),
+        "held_out": m.get("held_out"),
+        "poor_fit": m.get("poor_fit"),
+        "index": str(result.sides["v2"].index.path),
+        "queries_from": b.query_source,
+        "metrics": {k: ev.mean(k) for k in METRICS} if ev else {},
+        "recall_curve": {str(c): v for c, v in ev.recall_curve.items()} if ev else {},
+        "vs_v2": {c.metric: _pair_json(c, "v2") for c in b.vs_v2},
+        "vs_v3": {c.metric: _pair_json(c, "v3") for c in b.vs_v3},
+        "recovered": b.recovered,
+        "recovered_ci": list(b.recovered_ci) if b.recovered_ci else None,
+        "languages_vs_v2": {c.metric.split("[", 1)[1].rstrip("]"): _pair_json(c, "v2") for c in b.languages},
+        "worse_than_v2": result.bridge_worse,
+    }
+
+
+def _bridged_table(result: VerifyResult, console: Console) -> None:
+    b = result.bridged
+    assert b is not None
+    t = Table(
+        title="Bridged: v3 queries through the bridge on the v2 index (differences = bridged − v2, "
+        "bridged − v3; recovered = (bridged − v2) / (v3 − v2))",
+        title_justify="left",
+    )
+    for col in ("metric", "bridged", "− v2", f"{CONFIDENCE:.0%} CI", "p", "− v3", f"{CONFIDENCE:.0%} CI",
+                "p", "recovered"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for c2, c3 in zip(b.vs_v2, b.vs_v3, strict=True):
+        rec = b.recovered.get(c2.metric)
+        style = "green" if c2.difference > 0 and c2.p_value < result.options.alpha else (
+            "red" if c2.difference < 0 and c2.p_value < result.options.alpha else "")
+        t.add_row(
+            escape(c2.metric), f"{c2.v3_mean:.4f}", _signed(c2.difference),
+            f"{_signed(c2.ci_low)}..{_signed(c2.ci_high)}", f"{c2.p_value:.4f}", _signed(c3.difference),
+            f"{_signed(c3.ci_low)}..{_signed(c3.ci_high)}", f"{c3.p_value:.4f}",
+            "-" if rec is None else f"{rec:.1%}", style=style,
+        )
+    for c in b.languages:
+        t.add_row(escape(c.metric), f"{c.v3_mean:.4f}", _signed(c.difference),
+                  f"{_signed(c.ci_low)}..{_signed(c.ci_high)}", f"{c.p_value:.4f}", "", "", "", "",
+                  style="dim")
+    console.print(t)
+
+
+def _bridged_html(result: VerifyResult) -> str:
+    b = result.bridged
+    assert b is not None
+    e = html.escape
+    m = b.manifest
+    held = m.get("held_out") or {}
+    ci = b.recovered_ci
+    rows = [
+        "<h2>Bridged: v3 queries through the bridge on the v2 index</h2>",
+        f"<p>Bridge <code>{e(b.bridge_path)}</code>: {e(str(m.get('method')))} fitted on "
+        f"{e(str((m.get('sample') or {}).get('pairs')))} pairs; held-out recall@10 "
+        f"{float(held.get('recall_at_10', 0)):.3f}, mean cosine {float(held.get('mean_cosine', 0)):.3f}"
+        f"{' (POOR FIT)' if m.get('poor_fit') else ''}. Queries: {e(b.query_source)}. Recovered fraction "
+        f"of v3's gain on {MAIN_METRIC}: "
+        + (f"{b.recovered.get(MAIN_METRIC):.1%}" if b.recovered.get(MAIN_METRIC) is not None else "–")
+        + (f" ({CONFIDENCE:.0%} CI {ci[0]:.1%} .. {ci[1]:.1%})" if ci else "")
+        + ".</p>",
+        "<table><tr><th>metric</th><th>bridged</th><th>bridged − v2</th><th>CI</th><th>p</th>"
+        "<th>bridged − v3</th><th>CI</th><th>p</th><th>recovered</th></tr>",
+    ]
+    for c2, c3 in zip(b.vs_v2, b.vs_v3, strict=True):
+        rec = b.recovered.get(c2.metric)
+        rows.append(
+            f"<tr><td>{e(c2.metric)}</td><td class=num>{c2.v3_mean:.4f}</td><td class=num>"
+            f"{c2.difference:+.4f}</td><td class=num>{c2.ci_low:+.4f} .. {c2.ci_high:+.4f}</td>"
+            f"<td class=num>{c2.p_value:.4f}</td><td class=num>{c3.difference:+.4f}</td><td class=num>"
+            f"{c3.ci_low:+.4f} .. {c3.ci_high:+.4f}</td><td class=num>{c3.p_value:.4f}</td>"
+            f"<td class=num>{'–' if rec is None else f'{rec:.1%}'}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def _comparison_json(c: Comparison) -> dict[str, Any]:
@@ -215,6 +350,8 @@ def render_text(result: VerifyResult, console: Console) -> None:
                 style="dim",
             )
         console.print(t)
+        if result.bridged is not None:
+            _bridged_table(result, console)
     means = agr.summarise(result.agreement)
     a = Table(
         title=f"Agreement of the two top-{result.options.k} lists (mean over queries)", title_justify="left"
@@ -442,6 +579,8 @@ def html_report(result: VerifyResult) -> str:
                 f"<td class=num>{pt}</td><td class=num>{c.wins} / {c.losses} / {c.ties}</td></tr>"
             )
         parts.append("</table>")
+        if result.bridged is not None:
+            parts.append(_bridged_html(result))
         parts.append("<h2>Metric means</h2>" + metric_bars(result.comparisons))
         parts.append(
             f"<h2>Differences with {CONFIDENCE:.0%} confidence intervals</h2>"
