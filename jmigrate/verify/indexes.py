@@ -506,7 +506,11 @@ def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tupl
     del header
     if fortran:
         raise InputError(f"{p}: Fortran-ordered NPY is not supported; save it with np.save of a C array")
-    with p.open("rb") as fh:
+    try:
+        fh = p.open("rb")
+    except OSError as e:  # removed or made unreadable since it was opened
+        raise InputError(f"{p}: cannot read it ({_one_line(e)})") from e
+    with fh:
         for start in range(0, rows, block_rows):
             n = min(block_rows, rows - start)
             fh.seek(offset + start * dims * dtype.itemsize)

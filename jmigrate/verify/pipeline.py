@@ -163,15 +163,22 @@ def run_verify(
     ]
     if opts.run_dir:
         for name, side in sides.items():
-            write_run(Path(opts.run_dir) / f"{name}.run", side.ranking, f"jmigrate-{name}")
+            _write_run(Path(opts.run_dir) / f"{name}.run", side.ranking, f"jmigrate-{name}")
         if result.bridged is not None:
-            write_run(Path(opts.run_dir) / "bridged.run", result.bridged.ranking, "jmigrate-bridged")
+            _write_run(Path(opts.run_dir) / "bridged.run", result.bridged.ranking, "jmigrate-bridged")
     if qrels is not None:
         _score(result, qrels)
     runs = {n: s.ranking.as_run() for n, s in sides.items()}
     result.agreement = agr.agreement(runs["v2"], runs["v3"], qids, opts.k)
     result.examples = _examples(result, qrels, runs)
     return result
+
+
+def _write_run(path: Path, ranking: Ranking, run_id: str) -> None:
+    try:
+        write_run(path, ranking, run_id)
+    except OSError as e:  # a full disk, a folder removed meanwhile: one line, not a traceback
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def _check_generations(indexes: dict[str, VectorIndex]) -> None:
