@@ -60,3 +60,32 @@ def test_the_index_layer_does_not_import_the_http_client() -> None:
             "print('jmigrate.encoders.api' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_factory_forwards_http_options_whose_defaults_live_in_the_client_only() -> None:
+    import inspect
+
+    import pytest
+
+    from jmigrate.encoders.api import JinaAPIEncoder, OpenAICompatibleEncoder
+    from jmigrate.encoders.factory import open_encoder
+    from jmigrate.errors import UsageError
+
+    env = {"JINA_API_KEY": "jina_x"}
+    with open_encoder("api", env=env) as enc:  # nothing given: the client's own defaults
+        assert isinstance(enc, JinaAPIEncoder)
+        params = inspect.signature(JinaAPIEncoder.__init__).parameters
+        assert (enc.concurrency, enc.timeout, enc.max_attempts, enc.deadline) == (
+            params["concurrency"].default, params["timeout"].default, params["max_attempts"].default,
+            3 * params["timeout"].default)
+    with open_encoder("openai", "m", api_url="http://127.0.0.1:9/v1", env={}, deadline=5.0,
+                      max_response_bytes=4096, backoff_max=1.0, send_dimensions=True) as enc:
+        assert isinstance(enc, OpenAICompatibleEncoder)
+        assert (enc.deadline, enc.max_response_bytes, enc.backoff_max, enc.send_dimensions) == \
+            (5.0, 4096, 1.0, True)
+    with pytest.raises(UsageError, match="unknown encoder option.*send_dimensions"):
+        open_encoder("api", env=env, send_dimensions=True)  # an OpenAI-compatible server's option
+    with pytest.raises(UsageError, match="unknown encoder option.*concurency"):
+        open_encoder("api", env=env, concurency=4)
+    with open_encoder("fake", concurrency=4, rpm=10.0) as fake:  # sends nothing: HTTP options unused
+        assert fake.kind == "fake"

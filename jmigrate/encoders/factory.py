@@ -89,30 +89,31 @@ def open_encoder(
     *,
     api_url: str | None = None,
     api_key: str | None = None,
-    concurrency: int = 8,
-    rpm: float | None = None,
-    tpm: float | None = None,
-    timeout: float = 60.0,
-    max_attempts: int = 6,
     model_path: str | None = None,
     allow_download: bool = False,
     providers: list[str] | None = None,
     threads: int | None = None,
     batch_size: int | None = None,
     add_task_prefix: bool | None = None,  # openai: None = for v3 models (see OpenAICompatibleEncoder)
-    allow_insecure: bool = False,
     offline: bool = False,
     dims: int | None = None,
     env: Mapping[str, str] | None = None,
+    **http_options: Any,
 ) -> Encoder:
     """An encoder of `kind`: "api" (Jina API), "openai" (OpenAI-compatible server), "onnx" (local) or
     "fake" (deterministic test vectors of `dims`, default the model's width).
 
     `add_task_prefix` (openai): the server knows nothing of v3 tasks, so the task's instruction is
     put in front of each text on the client, once. `offline`: an HTTP encoder built only to plan and
-    count (`reindex --dry-run`): it holds no key and refuses to send anything."""
+    count (`reindex --dry-run`): it holds no key and refuses to send anything.
+
+    `http_options` go to the HTTP client's constructor as given (`concurrency`, `rpm`, `tpm`,
+    `timeout`, `deadline`, `max_response_bytes`, `max_attempts`, `allow_insecure`, ...): its signature
+    is the one list of them and the one place their defaults live. The local kinds send nothing and
+    leave them unused; a name the client does not know is a UsageError for every kind."""
     if kind not in KINDS:
         raise UsageError(f"unknown encoder {kind!r}; choose one of {', '.join(KINDS)}")
+    _check_http_options(kind, http_options)
     if kind == "fake":
         from jmigrate.encoders.fake import FakeEncoder
 
@@ -125,9 +126,7 @@ def open_encoder(
     from jmigrate.encoders.api import JinaAPIEncoder, OpenAICompatibleEncoder
 
     settings = api_settings_from_env(api_url, api_key, kind=kind, env=env)
-    common: dict[str, Any] = dict(api_key=None if offline else settings.api_key, concurrency=concurrency,
-                                  rpm=rpm, tpm=tpm, timeout=timeout, max_attempts=max_attempts,
-                                  allow_insecure=allow_insecure)
+    common: dict[str, Any] = dict(http_options, api_key=None if offline else settings.api_key)
     if batch_size is not None:
         common["batch_size"] = batch_size
     if kind == "openai":
@@ -138,6 +137,20 @@ def open_encoder(
     if offline:
         cls = _offline(cls)
     return cls(model, api_url=settings.url, **common)
+
+
+def _check_http_options(kind: str, options: Mapping[str, Any]) -> None:
+    import inspect
+
+    from jmigrate.encoders.api import JinaAPIEncoder, OpenAICompatibleEncoder
+
+    classes = (JinaAPIEncoder,) if kind == "api" else (JinaAPIEncoder, OpenAICompatibleEncoder)
+    known = {name for c in classes for name, p in inspect.signature(c.__init__).parameters.items()
+             if p.kind is p.KEYWORD_ONLY} - {"api_url", "api_key", "batch_size", "add_task_prefix"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"unknown encoder option(s) {', '.join(unknown)}; the HTTP client takes "
+                         f"{', '.join(sorted(known))}")
 
 
 def _offline(cls: type[Any]) -> type[Any]:
