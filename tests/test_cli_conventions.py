@@ -580,3 +580,27 @@ def test_a_crash_never_prints_the_api_key(
     assert code == 3 and ("Traceback" in err) == debug
     assert env_key not in out + err and flag_key not in out + err
     assert "server said *** and ***" in err
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_a_plan_of_a_folder_whose_name_is_not_utf8(
+    to_file: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Linux file names are bytes; Python hands non-UTF-8 ones over as lone surrogates ('\udcff').
+    tree = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9"))
+    tree.mkdir()
+    (tree / "app.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n', "utf-8")
+    saved = tmp_path / "plan.json"
+    argv = ["plan", str(tree), "-f", "json", *(["-o", str(saved)] if to_file else [])]
+    if to_file:
+        code, _, err = run(capsys, *argv)
+    else:
+        proc = jmigrate(*argv)  # stdout is a real UTF-8 pipe here
+        code, err = proc.returncode, proc.stderr
+        saved.write_text(proc.stdout, "utf-8")
+    assert code == 1, err
+    data = json.loads(saved.read_text("utf-8"))
+    assert data["findings"] and "\\udce9" not in json.dumps(data["findings"])
+    code, _, err = run(capsys, "apply", str(tree), "--plan", str(saved), "--unsafe")
+    assert code == 0, err
+    assert "jina-embeddings-v3" in (tree / "app.py").read_text("utf-8")

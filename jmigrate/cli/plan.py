@@ -37,7 +37,9 @@ def _emit(text: str, output: Path | None) -> None:
     from jmigrate.fileio import atomic_write
 
     try:
-        atomic_write(output, text.encode("utf-8"))
+        # A path that is not UTF-8 (a lone surrogate) is written as `\udcff`, as on stdout: still valid
+        # JSON for the same string.
+        atomic_write(output, text.encode("utf-8", "backslashreplace"))
     except OSError as e:
         from jmigrate.errors import UsageError
 

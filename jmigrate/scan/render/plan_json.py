@@ -34,7 +34,9 @@ def plan_checksum(data: Mapping[str, Any]) -> str:
     """
     body = {k: v for k, v in data.items() if k != "checksum"}
     canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    # surrogatepass: a root whose name is not UTF-8 (a lone surrogate in Python) still has a checksum,
+    # and any valid text hashes exactly as before.
+    return "sha256:" + hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def plan_to_dict(result: PlanResult) -> dict[str, Any]:
