@@ -528,3 +528,16 @@ def test_plan_reads_a_reindex_index_through_the_same_manifest_reader(tmp_path: P
     (out / "manifest.json").write_text(json.dumps(raw))
     [store] = [st for st in jmigrate.plan(tmp_path / "tree").stores if st["path"].endswith("kb-v3")]
     assert any("rerun its reindex command" in n for n in store["notes"])
+
+
+def test_a_fifo_named_manifest_json_is_refused_not_waited_on(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    os.mkfifo(folder / "manifest.json")
+    with pytest.raises(InputError, match="manifest.json"):
+        read_manifest(folder)
+    with pytest.raises(InputError, match="manifest.json"):
+        open_index(folder, side="v3")

@@ -19,6 +19,7 @@ import numpy as np
 
 from jmigrate.errors import InputError
 from jmigrate.fileio import atomic_write
+from jmigrate.textio import require_regular
 
 FORMAT = "jmigrate-index"
 FORMAT_VERSION = 1
@@ -248,6 +249,7 @@ def read_manifest(folder: Path) -> Manifest | None:
     path = folder / MANIFEST
     if not path.exists():
         return None
+    require_regular(path)  # a FIFO named manifest.json would block the read forever
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
