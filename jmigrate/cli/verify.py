@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from jmigrate.cli.options import OUTPUT_HELP, ListFormat, choice
+from jmigrate.encoders.factory import KINDS
 
 if TYPE_CHECKING:
     from jmigrate.encoders.base import Encoder
     from jmigrate.verify.pipeline import VerifyResult
 
 
-class EncoderKind(str, Enum):
-    api = "api"
-    onnx = "onnx"
-    openai = "openai"
-    fake = "fake"
+# The factory's list of kinds, as the Enum Typer shows and parses (one list for every command).
+EncoderKind = Enum("EncoderKind", [(k, k) for k in KINDS], type=str)  # type: ignore[misc]
 
 
 class SearchBackend(str, Enum):
@@ -55,7 +53,7 @@ def verify(
         None, "--run-dir", help="Write TREC run files DIR/v2.run, DIR/v3.run.", metavar="DIR"
     ),
     encoder: EncoderKind = typer.Option(
-        EncoderKind.api, "--encoder", parser=choice(EncoderKind),
+        EncoderKind("api"), "--encoder", parser=choice(EncoderKind),
         help="How to embed queries: api, onnx, openai (fake: test vectors, rehearsals).",
     ),
     model_path: Path | None = typer.Option(None, "--model-path", help="Model folder for --encoder onnx.",
