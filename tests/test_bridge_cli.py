@@ -173,3 +173,39 @@ def test_verify_refuses_a_bridge_fitted_for_another_index(tmp_path: Path,
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert "model jina-embeddings-v2-small-en instead of jina-embeddings-v2-base-en" in _flat(err)
+
+
+def test_fit_from_a_store_uri_and_verify_the_same_collection(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    lancedb = pytest.importorskip("lancedb")
+    import pyarrow as pa
+
+    docs = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    m = np.random.default_rng(0).standard_normal((len(docs), 768)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    table = pa.table({"id": [d["id"] for d in docs], "content": [d["text"] for d in docs],
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.ravel()), 768)})
+    db = lancedb.connect(str(tmp_path / "lance"))
+    db.create_table("docs", table)
+    uri = f"lancedb://{tmp_path}/lance?table=docs"
+    assert _fit("--v2", uri, "--v2-model", V2, "--sample", "36", "--out", str(tmp_path / "b"),
+                "--format", "json") == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["index"]["path"] == uri and manifest["index"]["kind"] == "store:lancedb"
+    assert manifest["sample"]["pairs"] == 36 and manifest["target"]["model"] == V2
+    assert main(["bridge", "show", str(tmp_path / "b"), "--v2", uri, "-q"]) == 0
+
+    assert main(["reindex", str(CORPUS), "--out", str(tmp_path / "v3"), "--quiet", "--encoder", "fake"]) == 0
+    args = ["verify", "--v2", uri, "--v2-model", V2, "--v3", str(tmp_path / "v3"), "--queries", str(QUERIES),
+            "--qrels", str(QRELS), "--encoder", "fake", "--bridge", str(tmp_path / "b"), "--format", "json",
+            "-q"]
+    capsys.readouterr()
+    code = main(args)
+    data = json.loads(capsys.readouterr().out)
+    assert code == data["verdict"]["exit_code"] and "bridged" in data
+    # The collection changes (one more document): the bridge no longer matches it.
+    db.open_table("docs").add(pa.table({"id": ["new"], "content": ["ein neues Dokument"],
+                                        "vector": pa.FixedSizeListArray.from_arrays(pa.array(m[0]), 768)}))
+    assert main(args) == 2
+    assert "content changed since the bridge was fitted" in _flat(capsys.readouterr().err)
+    assert main(["bridge", "show", str(tmp_path / "b"), "--v2", uri, "-q"]) == 2

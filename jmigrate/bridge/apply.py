@@ -166,8 +166,27 @@ class Bridge:
     def check_index(self, index: Any, *, progress: Callable[[str], None] = lambda _m: None) -> None:
         """Check an opened `VectorIndex` (or a path `verify` opens) against the manifest, content too."""
         from jmigrate.bridge.fingerprint import index_fingerprint
+        from jmigrate.stores import is_store_uri
         from jmigrate.verify.indexes import VectorIndex, open_index
 
+        if isinstance(index, str) and is_store_uri(index):
+            # A collection is read out the way `verify --v2 URI` reads it, then fingerprinted.
+            import shutil
+            import tempfile
+
+            from jmigrate.stores.verify import export
+
+            folder = Path(tempfile.mkdtemp(prefix="jmigrate-bridge-"))
+            try:
+                progress(f"reading {index} out of the store")
+                side = export(index, "v2", folder, model=self.target.model)
+                self.check_index(
+                    open_index(side.path, side="v2", model=self.target.model, task=self.target.task),
+                    progress=progress,
+                )
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            return
         idx = (
             index
             if isinstance(index, VectorIndex)

@@ -2,18 +2,23 @@
 pair them with their stored old vectors, fit the map, write the bridge folder.
 
 The index is anything `verify` can open (`verify.indexes.open_index`), so new index kinds work here as
-soon as `verify` reads them. Texts come from the index's own text column, the corpus its manifest names,
-or a `--texts` corpus file (id + text) when the index stores none.
+soon as `verify` reads them, and a vector-store URI (postgresql://, qdrant://, chroma://, lancedb://),
+read out page by page into a temporary Parquet index with its text, as `verify` reads stores. Texts
+come from the index's own text column, the corpus its manifest names, or a `--texts` corpus file
+(id + text) when the index stores none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jmigrate import __version__
@@ -35,6 +40,7 @@ ENCODE_BATCH = 128
 # Texts longer than this are cut before embedding: the stored old vector saw the whole text, but past
 # this length the pair teaches the map little and costs tokens (queries are short).
 MAX_TEXT_CHARS = 8_000
+STORE_PAGE_ROWS = 2_000
 
 
 @dataclass
@@ -81,16 +87,60 @@ def fit_bridge(
 ) -> FitReport:
     """Sample, embed, pair, fit and write. Nothing is written until the fit has succeeded."""
     _check_options(opts)
-    new = get_model(opts.new_model)
+    from jmigrate.stores import is_store_uri
+
+    if is_store_uri(opts.index):
+        return _fit_from_store(opts, encoder, progress)
     progress(f"opening the index {opts.index}")
-    idx = open_index(
-        opts.index,
-        side="v2",
-        model=opts.model,
-        task=opts.task,
-        ids_path=opts.ids,
-        verify_checksums=opts.verify_checksums,
-    )
+    idx = open_index(opts.index, side="v2", model=opts.model, task=opts.task, ids_path=opts.ids,
+                     verify_checksums=opts.verify_checksums)
+    return _fit_index(idx, str(idx.path), opts, encoder, progress)
+
+
+def _fit_from_store(opts: FitOptions, encoder: Encoder, progress: Callable[[str], None]) -> FitReport:
+    """A store collection: read it out (ids, texts, vectors) into a temporary Parquet index, fit on that.
+
+    The fingerprint is over what was read (ids in the store's stable page order, vectors), which is what
+    `verify --v2 URI` reads too, so the bridge matches the collection, not the temporary file."""
+    from jmigrate.stores import open_store, parse_uri
+
+    uri = parse_uri(opts.index)
+    folder = Path(tempfile.mkdtemp(prefix="jmigrate-bridge-"))
+    try:
+        progress(f"reading the collection {uri.collection} out of the store")
+        path = folder / "v2.parquet"
+        with open_store(uri) as store:
+            d = store.describe()
+            if not d.width:
+                raise InputError(f"{d.collection} holds no vectors")
+            model = opts.model or d.info.get("model") or (
+                d.likely_models[0] if len(d.likely_models) == 1 else None)
+            if not model:
+                raise UsageError(f"the collection {d.collection} does not say which model made its "
+                                 "vectors: name it with --v2-model")
+            if d.text_field is None and not opts.texts:
+                raise UsageError(f"the collection {d.collection} stores no text: pass --texts CORPUS "
+                                 "(JSONL/CSV/TSV/Parquet with id and text)")
+            schema = pa.schema([pa.field("id", pa.string()), pa.field("text", pa.string()),
+                                pa.field("vector", pa.list_(pa.float32(), d.width))])
+            with pq.ParquetWriter(path, schema) as w:
+                for page in store.pages(STORE_PAGE_ROWS):
+                    m = np.ascontiguousarray(page.vectors, dtype=np.float32)
+                    texts = page.texts if page.texts is not None else [None] * len(page)
+                    w.write_table(pa.table({
+                        "id": pa.array([str(i) for i in page.ids], pa.string()),
+                        "text": pa.array(texts, pa.string()),
+                        "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), d.width),
+                    }, schema=schema))
+        idx = open_index(path, side="v2", model=model, task=opts.task or d.info.get("task"))
+        return _fit_index(idx, str(uri), opts, encoder, progress, kind=f"store:{uri.backend}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fit_index(idx: VectorIndex, where: str, opts: FitOptions, encoder: Encoder,
+               progress: Callable[[str], None], kind: str | None = None) -> FitReport:
+    new = get_model(opts.new_model)
     errors = [i for i in idx.issues if i.severity == "error"]
     if errors:
         raise InputError(f"the index {opts.index} failed its integrity checks: {errors[0].message}")
@@ -112,7 +162,7 @@ def fit_bridge(
     manifest = BridgeManifest(
         source=Space(new.name, QUERY if new.generation == "v3" else None, dims),
         target=Space(idx.model, idx.task, idx.dimensions),
-        index=IndexIdentity(str(idx.path), idx.kind, idx.rows, len(idx.doc_ids()), pairs.fingerprint),
+        index=IndexIdentity(where, kind or idx.kind, idx.rows, len(idx.doc_ids()), pairs.fingerprint),
         method=result.map.method,
         params=result.map.params,
         sample={

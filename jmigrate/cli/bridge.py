@@ -42,7 +42,8 @@ def fit_cmd(
     v2: str = typer.Option(
         ...,
         "--v2",
-        help="The v2 index: reindex folder, .parquet, .npy (+ids) or .jsonl (anything `verify` opens).",
+        help="The v2 index: reindex folder, .parquet, .npy (+ids), .jsonl, or a store URI "
+        "(anything `verify` opens).",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Bridge folder to write (manifest.json, weights.npy, bias.npy)."
@@ -145,7 +146,7 @@ def fit_cmd(
 def show_cmd(
     path: Path = typer.Argument(..., help="A bridge folder."),
     v2: str = typer.Option(
-        None, "--v2", help="Also check that this index is the one the bridge was fitted on."
+        None, "--v2", help="Also check that this index (or store URI) is the one the bridge was fitted on."
     ),
     output_format: str = typer.Option("text", "--format", help="text or json (the manifest)."),
 ) -> None:
