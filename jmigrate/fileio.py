@@ -127,3 +127,17 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def require_utf8_name(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a path whose name is not UTF-8 (Python holds such bytes as lone surrogates): Parquet files
+    (pyarrow) and the JSON manifest can only name UTF-8 paths, so stop before anything is written."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        from jmigrate.errors import UsageError
+
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise UsageError(f"{what} {shown}: the name is not valid UTF-8; rename it (or use a link with "
+                         "a UTF-8 name)") from None

@@ -604,3 +604,20 @@ def test_a_plan_of_a_folder_whose_name_is_not_utf8(
     code, _, err = run(capsys, "apply", str(tree), "--plan", str(saved), "--unsafe")
     assert code == 0, err
     assert "jina-embeddings-v3" in (tree / "app.py").read_text("utf-8")
+
+
+@pytest.mark.parametrize("which", ["source", "out"])
+def test_reindex_paths_that_are_not_utf8_are_one_line_errors(
+    which: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Parquet (pyarrow) and the manifest need UTF-8 names; a Latin-1 name used to crash (exit 3) after
+    # the run had started.
+    odd = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9"))
+    odd.mkdir()
+    corpus = (odd if which == "source" else tmp_path) / "c.jsonl"
+    corpus.write_text('{"id": "1", "text": "hi"}\n', "utf-8")
+    out = (odd if which == "out" else tmp_path) / "out"
+    code, _, err = run(capsys, "reindex", str(corpus), "--out", str(out), "--encoder", "fake", "-q")
+    assert code == 2, err
+    assert one_line(err).startswith("error: ") and "not valid UTF-8" in err
+    assert not out.exists()

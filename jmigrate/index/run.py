@@ -25,7 +25,10 @@ def open_source(source: str | Source, settings: Settings) -> Source:
     """The corpus at `source` with the columns `settings` names (a Source passes through)."""
     if not isinstance(source, str):
         return source
+    from jmigrate.fileio import require_utf8_name
     from jmigrate.index.sources import open_source as open_path
+
+    require_utf8_name(source, "source")
 
     columns = list(settings.metadata_columns) if settings.metadata_columns is not None else None
     return open_path(source, id_column=settings.id_column, text_column=settings.text_column,

@@ -404,6 +404,9 @@ def _check_width(dims: int, info: Model, where: str) -> None:
 
 def check_out_folder(out: Path) -> None:
     """`out` must be a folder or not exist yet (and no part of its path may be a file)."""
+    from jmigrate.fileio import require_utf8_name
+
+    require_utf8_name(out, "--out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; choose a folder for the new index")
     for p in out.parents:
