@@ -166,9 +166,8 @@ class Settings:
         if self.encoder == "openai" and not self.api_url:
             raise UsageError(f"--encoder openai needs the server's URL: pass {name('api_url')} "
                              f"(or set {URL_ENV})")
-        for key in ("api_url",):
-            if getattr(self, key) is not None and self.encoder not in SENDS_REQUESTS:
-                raise UsageError(f"{name(key)} is for --encoder api or openai, not {self.encoder}")
+        if self.api_url is not None and self.encoder not in SENDS_REQUESTS:
+            raise UsageError(f"{name('api_url')} is for --encoder api or openai, not {self.encoder}")
         for key in ("model_path", "allow_download"):
             if getattr(self, key) and self.encoder != "onnx":
                 raise UsageError(f"{name(key)} is for --encoder onnx, not {self.encoder}")
@@ -198,10 +197,10 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        if config is not None:
-            for key, (label, value) in load_config(config).items():
-                values[key] = value
-                origin[key] = label
+        from_config = load_config(config) if config is not None else {}
+        for key, (label, value) in from_config.items():
+            values[key] = value
+            origin[key] = label
         for key, value in (flags or {}).items():
             if key not in _OPTIONS:
                 raise UsageError(f"unknown reindex setting {key!r}")
@@ -236,7 +235,7 @@ class Settings:
             origin["api_url"] = URL_ENV
         settings = cls(**values)
         settings.check(where)
-        if on_note is not None and origin.get("api_url", "").startswith(f"{config.name if config else ''}:"):
+        if on_note is not None and "api_url" in from_config and (flags or {}).get("api_url") is None:
             # A config file from someone else decides where the key is sent: say so, by host only.
             from urllib.parse import urlsplit
 
