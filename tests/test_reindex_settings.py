@@ -382,6 +382,21 @@ def test_a_start_refused_by_the_server_does_not_block_the_corrected_rerun(
     assert (m["status"], m["dimensions"], m["rows"]["written"]) == ("complete", 512, 6)
 
 
+def test_a_run_whose_every_row_was_refused_does_not_block_the_corrected_rerun(
+        tmp_path: Path, stub: StubServer, capsys: pytest.CaptureFixture[str]) -> None:
+    src = corpus(tmp_path)
+    out = tmp_path / "o"
+    # a model the server does not know: each row is refused (HTTP 400) and rejected, nothing embedded
+    assert main(["reindex", str(src), "--out", str(out), "--api-url", stub.url, "--model", "my-typo-model",
+                 "--dimensions", "64", "--quiet"]) == 1
+    assert json.loads((out / "manifest.json").read_text())["rows"]["written"] == 0
+    assert main(["reindex", str(src), "--out", str(out), "--api-url", stub.url, "--quiet"]) == 0
+    assert "embedded nothing; starting over" in " ".join(capsys.readouterr().err.split())
+    m = json.loads((out / "manifest.json").read_text())
+    assert (m["model"], m["rows"]["written"], m["rows"]["rejected"]) == ("jina-embeddings-v3", 6, 0)
+    assert not (out / "rejects.jsonl").exists()
+
+
 def test_a_folder_with_embedded_rows_still_needs_restart_for_new_settings(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = corpus(tmp_path)

@@ -157,8 +157,9 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
 
 
 def _never_embedded(out: Path, fingerprint: str, source_fingerprint: str) -> bool:
-    """`out` holds a manifest of other settings (or another source) but not one embedded row: no
-    shard and no journalled unit. Such a folder may be started over without --restart."""
+    """`out` holds a manifest of other settings (or another source) but not one embedded row: nothing
+    written (its shards, if any, are empty: every row was rejected, e.g. a server refusing the model)
+    and no journalled unit. Such a folder may be started over without --restart: nothing is lost."""
     from jmigrate.index.manifest import read_manifest
 
     try:
@@ -173,7 +174,7 @@ def _never_embedded(out: Path, fingerprint: str, source_fingerprint: str) -> boo
     if work.is_symlink():
         return False  # not ours to judge: prepare() refuses it
     journal = work.is_dir() and any(p.name.startswith("unit-") for p in work.iterdir())
-    return not m.shards and not journal and not m.rows.source and not m.rows.written
+    return not journal and not m.rows.written and not any(sh.rows for sh in m.shards)
 
 
 def _total(source: Source, s: Settings) -> int | None:
