@@ -64,3 +64,10 @@ def test_http_stack_log_records_are_scrubbed(caplog) -> None:  # type: ignore[no
         logging.getLogger("httpcore.http11").debug("headers=%r", [(b"X-Echo", f"Bearer {key}".encode())])
         logging.getLogger("httpx").info('HTTP Request: POST "HTTP/1.1 503 %s"', key[:20])
     assert key[:MIN_PIECE] not in caplog.text and caplog.text.count(MASK) == 2
+
+
+def test_a_huge_server_string_is_scrubbed_where_it_survives_the_cut() -> None:
+    key = "jina_SECRETKEY_deadbeef0123456789"
+    text = "x" * (500 - len(key) + 1) + key + "y" * 5_000_000
+    out = clean_server_text(text, [key], 500)
+    assert len(out) == 500 and survivors(out, key) == [] and out.endswith("...")

@@ -87,7 +87,10 @@ def clean_server_text(text: object, secrets: list[str] | tuple[str, ...] | set[s
     secrets scrubbed, THEN cut to `limit` characters (cutting first could leave all but the end of a
     key that crossed the cut)."""
     one_line = " ".join(str(text).split())
-    cleaned = scrub(one_line, secrets)
+    # Only the part that can survive the cut needs scrubbing (a hostile server may send megabytes):
+    # a key or piece reaching into the first `limit` characters ends within the longest key of them.
+    reach = limit + 2 * max((len(s) for s in secrets), default=0) + 16
+    cleaned = scrub(one_line[:reach], secrets)
     return cleaned if len(cleaned) <= limit else cleaned[: max(0, limit - 3)] + "..."
 
 
