@@ -206,3 +206,50 @@ def test_every_serve_stub_option_is_documented() -> None:
     options = [o for p in cmd.params for o in p.opts if o.startswith("--")]
     assert "--tpm" in options
     assert [o for o in options if f"`{o}`" not in doc] == []
+
+
+# ------------------------------------------------------- faults for the client's hardening (issue 10)
+
+
+def test_served_as_error_headers_and_reason_are_what_the_server_says(srv: StubServer) -> None:
+    srv.faults.add(Fault.served_as("some-other-model"))
+    assert post(srv, {"model": V3, "input": ["a"]}).json()["model"] == "some-other-model"
+    srv.faults.add(Fault.error(503, detail="busy", headers={"X-Echo": "hello"}, reason="Very Busy"))
+    r = post(srv, {"model": V3, "input": ["a"]})
+    assert (r.status_code, r.reason_phrase, r.headers["x-echo"], r.json()) == \
+        (503, "Very Busy", "hello", {"detail": "busy"})
+
+
+def test_unnormalised_and_zero_vector_answers(srv: StubServer) -> None:
+    want = stub_vectors(V3, ["a", "b"], dimensions=8)
+    srv.faults.add(Fault.unnormalised(3.0))
+    np.testing.assert_allclose(vectors(post(srv, {"model": V3, "input": ["a", "b"], "dimensions": 8})),
+                               3 * want, rtol=1e-6)
+    srv.faults.add(Fault.zero_vector("b"))
+    got = vectors(post(srv, {"model": V3, "input": ["a", "b"], "dimensions": 8}))
+    np.testing.assert_array_equal(got[1], 0.0)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_trickle_sends_the_right_answer_slowly_and_huge_body_announces_its_size(srv: StubServer) -> None:
+    srv.faults.add(Fault.trickle(0.0005))
+    np.testing.assert_array_equal(vectors(post(srv, {"model": V3, "input": ["a"], "dimensions": 8})),
+                                  stub_vectors(V3, ["a"], dimensions=8))
+    srv.faults.add(Fault.huge_body(50_000_000))
+    with httpx.stream("POST", f"{srv.url}/embeddings", json={"model": V3, "input": ["a"]}, headers=AUTH) as r:
+        assert r.headers["content-length"] == "50000000"
+        first = next(r.iter_bytes())
+    assert first.startswith(b'{"object": "list", "data": [')
+
+
+def test_openai_protocol_takes_openai_fields_only() -> None:
+    with StubServer(api_key=None, protocol="openai") as oai:
+        ok = httpx.post(f"{oai.url}/embeddings", json={"model": "any-name", "input": ["a"],
+                                                       "encoding_format": "float"})
+        assert ok.status_code == 200 and ok.json()["model"].startswith("any-name")
+        np.testing.assert_allclose(ok.json()["data"][0]["embedding"], stub_vectors(V3, ["a"])[0], rtol=1e-6)
+        refused = httpx.post(f"{oai.url}/embeddings",
+                             json={"model": V3, "input": ["a"], "task": "separation"})
+        assert refused.status_code == 400 and "task" in refused.json()["detail"]
+    with pytest.raises(ValueError, match="protocol"):
+        StubServer(protocol="grpc")
