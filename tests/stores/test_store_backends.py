@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Engine, all_pages, ids_of, rows
+from store_engines import Engine, all_pages, ids_of, rows
 
 from jmigrate.errors import InputError, JMigrateError
 from jmigrate.stores import Page, create_store, open_store

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import Engine, PgEngine, rows
+from store_engines import Engine, PgEngine, rows
 
 from jmigrate.cli.app import main
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import Engine, ids_of, rows
+from store_engines import Engine, ids_of, rows
 
 from jmigrate.cli.app import main
 from jmigrate.stores import open_store

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Engine, ids_of, rows
+from store_engines import Engine, PgEngine, ids_of, rows
 
 from jmigrate.errors import JMigrateError
 from jmigrate.stores import Page, create_store, open_store
@@ -21,13 +21,16 @@ from jmigrate.stores import Page, create_store, open_store
 SECRET = "Sup3r-S3cret-Value-917"
 
 
-def test_pg_password_from_the_environment_never_shows(pg_socket: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pg_password_from_the_environment_never_shows(
+    pg_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("psycopg")
     monkeypatch.setenv("PGPASSWORD", SECRET)
     # a role that does not exist: the server refuses, and the message must not carry the password
-    for uri in (f"postgresql://nobody@/postgres?host={pg_socket}&table=docs",
-                "postgresql://app@127.0.0.1:1/db?table=docs&connect_timeout=2"):
+    for uri in (
+        f"postgresql://nobody@/postgres?host={pg_socket}&table=docs",
+        "postgresql://app@127.0.0.1:1/db?table=docs&connect_timeout=2",
+    ):
         with pytest.raises(JMigrateError) as e:
             open_store(uri)
         assert SECRET not in str(e.value) and "\n" not in str(e.value)
@@ -73,8 +76,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_a_load_killed_mid_write_resumes_to_exactly_one_copy_of_each_row(engine: Engine,
-                                                                         tmp_path: Path) -> None:
+def test_a_load_killed_mid_copy_resumes_to_exactly_one_copy_of_each_row(
+    pg_socket: str, tmp_path: Path
+) -> None:
+    """PostgreSQL killed (SIGKILL) in the middle of a page's binary COPY, then resumed; every store is also
+    killed during the load of a real reindex in test_store_e2e.py."""
+    engine = PgEngine(tmp_path, pg_socket)
     n = 400
     src = engine.load_v2("docs", rows(n, 8))
     v3 = np.random.default_rng(3).standard_normal((n, 16)).astype(np.float32)
@@ -86,28 +93,17 @@ def test_a_load_killed_mid_write_resumes_to_exactly_one_copy_of_each_row(engine:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     killed = subprocess.run([*run, "kill", npy], capture_output=True, env=env, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
-    _forget_other_process_state(engine)
     with open_store(target) as partial:
         assert 0 < partial.count() < n
         assert partial.count() % 64 == 0  # whole pages only: a page is written entirely or not at all
     done = subprocess.run([*run, "resume", npy], capture_output=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert json.loads(done.stdout)["count"] == n
-    _forget_other_process_state(engine)
     with open_store(target) as back:
         pages = list(back.pages(128))
         assert sorted(ids_of(pages), key=int) == [str(i) for i in range(n)]
         for p in pages:
             np.testing.assert_allclose(p.vectors, v3[[int(i) for i in p.ids]], rtol=1e-5, atol=1e-6)
-
-
-def _forget_other_process_state(engine: Engine) -> None:
-    """Chroma's PersistentClient caches a folder's state per process (it is not multi-process safe): drop
-    this test process's cache after a child process wrote to the folder."""
-    if engine.backend == "chroma":
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()
 
 
 def test_pages_stay_bounded_whatever_the_collection_size(engine: Engine) -> None:
