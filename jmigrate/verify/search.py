@@ -326,7 +326,7 @@ def _faiss_candidates(
         return np.full((len(q), 1), _NEG, dtype=np.float32), np.full((len(q), 1), -1, dtype=np.int64)
     kk = min(k + 1, len(good))
     ix = fa.IndexFlatIP(xn.shape[1])
-    ix.add(np.ascontiguousarray(xn[good]))
+    ix.add(xn if len(good) == len(xn) else np.ascontiguousarray(xn[good]))  # copy only when rows are bad
     d, i = ix.search(q, kk)
     valid = i >= 0  # always, with kk <= rows; kept for safety
     cols = good[np.where(valid, i, 0)]
