@@ -409,7 +409,7 @@ def _search_index(tmp_path: Path, m: np.ndarray) -> Any:
 
 
 def _expected(m: np.ndarray, q: np.ndarray, k: int) -> list[list[str]]:
-    """Brute force: rows that are zero or not finite are never returned; ties go to the smaller id."""
+    """Brute force: rows that are zero or not finite are never returned; ties go to the larger id."""
     norms = np.linalg.norm(m.astype(np.float64), axis=1)
     good = np.isfinite(norms) & (norms > 0)
     out = []
@@ -417,7 +417,8 @@ def _expected(m: np.ndarray, q: np.ndarray, k: int) -> list[list[str]]:
         qv = qv / np.linalg.norm(qv)
         scores = [(-float(np.float32((m[i] / np.float32(norms[i])) @ qv.astype(np.float32))), f"d{i:04d}")
                   for i in np.flatnonzero(good)]
-        out.append([d for _, d in sorted(scores)[:k]])
+        by_id = sorted(scores, key=lambda t: t[1], reverse=True)  # then a stable sort by score
+        out.append([d for _, d in sorted(by_id, key=lambda t: t[0])[:k]])
     return out
 
 
@@ -505,7 +506,7 @@ def test_chunked_search_ranks_documents_by_their_best_chunk_with_id_ties(
         for i in np.flatnonzero(np.isfinite(norms) & (norms > 0)):
             sc = float(np.dot(m[i] / norms[i], qv))
             best[ids[i]] = max(best.get(ids[i], -2.0), sc)
-        ranked = sorted(best, key=lambda d: (-round(best[d], 5), d))[:k]
+        ranked = sorted(sorted(best, reverse=True), key=lambda d: -round(best[d], 5))[:k]
         assert r.doc_ids[qi] == ranked
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jmigrate.verify.metrics import Evaluation, evaluate_run, scored_run
+from jmigrate.verify.metrics import Evaluation, evaluate_run
 from jmigrate.verify.queries import load_qrels
 from jmigrate.verify.runs import read_trec_run
 
@@ -73,18 +73,18 @@ def test_query_with_qrels_but_no_results_scores_zero_not_dropped() -> None:
     assert ev.mean("nDCG@10") == 0.5 and ev.empty == ["b"]
 
 
-def test_ties_follow_our_ranking_not_trec_eval_docno_order() -> None:
-    # Our search breaks ties by id ascending: d1 before d2. trec_eval alone would rank d2 first
-    # (ties by docno descending); rank-derived scores keep our order, so the relevant d1 is at rank 1.
+def test_ties_follow_trec_eval_docno_descending() -> None:
+    # trec_eval ranks tied scores by docno descending: d2 before d1, so the relevant d1 is at rank 2.
+    # verify's search ranks ties the same way (tests/test_verify_reproducible.py checks the two agree).
     qrels = {"q": {"d1": 1}}
     tied = evaluate_run(qrels, {"q": {"d1": 0.5, "d2": 0.5}})
     assert tied.per_query["MRR@10"]["q"] == 0.5
-    ours = evaluate_run(qrels, scored_run({"q": ["d1", "d2"]}))
-    assert ours.per_query["MRR@10"]["q"] == 1.0
+    untied = evaluate_run(qrels, {"q": {"d1": 0.6, "d2": 0.5}})
+    assert untied.per_query["MRR@10"]["q"] == 1.0
 
 
 def test_graded_qrels_change_ndcg() -> None:
-    run = scored_run({"q": ["d1", "d2"]})
+    run = {"q": {"d1": 2.0, "d2": 1.0}}
     binary = evaluate_run({"q": {"d1": 1, "d2": 1}}, run).per_query["nDCG@10"]["q"]
     graded = evaluate_run({"q": {"d1": 1, "d2": 3}}, run).per_query["nDCG@10"]["q"]
     assert binary == pytest.approx(1.0) and graded < 0.9

@@ -25,7 +25,10 @@ def _fsl(m: np.ndarray) -> pa.FixedSizeListArray:
 def _brute(docs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     dn = docs / np.linalg.norm(docs, axis=1, keepdims=True)
     qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    return np.argsort(-(qn @ dn.T), axis=1, kind="stable")[:, :k]
+    # trec_eval's tie rule: the larger id (here: the later row) first; a stable sort of the
+    # reversed columns keeps ties in that order
+    s = qn @ dn.T
+    return (s.shape[1] - 1 - np.argsort(-s[:, ::-1], axis=1, kind="stable"))[:, :k]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,8 @@ def test_ties_broken_by_id_whatever_the_blocks(tmp_path: Path) -> None:
     idx = open_index(f, side="v2", model=V2)
     for block_rows in (2, 5, 60):
         r = search(idx, base[:1], ["q"], 4, block_rows=block_rows)
-        assert r.doc_ids[0][:3] == sorted(ids[:3])  # the three copies of row 0, smallest id first
+        # the three copies of row 0, largest id first (trec_eval's docno descending)
+        assert r.doc_ids[0][:3] == sorted(ids[:3], reverse=True)
 
 
 def test_chunked_index_ranks_documents_by_best_chunk(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]

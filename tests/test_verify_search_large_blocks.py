@@ -33,7 +33,10 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def _brute(docs: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     dn = docs / np.linalg.norm(docs, axis=1, keepdims=True)
     qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    return np.argsort(-(qn @ dn.T), axis=1, kind="stable")[:, :k]  # stable: ties keep id order
+    # trec_eval's tie rule: the larger id (here: the later row) first; a stable sort of the
+    # reversed columns keeps ties in that order
+    s = qn @ dn.T
+    return (s.shape[1] - 1 - np.argsort(-s[:, ::-1], axis=1, kind="stable"))[:, :k]
 
 
 @pytest.mark.parametrize("kind", ["npy", "parquet"])

@@ -18,7 +18,7 @@ import numpy as np
 from jmigrate.errors import UsageError
 from jmigrate.verify.guard import Space
 from jmigrate.verify.indexes import VectorIndex
-from jmigrate.verify.metrics import MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
+from jmigrate.verify.metrics import MAIN_METRIC, METRICS, Evaluation, evaluate_run
 from jmigrate.verify.queries import Query
 from jmigrate.verify.search import Ranking, search
 from jmigrate.verify.stats import RESAMPLES, SEED, Comparison, compare_all, language_slices
@@ -117,7 +117,7 @@ def score_bridged(
 ) -> None:
     """Metrics of the bridged system, paired comparisons with v2 and v3, the recovered fraction."""
     qids = [q.id for q in queries]
-    ev = evaluate_run(qrels, scored_run(system.ranking.as_run()), qids)
+    ev = evaluate_run(qrels, system.ranking.as_scored_run(), qids)
     system.evaluation = ev
     system.vs_v2 = compare_all(list(METRICS), v2.per_query, ev.per_query, judged)
     system.vs_v3 = compare_all(list(METRICS), v3.per_query, ev.per_query, judged)

@@ -4,8 +4,9 @@ Decisions (see docs/verify.md):
 - A query with qrels but no retrieved documents scores 0 on every metric (trec_eval -c behaviour);
   pytrec_eval on its own would silently drop it and flatter the system that found nothing.
 - Queries with results but no qrels cannot be judged and are left out of the means.
-- Tied scores: metrics judge the ranking `search` produced (ties broken by id), so the scores handed
-  to trec_eval are rank-derived; trec_eval's own tie rule (docno descending) never applies.
+- Tied scores: `search` ranks ties by document id descending, trec_eval's own rule, and the metrics
+  are computed from the exact scores the run files carry, so trec_eval on those files gives the
+  report's numbers to the last digit (tests/test_verify_reproducible.py).
 - MRR@10 is trec_eval's `recip_rank` on the run cut to its first 10 documents (trec_eval's recip_rank
   has no cutoff); MAP is over the retrieved depth (100 by default).
 """
@@ -51,11 +52,6 @@ class Evaluation:
     def mean(self, metric: str) -> float:
         vals = self.per_query[metric]
         return sum(vals.values()) / len(vals) if vals else 0.0
-
-
-def scored_run(ranked: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
-    """Rank-derived scores: strictly decreasing down each list, so trec_eval keeps our order."""
-    return {q: {d: float(len(docs) - r) for r, d in enumerate(docs)} for q, docs in ranked.items()}
 
 
 def evaluate_run(

@@ -19,7 +19,7 @@ from jmigrate.verify import agreement as agr
 from jmigrate.verify.bridged import BridgedSystem, open_bridge, run_bridged, score_bridged
 from jmigrate.verify.guard import Space, check_space, query_task_for
 from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_index, vector_issues
-from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run, scored_run
+from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run
 from jmigrate.verify.queries import Query, align_query_vectors, load_qrels, load_queries, load_query_vectors
 from jmigrate.verify.runs import check_trec_ids, write_run
 from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, check_depth, search
@@ -225,7 +225,7 @@ def _query_vectors(
 def _score(result: VerifyResult, qrels: dict[str, dict[str, int]]) -> None:
     qids = [q.id for q in result.queries]
     for side in result.sides.values():
-        side.evaluation = evaluate_run(qrels, scored_run(side.ranking.as_run()), qids)
+        side.evaluation = evaluate_run(qrels, side.ranking.as_scored_run(), qids)
     ev2, ev3 = result.sides["v2"].evaluation, result.sides["v3"].evaluation
     assert ev2 is not None and ev3 is not None
     result.judged = ev2.judged

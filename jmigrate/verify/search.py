@@ -2,7 +2,8 @@
 
 The index is read in row blocks sized from a memory budget; each block is scored with one matrix
 product and merged into a running top-k, so an index larger than memory works. Ties are broken by
-document id (ascending), so two runs always agree. Chunked indexes (several rows per id) are ranked
+document id, descending (trec_eval's rule), so two runs always agree and trec_eval keeps the order.
+Chunked indexes (several rows per id) are ranked
 per document by the best chunk's score (max-pooling). faiss, when installed, scores the blocks.
 """
 
@@ -40,6 +41,11 @@ class Ranking:
 
     def as_run(self) -> dict[str, list[str]]:
         return dict(zip(self.query_ids, self.doc_ids, strict=True))
+
+    def as_scored_run(self) -> dict[str, dict[str, float]]:
+        """{query: {doc: score}} with the exact scores the run files carry (what trec_eval reads)."""
+        return {q: dict(zip(docs, scores, strict=True))
+                for q, docs, scores in zip(self.query_ids, self.doc_ids, self.scores, strict=True)}
 
 
 def parse_size(text: str) -> int:
@@ -131,9 +137,12 @@ def search(
     if index.chunked:
         fa = None  # faiss returns rows, not documents: several chunks of one id would crowd others out
     q = _normalise_queries(queries)
-    # Sorted unique ids: a document's code orders like its id, so ties sort by id for free.
+    # Codes number the unique ids in DESCENDING order: a smaller code wins a tie, so tied scores rank
+    # by id descending, which is trec_eval's own rule (score desc, then docno desc): the run files
+    # verify writes are then ordered exactly as trec_eval orders them, and the metrics agree.
     uniq, codes = np.unique(index.row_ids, return_inverse=True)
-    codes = codes.astype(np.int64).ravel()
+    uniq = uniq[::-1]
+    codes = (len(uniq) - 1 - codes.astype(np.int64)).ravel()
     k = check_depth(k, len(q), len(uniq), memory_budget)
     rows_per_block, q_per_pass = plan_blocks(memory_budget, index.dimensions, len(q))
     if block_rows is not None:
@@ -256,7 +265,7 @@ def _candidates(s: np.ndarray, c: np.ndarray, threshold: np.ndarray, k: int) -> 
 
     Anything below the running k-th best score cannot enter; once the running top-k has filled up
     that removes almost every column without sorting. Scores equal to the threshold stay candidates
-    because a smaller id wins the tie.
+    because a smaller code (a larger id) wins the tie.
     """
     threshold = _sample_threshold(s, threshold, k)
     mask = s >= threshold[:, None]
@@ -436,7 +445,8 @@ def _block_candidates(
 def _merge(
     best_s: np.ndarray, best_c: np.ndarray, cand_s: np.ndarray, cand_c: np.ndarray, k: int, dedupe: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Running top-k ∪ candidates → new top-k, sorted by score descending then id ascending."""
+    """Running top-k ∪ candidates → new top-k, sorted by score descending then code ascending (id
+    descending)."""
     s = np.concatenate([best_s, cand_s], axis=1)
     c = np.concatenate([best_c, cand_c], axis=1)
     if dedupe:
