@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from jmigrate.rules._widths import tied, width_finding
 from jmigrate.rules.registry import rule
@@ -101,6 +103,19 @@ def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Find
         yield width_finding(ctx, "JM402", start, end, node.value, what)
 
 
+_BLOCK_LINES = 200
+
+
+@lru_cache(maxsize=4)
+def _lines(text: str) -> tuple[list[str], list[int]]:
+    """The text split at "\n" and each line's start offset (once per file, not once per width)."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    return lines, starts
+
+
 def _enclosing_block(text: str, offset: int) -> str:
     """The object (`{...}` and what precedes it) or the indented block (parent key and siblings) around a
     key, so that `size: 768` counts only next to vector words of the same schema."""
@@ -114,20 +129,26 @@ def _enclosing_block(text: str, offset: int) -> str:
                 end = balanced_end(text, i)
                 return text[max(0, i - 80) : end if end > 0 else offset + 300]
             depth -= 1
-    lines = text.split("\n")  # the same line breaks as the count below
-    row = text.count("\n", 0, offset)
+    lines, starts = _lines(text)
+    row = bisect.bisect_right(starts, offset) - 1
 
     def indent(line: str) -> int:
         return len(line) - len(line.lstrip())
 
     own = indent(lines[row])
     top = row
-    while top > 0:
+    # At most _BLOCK_LINES lines each way: a flat file is one huge "block", and scanning all of it for
+    # every width in it was quadratic.
+    while top > 0 and row - top < _BLOCK_LINES:
         top -= 1
         if lines[top].strip() and (indent(lines[top]) < own or lines[top].lstrip().startswith("[")):
             break
     bottom = row
-    while bottom + 1 < len(lines) and (not lines[bottom + 1].strip() or indent(lines[bottom + 1]) >= own):
+    while (
+        bottom + 1 < len(lines)
+        and bottom - row < _BLOCK_LINES
+        and (not lines[bottom + 1].strip() or indent(lines[bottom + 1]) >= own)
+    ):
         if own == 0 and lines[bottom + 1].lstrip().startswith("["):
             break
         bottom += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from jmigrate.rules._sites import js_embedders, python_sites, site_span
 from jmigrate.rules.registry import rule
@@ -66,16 +67,14 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         # Uses of the variable inside the block that declares it (another function's `embeddings` is
         # another object).
         lo, hi = js.scope
-        var = re.escape(js.var)
-        query = re.compile(rf"\b{var}\.embedQuery\b|\bsimilaritySearch\w*\(").search(text, lo, hi)
-        docs = re.compile(
-            rf"\b{var}\.embedDocuments\b|fromDocuments\([^)]*\b{var}\b|fromTexts\([^)]*\b{var}\b"
-        ).search(text, lo, hi)
+        uses = _js_uses(text)
+        query = next((u for u in uses if lo <= u[0] < hi and u[1] == "query" and js.var in u[2]), None)
+        docs = next((u for u in uses if lo <= u[0] < hi and u[1] == "docs" and js.var in u[2]), None)
         if query and docs:
             guess = TaskGuess(
                 None,
-                f"{docs.group(0)} and {query.group(0)} use the same {js.var}",
-                [(PASSAGE, docs.group(0)), (QUERY, query.group(0))],
+                f"{docs[3]} and {query[3]} use the same {js.var}",
+                [(PASSAGE, docs[3]), (QUERY, query[3])],
             )
             yield ctx.finding(
                 "JM501",
@@ -87,3 +86,34 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 (),
                 recommendation(js.model, guess),
             )
+
+
+_USES = re.compile(
+    r"(?P<q>(?P<qv>[\w$]+)\.embedQuery\b)|(?P<s>\bsimilaritySearch\w*\()"
+    r"|(?P<d>(?P<dv>[\w$]+)\.embedDocuments\b)|(?P<f>\b(?:fromDocuments|fromTexts)\((?P<fa>[^)]*)\))"
+)
+
+
+@lru_cache(maxsize=8)
+def _js_uses(text: str) -> tuple[tuple[int, str, frozenset[str], str], ...]:
+    """(offset, "query"/"docs", the variables involved, the text) of every use, in one pass per file.
+    `similaritySearch(` on any store counts as a query for every variable, as before."""
+    out = []
+    for m in _USES.finditer(text):
+        if m.group("q"):
+            out.append((m.start(), "query", frozenset([m.group("qv")]), m.group(0)))
+        elif m.group("s"):
+            out.append((m.start(), "query", _ANY, m.group(0)))
+        elif m.group("d"):
+            out.append((m.start(), "docs", frozenset([m.group("dv")]), m.group(0)))
+        else:
+            out.append((m.start(), "docs", frozenset(re.findall(r"[\w$]+", m.group("fa"))), m.group(0)))
+    return tuple(out)
+
+
+class _Any(frozenset[str]):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_ANY = _Any()

@@ -97,33 +97,44 @@ class Binding:
 _PARAMS = re.compile(r"\(([^()]*)\)\s*(?::\s*[\w$<>\[\]., |]+\s*)?(=>|\{)")
 
 
-@lru_cache(maxsize=256)
-def bindings(text: str, name: str) -> tuple[Binding, ...]:
-    """Every place `name` is declared, assigned or taken as a parameter (cached per text and name)."""
+_DECL = re.compile(r"\b(const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=;\n]*)?(=(?![=>])\s*)?")
+_ASSIGN = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(=(?![=>])\s*|=>)")
+_WORD = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+@lru_cache(maxsize=16)
+def _binding_index(text: str) -> dict[str, tuple[Binding, ...]]:
+    """Every declaration, assignment and parameter of every name, in one pass over the text (looking a
+    name up is then a dictionary access, however many names a rule asks about)."""
     b = blocks(text)
-    word = re.escape(name)
-    out: list[Binding] = []
+    found: dict[str, list[Binding]] = {}
     seen: set[int] = set()
-    for m in re.finditer(rf"\b(const|let|var)\s+{word}(?![\w$])\s*(?::[^=;\n]*)?(=(?![=>])\s*)?", text):
-        at = text.index(name, m.end(1))
-        value_at = m.end() if m.group(2) else -1
+    for m in _DECL.finditer(text):
+        at = m.start(2)
         kind = "var" if m.group(1) == "var" else "let"
-        out.append(Binding(kind, at, value_at, b.innermost(at)))
+        value_at = m.end() if m.group(3) else -1
+        found.setdefault(m.group(2), []).append(Binding(kind, at, value_at, b.innermost(at)))
         seen.add(at)
-    for m in re.finditer(rf"(?<![\w$.]){word}\s*(=(?![=>])\s*|=>)", text):
+    for m in _ASSIGN.finditer(text):
         if m.start() in seen:
             continue
-        if m.group(1) == "=>":  # `name => ...`: a parameter of an arrow function
-            out.append(Binding("param", m.start(), -1, b.innermost(m.start())))
-        else:
-            out.append(Binding("assign", m.start(), m.end(), b.innermost(m.start())))
-    # Parameters: a word in `( ... )` followed by `{` or `=>` (also matches `if (name) {`: harmless, since
+        kind = "param" if m.group(2) == "=>" else "assign"  # `name => ...`: an arrow function's parameter
+        found.setdefault(m.group(1), []).append(
+            Binding(kind, m.start(), -1 if kind == "param" else m.end(), b.innermost(m.start()))
+        )
+    # Parameters: the words in `( ... )` followed by `{` or `=>` (also matches `if (name) {`: harmless, since
     # one more binding only makes a resolution uncertain).
     for m in _PARAMS.finditer(text):
-        if re.search(rf"(?<![\w$.]){word}(?![\w$])", m.group(1)):
-            body = m.end() - 1 if m.group(2) == "{" else m.start()
-            out.append(Binding("param", m.start(1), -1, b.innermost(body + 1)))
-    return tuple(sorted(out, key=lambda x: x.at))
+        body = m.end() - 1 if m.group(2) == "{" else m.start()
+        block = b.innermost(body + 1)
+        for w in set(_WORD.findall(m.group(1))):
+            found.setdefault(w, []).append(Binding("param", m.start(1), -1, block))
+    return {k: tuple(sorted(v, key=lambda x: x.at)) for k, v in found.items()}
+
+
+def bindings(text: str, name: str) -> tuple[Binding, ...]:
+    """Every place `name` is declared, assigned or taken as a parameter."""
+    return _binding_index(text).get(name, ())
 
 
 _NOT_FUNCTIONS = frozenset({"if", "for", "while", "switch", "catch", "with"})

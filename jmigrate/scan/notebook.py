@@ -13,6 +13,7 @@ import json.decoder
 import json.scanner
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from jmigrate.scan.finding import Edit
@@ -95,8 +96,17 @@ class CellMap:
     pieces: list[_Piece]
     cells: list[tuple[int, int]]  # (offset in the unit text where the cell starts, 1-based cell index)
 
+    @cached_property
+    def _piece_starts(self) -> list[int]:
+        # Built once: rebuilding it for every finding made notebooks with many cells quadratic.
+        return [p.start for p in self.pieces]
+
+    @cached_property
+    def _cell_starts(self) -> list[int]:
+        return [c for c, _ in self.cells]
+
     def _raw(self, offset: int) -> int:
-        i = max(0, bisect.bisect_right([p.start for p in self.pieces], offset) - 1)
+        i = max(0, bisect.bisect_right(self._piece_starts, offset) - 1)
         p = self.pieces[i]
         return p.raw_start + p.offsets[min(max(offset - p.start, 0), len(p.offsets) - 1)]
 
@@ -105,7 +115,7 @@ class CellMap:
 
     def locate(self, text: str, offset: int) -> tuple[int, int]:
         """(cell index, 1-based line inside that cell) of an offset in the unit text."""
-        i = max(0, bisect.bisect_right([c for c, _ in self.cells], offset) - 1)
+        i = max(0, bisect.bisect_right(self._cell_starts, offset) - 1)
         cell_start, cell = self.cells[i]
         return cell, text.count("\n", cell_start, offset) + 1
 
@@ -113,7 +123,11 @@ class CellMap:
         """Edits in JSON-text offsets with JSON-escaped replacements; None if one spans two source strings."""
         out = []
         for e in edits:
-            piece = next((p for p in self.pieces if p.start <= e.start and e.end <= p.end), None)
+            i = bisect.bisect_right(self._piece_starts, e.start) - 1
+            # Pieces of one cell are contiguous; an empty piece may share its start with the next one.
+            piece = next(
+                (p for p in self.pieces[max(0, i - 1) : i + 2] if p.start <= e.start and e.end <= p.end), None
+            )
             if piece is None:
                 return None
             body = json.dumps(e.replacement, ensure_ascii=False)[1:-1]

@@ -304,15 +304,20 @@ class PyModule:
         cache[scope] = out
         return out
 
-    def names_in(self, node: ast.AST) -> set[str]:
-        """Every dotted name read inside `node` ("emb", "self.emb", ...)."""
-        out: set[str] = set()
-        for n in ast.walk(node):
-            if isinstance(n, (ast.Name, ast.Attribute)):
-                d = dotted(n)
-                if d:
-                    out.add(d)
-        return out
+    def names_in(self, node: ast.AST) -> frozenset[str]:
+        """Every dotted name read inside `node` ("emb", "self.emb", ...); remembered per node, since task
+        inference asks about the same calls for many findings."""
+        memo: dict[ast.AST, frozenset[str]] = self.__dict__.setdefault("_names_memo", {})
+        found = memo.get(node)
+        if found is None:
+            out: set[str] = set()
+            for n in ast.walk(node):
+                if isinstance(n, (ast.Name, ast.Attribute)):
+                    d = dotted(n)
+                    if d:
+                        out.add(d)
+            found = memo[node] = frozenset(out)
+        return found
 
 
 def dict_key(d: ast.Dict, key: str) -> int | None:

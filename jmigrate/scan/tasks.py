@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from jmigrate.models import LICENCE_V3_NOTE, MODELS, V3, Model
@@ -235,16 +236,62 @@ def _word_task(word: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _CallInfo:
+    index: int  # position in `mod.calls` (walk order)
+    call: ast.Call
+    name: str
+    last: str
+    receiver: str
+    args_read: frozenset[str]
+
+
 class _PyInference:
+    """Per-module indexes built once, so each call site's inference looks only at the calls that involve
+    its names (looking at every call of the module for every finding made `plan` quadratic)."""
+
     def __init__(self, mod: PyModule) -> None:
         self.mod = mod
         self.constructors: dict[str, str] = {}
         self.assigned: dict[str, list[ast.AST]] = {}
-        for node in mod.calls:
+        self.infos: list[_CallInfo] = []
+        self.by_receiver: dict[str, list[int]] = {}
+        self.by_arg: dict[str, list[int]] = {}
+        self.by_last: dict[str, list[int]] = {}
+        self.by_any_name: dict[str, list[int]] = {}
+        # Names assigned from a call that reads a name's attributes (root prefix) or takes it as argument.
+        self.derived_by_root: dict[str, set[str]] = {}
+        self.derived_by_arg: dict[str, set[str]] = {}
+        for i, node in enumerate(mod.calls):
+            name = call_name(node)
+            parts = name.split(".")
+            arg_nodes = [*node.args, *(k.value for k in node.keywords)]
+            args_read = frozenset().union(*(mod.names_in(a) for a in arg_nodes)) if arg_nodes else frozenset()
+            info = _CallInfo(i, node, name, parts[-1].removesuffix("()"), ".".join(parts[:-1]), args_read)
+            self.infos.append(info)
+            self.by_receiver.setdefault(info.receiver, []).append(i)
+            self.by_last.setdefault(info.last, []).append(i)
+            for n in args_read:
+                self.by_arg.setdefault(n, []).append(i)
+            for n in mod.names_in(node):
+                self.by_any_name.setdefault(n, []).append(i)
             target = mod.assigned_to(node)
             if target:
-                self.constructors.setdefault(target, call_name(node))
+                self.constructors.setdefault(target, name)
                 self.assigned.setdefault(target, []).append(node)
+                root = dotted(node.func)
+                pieces = root.split(".") if root else []
+                for k in range(1, len(pieces) + 1):
+                    self.derived_by_root.setdefault(".".join(pieces[:k]), set()).add(target)
+                for n in args_read:
+                    self.derived_by_arg.setdefault(n, set()).add(target)
+        self.matmuls = [
+            (b, mod.names_in(b)) for b in mod.of_type(ast.BinOp) if isinstance(b.op, ast.MatMult)
+        ]
+
+    def _calls(self, index: dict[str, list[int]], names: Iterable[str]) -> list[_CallInfo]:
+        found = sorted({i for n in names for i in index.get(n, ())})
+        return [self.infos[i] for i in found]
 
     def handles_for(self, node: ast.AST) -> tuple[set[str], set[str]]:
         """(names bound to the embedder/call result, names of functions that return its vectors)."""
@@ -255,8 +302,9 @@ class _PyInference:
         if isinstance(node, ast.Constant):
             target = mod.assigned_to(node)
             if target:  # MODEL = "jina-embeddings-v2-base-en": follow the calls that use MODEL
-                for call in mod.calls:
-                    if target in mod.names_in(call) and call is not start:
+                for info in self._calls(self.by_any_name, [target]):
+                    call = info.call
+                    if call is not start:
                         handles |= self.handles_for(call)[0]
                         functions |= self._returning_functions(call)
         if start is not None:
@@ -274,12 +322,9 @@ class _PyInference:
             functions |= self._returning_functions(start)
         # Names assigned from a handle-derived value through one more hop (resp = post(); data = resp.json())
         for _ in range(2):
-            for name, calls in self.assigned.items():
-                # Built from the embedder (a vector store) or derived from its output (vectors).
-                if name not in handles and any(
-                    self._reads_root(c, handles) or self._takes(c, handles) for c in calls
-                ):
-                    handles.add(name)
+            # Built from the embedder (a vector store) or derived from its output (vectors).
+            for h in list(handles):
+                handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
         return handles, functions
 
     def _reads_root(self, call: ast.AST, names: set[str]) -> bool:
@@ -303,23 +348,22 @@ class _PyInference:
         mod = self.mod
         handles, functions = self.handles_for(node)
         # Vectors produced by calling a function that wraps the call site: vecs = embed(texts)
-        for call in mod.calls:
-            if last_part(call_name(call)) in functions:
-                target = mod.assigned_to(call)
-                if target:
-                    handles.add(target)
+        for info in self._calls(self.by_last, functions):
+            target = mod.assigned_to(info.call)
+            if target:
+                handles.add(target)
         out: list[tuple[int, str, str]] = []
         weak: list[tuple[int, str, str]] = []  # guesses from names, used only when nothing else says
         added: dict[str, tuple[int, str]] = {}  # vectors stored in / searched against an index, by name
         searched: dict[str, tuple[int, str]] = {}
-        for call in mod.calls:
-            name = call_name(call)
-            parts = name.split(".")
-            last = parts[-1].removesuffix("()")
-            receiver = ".".join(parts[:-1])
-            on_handle = receiver in handles
-            arg_nodes = [*call.args, *(k.value for k in call.keywords)]
-            args_read = set().union(*(mod.names_in(a) for a in arg_nodes)) if arg_nodes else set()
+        candidates = sorted(
+            {*self._calls(self.by_receiver, handles), *self._calls(self.by_arg, handles),
+             *self._calls(self.by_last, functions)},
+            key=lambda c: c.index,
+        )
+        for info in candidates:
+            call, name, last, args_read = info.call, info.name, info.last, info.args_read
+            on_handle = info.receiver in handles
             uses_handle = bool(args_read & handles)
             wraps = last in functions
             if not (on_handle or uses_handle or wraps):
@@ -377,13 +421,17 @@ class _PyInference:
             out = [o for o in out if o[0] not in (p1, p2)]
             out.append((p1, MATCHING, f"the same vectors ({var}) are stored by {a} and searched by {b}"))
         # Vectors that end up in a matrix product (a @ b.T) are compared with each other.
-        for node_ in mod.of_type(ast.BinOp):
-            if (
-                isinstance(node_.op, ast.MatMult)
-                and mod.names_in(node_) & handles
-            ):
+        for node_, names in self.matmuls:
+            if names & handles:
                 out.append((mod.start(node_), MATCHING, f"vectors compared with '@' on {self.where(node_)}"))
         return [(t, r) for _, t, r in sorted(out or weak)]
+
+
+def _inference(mod: PyModule) -> _PyInference:
+    found = mod.__dict__.get("_task_inference")
+    if found is None:
+        found = mod.__dict__["_task_inference"] = _PyInference(mod)
+    return found
 
 
 # Components whose class already says which side they embed.
@@ -402,7 +450,7 @@ def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
     if cls in CLASS_TASKS:
         side = "queries" if CLASS_TASKS[cls] == QUERY else "documents"
         return decide([(CLASS_TASKS[cls], f"{cls} embeds {side}")])
-    signals = _PyInference(mod).signals(node)
+    signals = _inference(mod).signals(node)
     if not signals:
         fn = mod.enclosing_function(node)
         task = _word_task(fn.name) if fn else None
@@ -436,13 +484,20 @@ _TEXT_SIGNALS = (
 
 
 def infer_text(text: str) -> TaskGuess:
+    """The task for a call site in a non-Python file, from the whole file's signals (the same for every
+    finding of the file, so the file is scanned once however many findings it has)."""
+    return decide(list(_text_signals(text)))
+
+
+@lru_cache(maxsize=8)
+def _text_signals(text: str) -> tuple[tuple[str, str], ...]:
     found: list[tuple[int, str, str]] = []
     for regex, task, what in _TEXT_SIGNALS:
         m = regex.search(text)
         if m:
             line = text.count("\n", 0, m.start()) + 1
             found.append((line, task, f"{what} {m.group(0)} on line {line}"))
-    return decide([(t, r) for _, t, r in sorted(found)])
+    return tuple((t, r) for _, t, r in sorted(found))
 
 
 # --- the recommendation a finding carries ------------------------------------------------------------

@@ -169,20 +169,27 @@ class TextRequest:
         return out
 
 
+_COMMAND_SPAN = 20_000
+
+
 def _command_bounds(text: str, offset: int) -> tuple[int, int]:
     """The shell command around `offset`: lines joined by trailing backslashes."""
 
     def continued(line_end: int) -> bool:  # does the line ending at `line_end` go on to the next one?
-        return text[:line_end].rstrip("\r").endswith("\\")
+        i = line_end - 1 if line_end > 0 and text[line_end - 1] == "\r" else line_end
+        return i > 0 and text[i - 1] == "\\"
 
-    start = text.rfind("\n", 0, offset)
-    while start > 0 and continued(start):
-        start = text.rfind("\n", 0, start)
-    start = start + 1
-    end = text.find("\n", offset)
+    # Bounded both ways: a command longer than this is not one a person typed, and an unbounded search in a
+    # one-line (minified) file would be repeated for every endpoint mention in it.
+    lo, hi = max(0, offset - _COMMAND_SPAN), min(len(text), offset + _COMMAND_SPAN)
+    start = text.rfind("\n", lo, offset)
+    while start > lo and continued(start):
+        start = text.rfind("\n", lo, start)
+    start = max(start + 1, lo)
+    end = text.find("\n", offset, hi)
     while end >= 0 and continued(end):
-        end = text.find("\n", end + 1)
-    return start, len(text) if end < 0 else end
+        end = text.find("\n", end + 1, hi)
+    return start, hi if end < 0 else end
 
 
 @lru_cache(maxsize=8)
