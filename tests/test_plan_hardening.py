@@ -6,12 +6,15 @@ an exit code that means something else (130 is "interrupted").
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -446,3 +449,135 @@ await embeddings.embedDocuments(docs);
 await embeddings.embedQuery(q);
 """)
     assert [f.path for f in plan(tmp_path, select=["JM501"]).findings] == ["one.ts"]
+
+
+# --- plan is linear in the number of findings ---------------------------------------------------
+# Counted, not timed: Python function calls (sys.setprofile) and the characters handed to the regex
+# engine (every search/finditer/... of jmigrate's patterns and of `re`'s functions is given a string and
+# a range: their total is what the engine may scan). A file 4x larger with 4x the findings must cost
+# about 4x, not 16x (rescanning the file for every finding made a 400 KB JSONL take 324 s).
+
+
+def _file(kind: str, k: int) -> tuple[str, str]:
+    if kind == "jsonl":
+        rows = (json.dumps({"id": i, "model": "jina-embeddings-v2-base-en", "text": "a"}) for i in range(k))
+        return "data.jsonl", "\n".join(rows) + "\n"
+    if kind == "minified.js":
+        return "app.min.js", "".join(
+            f'function f{i}(t){{return fetch("https://api.jina.ai/v1/embeddings",{{method:"POST",'
+            f'body:JSON.stringify({{model:"jina-embeddings-v2-base-en",input:t,normalized:true}})}})}};'
+            f'var e{i}=new JinaEmbeddings({{model:"jina-embeddings-v2-base-en"}});e{i}.embedQuery(t);'
+            for i in range(k)
+        )
+    if kind == "python":
+        return "app.py", "import requests\n" + "".join(
+            f"def f{i}(t):\n    r = requests.post('https://api.jina.ai/v1/embeddings', json={{'model': "
+            f"'jina-embeddings-v2-base-en', 'input': t, 'normalized': True}})\n    return r.json()\n"
+            for i in range(k)
+        )
+    if kind == "notebook":
+        source = [["m = 'jina-embeddings-v2-base-en'\n", f"v{i} = embed(m)\n"] for i in range(k)]
+        cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "source": s} for s in source]
+        return "nb.ipynb", json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    assert kind == "shell"
+    return "embed.sh", "".join(
+        f"curl https://api.jina.ai/v1/embeddings -d '{{\"model\": \"jina-embeddings-v2-base-en\", "
+        f"\"input\": [\"{i}\"], \"normalized\": true}}'\n"
+        for i in range(k)
+    )
+
+
+class _Counting:
+    """A compiled pattern that adds up the length of every range it is asked to scan."""
+
+    def __init__(self, pattern: re.Pattern[str], counter: list[int]) -> None:
+        self._p, self._c = pattern, counter
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._p, name)
+        if name not in ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split"):
+            return attr
+
+        def counted(*args: object, **kwargs: object) -> object:
+            text = args[1] if name in ("sub", "subn") else args[0]
+            rest = args[1:] if name not in ("sub", "subn") else args[2:]
+            pos = int(rest[0]) if rest and name not in ("sub", "subn", "split") else 0  # type: ignore[call-overload]
+            end = int(rest[1]) if len(rest) > 1 and name not in ("sub", "subn", "split") else len(text)  # type: ignore[arg-type,call-overload]
+            self._c[0] += max(0, min(end, len(text)) - pos)  # type: ignore[arg-type]
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+@contextlib.contextmanager
+def _count_regex_work(counter: list[int]) -> Iterator[None]:
+    import jmigrate
+
+    real_compile = re.compile
+    patched: list[tuple[object, str, object]] = []
+
+    def wrap(value: object) -> object:
+        if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
+            return _Counting(value, counter)
+        if isinstance(value, tuple) and any(isinstance(v, (re.Pattern, tuple)) for v in value):
+            return tuple(wrap(v) for v in value)
+        return value
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("jmigrate.scan", "jmigrate.rules")) and module is not None:
+            for attr, value in list(vars(module).items()):
+                new = wrap(value)
+                if new is not value:
+                    patched.append((module, attr, value))
+                    setattr(module, attr, new)
+    for fn in ("search", "match", "fullmatch", "finditer", "findall"):
+        real = getattr(re, fn)
+        patched.append((re, fn, real))
+        setattr(re, fn, lambda p, s, *a, _f=fn, **k: getattr(_Counting(real_compile(p), counter), _f)(s, *a,
+                                                                                                **k))
+    patched.append((re, "compile", real_compile))
+    re.compile = lambda p, *a, **k: wrap(real_compile(p, *a, **k))  # type: ignore[assignment]
+    from jmigrate.scan import text
+
+    text._legacy_re.cache_clear()  # compiled again through the counting re.compile
+    try:
+        yield
+    finally:
+        for module, attr, value in reversed(patched):
+            setattr(module, attr, value)
+        text._legacy_re.cache_clear()
+    assert jmigrate  # the package stays importable
+
+
+def _cost(root: Path) -> tuple[int, int, int]:
+    calls = [0]
+    chars = [0]
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    with _count_regex_work(chars):
+        sys.setprofile(profile)
+        try:
+            result = plan(root, stores=False)
+        finally:
+            sys.setprofile(None)
+    return calls[0], chars[0], len(result.findings)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "minified.js", "shell"])
+def test_plan_cost_grows_linearly_with_findings(tmp_path: Path, kind: str) -> None:
+    costs = []
+    for k in (60, 240):
+        root = tmp_path / str(k)
+        root.mkdir()
+        name, text = _file(kind, k)
+        (root / name).write_text(text)
+        plan(root, stores=False)  # warm: rule modules imported, patterns compiled
+        costs.append(_cost(root))
+    (calls1, chars1, found1), (calls4, chars4, found4) = costs
+    assert found1 >= 60 and found4 >= 4 * found1 * 0.9
+    # Linear: about 4x. A rescan per finding: about 16x.
+    assert calls4 / calls1 < 6, (calls1, calls4)
+    assert chars4 / chars1 < 6, (chars1, chars4)
