@@ -26,11 +26,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread, set before numpy loads: a query is one small product, and on a shared 2-core machine
+# a threaded BLAS spends more time waking threads than multiplying (an application serving queries
+# concurrently would not give one query several cores either).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,23 +104,25 @@ def bridge_of(m: AffineMap) -> Bridge:
 
 
 def time_apply(bridge: Bridge, queries: np.ndarray, repeats: int) -> tuple[float, float, float, float]:
-    """(per-query apply s, per-query matmul s, batch apply s, batch matmul s), best of `repeats`."""
+    """(per-query apply s, per-query matmul s, batch apply s, batch matmul s), best of `repeats`.
+
+    The four measurements are interleaved within each repeat, so a burst of load from other jobs on
+    the shared machine hits both sides of a ratio alike."""
     w = bridge.map.weights
     one = [queries[i] for i in range(len(queries))]
-
-    def best(fn: object) -> float:
-        times = []
-        for _ in range(repeats):
+    fns = (
+        lambda: [bridge.apply(v) for v in one],
+        lambda: [v @ w for v in one],
+        lambda: bridge.apply(queries),
+        lambda: queries @ w,
+    )
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
             t0 = time.perf_counter()
-            fn()  # type: ignore[operator]
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    per_apply = best(lambda: [bridge.apply(v) for v in one]) / len(one)
-    per_matmul = best(lambda: [v @ w for v in one]) / len(one)
-    batch_apply = best(lambda: bridge.apply(queries))
-    batch_matmul = best(lambda: queries @ w)
-    return per_apply, per_matmul, batch_apply, batch_matmul
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best[0] / len(one), best[1] / len(one), best[2], best[3]
 
 
 def main() -> None:

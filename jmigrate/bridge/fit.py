@@ -231,11 +231,17 @@ def fit_map(
         ):
             best = m
     chosen = _quality_of(candidates, best.method)
-    note = ""
+    notes = []
     if best.method == PROCRUSTES and len(candidates) > 1:
-        note = "no alternative beat Procrustes on the held-out pairs; Procrustes kept"
+        notes.append("no alternative beat Procrustes on the held-out pairs; Procrustes kept")
     elif best.method != PROCRUSTES:
-        note = f"{best.method} beat Procrustes on the held-out pairs"
+        notes.append(f"{best.method} beat Procrustes on the held-out pairs")
+    if len(train) < max(x.shape[1], y.shape[1]):
+        # The map is only determined on the span of the training vectors; real embeddings are close to
+        # low-rank so fewer pairs often do, but the held-out figures are the check.
+        notes.append(f"only {len(train)} training pairs for {x.shape[1]} -> {y.shape[1]} dimensions: "
+                     "directions the sample does not span are mapped arbitrarily (a larger --sample helps)")
+    note = "; ".join(notes)
     return FitResult(best, chosen, candidates, len(train), len(held), note)
 
 

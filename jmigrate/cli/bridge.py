@@ -134,6 +134,8 @@ def fit_cmd(
     with _open_encoder(encoder, new_model, api_url, api_key, model_path, allow_insecure) as enc:
         report = fit_bridge(opts, enc, say)
     m = report.manifest
+    if m.note:
+        say(f"note: {m.note}")
     if m.poor:
         warn(f"warning: poor held-out fit: {m.quality_line()}")
     if output_format == "json":
