@@ -96,3 +96,61 @@ def test_report_equals_trec_eval_on_the_written_run_files(tmp_path: Path, cli, b
         assert scores == sorted(scores, reverse=True)
         want = _trec_eval_means(w["qrels"], runs / f"{side}.run")
         assert report[side]["metrics"] == want  # exactly, not approximately
+
+
+def test_qrels_that_match_nothing_are_an_error_before_anything_is_embedded(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A CI gate must not pass on a meaningless evaluation: judged documents absent from both indexes."""
+    from helpers import STUB_KEY
+
+    from jmigrate.testing.server import StubServer
+
+    w = _collection(tmp_path)
+    wrong = tmp_path / "wrong-qrels.txt"
+    wrong.write_text("".join(f"q{i:02d} 0 other-collection-{i} 1\n" for i in range(N_QUERIES)))
+    with StubServer(api_key=STUB_KEY) as srv:
+        result = cli("verify", "--v2", w["v2"], "--v3", w["v3"], "--queries", w["queries"], "--qrels", wrong,
+                     "--encoder", "api", "--api-url", srv.url, "--api-key", STUB_KEY)
+        assert srv.stats.requests == 0  # refused before a query was embedded
+    assert result.code == 2 and result.out == ""
+    error = result.err.strip().splitlines()[-1]  # after the progress lines
+    assert error.startswith("error: 40 of 40 relevant judgements (100%) name documents in neither index")
+    assert error.endswith("pass --allow-missing-judged to evaluate anyway")
+
+    # one query whose only relevant document is missing: 1 of 40 (under 5%), but that query is blind
+    partly = tmp_path / "partly.txt"
+    text = w["qrels"].read_text().splitlines()
+    partly.write_text("\n".join([text[0].rsplit(" ", 2)[0] + " gone 1", *text[1:]]) + "\n")
+    args = ["verify", "--v2", w["v2"], "--v3", w["v3"], "--queries", w["queries"], "--qrels", partly,
+            "--v2-query-vectors", w["q2"], "--v3-query-vectors", w["q3"], "--format", "json"]
+    blind = cli(*args)
+    assert blind.code == 2
+    assert "1 quer(ies) have none of their relevant documents indexed (e.g. 'q00')" in blind.err
+    accepted = cli(*args, "--allow-missing-judged")
+    assert accepted.code in (0, 1), accepted.err
+    assert json.loads(accepted.out)["judged_queries"] == N_QUERIES
+
+
+def test_a_missing_metrics_library_is_found_before_anything_is_embedded(  # type: ignore[no-untyped-def]
+        tmp_path: Path, cli, monkeypatch) -> None:
+    import builtins
+
+    from helpers import STUB_KEY
+
+    from jmigrate.testing.server import StubServer
+
+    w = _collection(tmp_path)
+    real_import = builtins.__import__
+
+    def no_pytrec_eval(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "pytrec_eval":
+            raise ImportError("No module named 'pytrec_eval'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pytrec_eval)
+    with StubServer(api_key=STUB_KEY) as srv:
+        result = cli("verify", "--v2", w["v2"], "--v3", w["v3"], "--queries", w["queries"], "--qrels",
+                     w["qrels"], "--encoder", "api", "--api-url", srv.url, "--api-key", STUB_KEY)
+        assert srv.stats.requests == 0
+    assert result.code == 2
+    error = result.err.strip().splitlines()[-1]
+    assert error == "error: metrics need pytrec_eval: pip install 'jmigrate[verify]'"

@@ -105,6 +105,12 @@ def verify(
     no_checksums: bool = typer.Option(
         False, "--no-checksums", help="Skip shard sha256 checks (large indexes)."
     ),
+    allow_missing_judged: bool = typer.Option(
+        False, "--allow-missing-judged",
+        help="Evaluate even when over 5% of the relevant judgements (or all of a query's) name "
+             "documents in neither index (otherwise an error: such metrics measure the qrels, not the "
+             "models).",
+    ),
     search_in_store: bool = typer.Option(
         False, "--search-in-store",
         help="Also run the queries through each store's own search (its ANN index) and report its "
@@ -148,6 +154,7 @@ def verify(
         examples=examples,
         verify_checksums=not no_checksums,
         bridge=str(bridge) if bridge else None,
+        allow_missing_judged=allow_missing_judged,
     )
 
     key_note = resolve_api_key(encoder.value, api_key)[2]

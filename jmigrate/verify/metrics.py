@@ -40,6 +40,14 @@ def _pytrec_eval() -> Any:
     return pytrec_eval
 
 
+def require_metric_libraries() -> None:
+    """Fail now, with the install hint, if scoring could not run later (pytrec_eval, scipy)."""
+    _pytrec_eval()
+    from jmigrate.verify.stats import _scipy_stats
+
+    _scipy_stats()
+
+
 @dataclass
 class Evaluation:
     """Per-query scores of one system: {metric: {query id: value}} over the judged queries."""

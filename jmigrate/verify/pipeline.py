@@ -19,7 +19,14 @@ from jmigrate.verify import agreement as agr
 from jmigrate.verify.bridged import BridgedSystem, open_bridge, run_bridged, score_bridged
 from jmigrate.verify.guard import Space, check_space, query_task_for
 from jmigrate.verify.indexes import Issue, VectorIndex, compare_indexes, open_index, vector_issues
-from jmigrate.verify.metrics import DEPTH, MAIN_METRIC, METRICS, Evaluation, evaluate_run
+from jmigrate.verify.metrics import (
+    DEPTH,
+    MAIN_METRIC,
+    METRICS,
+    Evaluation,
+    evaluate_run,
+    require_metric_libraries,
+)
 from jmigrate.verify.queries import Query, align_query_vectors, load_qrels, load_queries, load_query_vectors
 from jmigrate.verify.runs import check_trec_ids, write_run
 from jmigrate.verify.search import DEFAULT_MEMORY_BUDGET, Ranking, check_depth, search
@@ -52,6 +59,9 @@ class VerifyOptions:
     examples: int = 5
     verify_checksums: bool = True
     bridge: str | None = None  # a `jmigrate bridge fit` folder: adds v3 queries through it on the v2 index
+    # Judged documents absent from both indexes make the metrics meaningless beyond a small share:
+    # an error unless the user accepts it knowingly.
+    allow_missing_judged: bool = False
 
 
 @dataclass
@@ -131,6 +141,10 @@ def run_verify(
     bridge = open_bridge(opts.bridge, indexes["v2"], progress) if opts.bridge else None
     queries = load_queries(opts.queries)
     qrels = load_qrels(opts.qrels) if opts.qrels else None
+    if qrels is not None:
+        # Every dependency of the scoring is checked before a query is embedded (paid calls).
+        require_metric_libraries()
+        check_judgements(qrels, queries, indexes, allow_missing=opts.allow_missing_judged)
     if opts.run_dir:  # refuse before any query is embedded, not after the search
         check_trec_ids((q.id for q in queries), "query id")
         for name in SIDES:
@@ -259,19 +273,40 @@ def _score(result: VerifyResult, qrels: dict[str, dict[str, int]]) -> None:
                 f"{orphans} query id(s) in the qrels are not in the queries file",
             )
         )
-    corpus = result.sides["v2"].index.doc_ids() | result.sides["v3"].index.doc_ids()
-    judged_docs = {d for q in result.judged for d, rel in qrels[q].items() if rel > 0}
-    missing = sorted(judged_docs - corpus)
-    if missing:
-        result.issues.append(
-            Issue(
-                "warning",
-                "both",
-                "qrels-not-indexed",
-                f"{len(missing)} relevant document(s) in the qrels are in neither index, "
-                f"e.g. {missing[0]!r}: recall cannot reach 1",
-            )
-        )
+
+MISSING_JUDGED_SHARE = 0.05  # judged-relevant documents absent from both indexes: above this, an error
+
+
+def check_judgements(
+    qrels: dict[str, dict[str, int]], queries: list[Query], indexes: dict[str, VectorIndex], *,
+    allow_missing: bool,
+) -> None:
+    """Refuse an evaluation the qrels cannot support: judged-relevant documents missing from both
+    indexes over MISSING_JUDGED_SHARE, or a query none of whose relevant documents is indexed (such a
+    query scores 0 on both sides, whatever the models do). Runs before anything is embedded."""
+    asked = {q.id for q in queries}
+    corpus = indexes["v2"].doc_ids() | indexes["v3"].doc_ids()
+    pairs = [(q, d) for q, docs in qrels.items() if q in asked for d, rel in docs.items() if rel > 0]
+    if not pairs:
+        return  # no judged query at all: _score says so in its own words
+    missing = [(q, d) for q, d in pairs if d not in corpus]
+    found_per_query: dict[str, int] = {}
+    for q, d in pairs:
+        found_per_query[q] = found_per_query.get(q, 0) + (d in corpus)
+    blind = sorted(q for q, n in found_per_query.items() if n == 0)
+    share = len(missing) / len(pairs)
+    if allow_missing or (share <= MISSING_JUDGED_SHARE and not blind):
+        return
+    example = missing[0]
+    problem = (f"{len(missing)} of {len(pairs)} relevant judgements ({share:.0%}) name documents in "
+               f"neither index (e.g. {example[1]!r} for query {example[0]!r})")
+    if blind:
+        problem += (f"; {len(blind)} quer(ies) have none of their relevant documents indexed "
+                    f"(e.g. {blind[0]!r})")
+    raise UsageError(
+        f"{problem}: the metrics would not measure the models (do the qrels belong to these indexes? "
+        "do the document ids match?); pass --allow-missing-judged to evaluate anyway"
+    )
 
 
 def _examples(
