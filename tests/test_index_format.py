@@ -542,3 +542,34 @@ def test_a_fifo_named_manifest_json_is_refused_not_waited_on(tmp_path: Path,
         read_manifest(folder)
     with pytest.raises(InputError, match="manifest.json"):
         open_index(folder, side="v3")
+
+
+def _invalid_utf8_strings(values: list[bytes]) -> pa.Array:
+    """A string array holding bytes that are not UTF-8 (what a damaged shard decodes to)."""
+    offsets = np.cumsum([0] + [len(v) for v in values]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(values))])
+
+
+@pytest.mark.parametrize("column", ["id", "text"])
+def test_a_shard_whose_strings_are_not_utf8_is_one_line(tmp_path: Path, column: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by flipping bytes of a shard: the ids, or the texts shown as snippets, crashed (exit 3)."""
+    folder = tmp_path / "v3"
+    folder.mkdir()
+    dims = 32
+    m = np.eye(3, dims, dtype=np.float32)
+    cols = {"id": pa.array(["a", "b", "c"]), "text": pa.array(["x", "y", "z"]),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.ravel()), dims)}
+    cols[column] = _invalid_utf8_strings([b"ok", b"\xdd\x01", b"fine"])
+    pq.write_table(pa.table(cols), folder / "part-00000.parquet")
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": "jmigrate-index", "format_version": 1, "model": V3, "task": "retrieval.passage",
+        "dimensions": dims, "shards": [{"file": "part-00000.parquet"}], "status": "complete"}))
+    code, err = _verify(capsys, *_sides(tmp_path, _v2_npy(tmp_path), folder), "--format", "json")
+    assert code == 2 and "part-00000.parquet" in err and "internalerror" not in err
+
+
+def test_huge_vectors_are_counted_as_non_finite_without_a_warning() -> None:
+    n = Norms.of(np.array([[3e38, 3e38], [0.6, 0.8]], dtype=np.float32))  # the norm overflows float32
+    assert (n.nonfinite, n.min, n.max) == (1, pytest.approx(1.0), pytest.approx(1.0))

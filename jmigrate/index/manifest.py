@@ -73,7 +73,8 @@ class Norms:
 
     def add(self, vectors: np.ndarray) -> None:
         if len(vectors):
-            self.add_norms(np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1))
+            with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN rows count as non-finite
+                self.add_norms(np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1))
 
     def add_norms(self, norms: np.ndarray) -> None:
         finite = norms[np.isfinite(norms)]

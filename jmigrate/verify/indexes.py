@@ -337,9 +337,10 @@ def _open_parquet(
     for f in files:
         with _reading(side, f):
             t = pq.read_table(f, columns=cols)
+            col_ids = _ids_array(t.column(0), f)
         if t.num_columns != len(cols):
             raise InputError(f"{side} index {f}: columns differ from the first shard's")
-        ids.append(_ids_array(t.column(0), f))
+        ids.append(col_ids)
         if has_chunks:
             chunks.append(t.column(1).to_numpy(zero_copy_only=False))
     text_col = _pick(names, TEXT_NAMES)
@@ -368,7 +369,7 @@ def _reading(side: str, f: Path) -> Iterator[None]:
     """pyarrow's errors (a truncated or garbled file) as one line naming the file."""
     try:
         yield
-    except (OSError, pa.ArrowException) as e:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as e:  # a damaged string column decodes badly
         where = f"{side} index {f}" if side else str(f)
         raise InputError(f"{where}: not readable Parquet ({_one_line(e)})") from e
 

@@ -240,7 +240,8 @@ def _prefetched(
 
 def _normalise_block(block: np.ndarray, stats: VectorStats | None) -> tuple[np.ndarray, np.ndarray]:
     """Unit-length rows; rows with NaN/inf or zero norm are zeroed and flagged `bad` (never returned)."""
-    norms = np.linalg.norm(block, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN rows: counted, not warned about
+        norms = np.linalg.norm(block, axis=1)
     finite = np.isfinite(norms)
     if stats is not None:
         stats.add(norms, finite)
