@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 V3 = "jina-embeddings-v3"
 DEFAULT_DOCUMENT_TASK = "retrieval.passage"  # the v3 task for documents stored in an index
+# The loopback stub (jmigrate.testing.server) appends this to the model it says it served, so an index
+# built against it says so in its manifest (`served_model`), and `verify` can name it.
+STUB_SERVED_SUFFIX = " (jmigrate stub: not real v3 vectors)"
 
 # Matryoshka sizes v3 was trained for; the API accepts any int, these are the supported cut points.
 MATRYOSHKA_DIMS: tuple[int, ...] = (32, 64, 128, 256, 512, 768, 1024)

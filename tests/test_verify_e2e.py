@@ -57,6 +57,11 @@ def test_reindex_fake_then_verify_with_chunked_v3(tmp_path: Path, capsys: pytest
     assert data["v2"]["model"] == V2 and data["v2"]["query_task"] is None
     assert data["v3"]["task"] == "retrieval.passage" and data["v3"]["query_task"] == "retrieval.query"
     assert data["v2"]["documents"] == data["v3"]["documents"] == N_DOCS
+    # test vectors are named as such in the verdict, the JSON and the report, in plain words
+    assert data["verdict"]["stand_in"] == {"v2": "test vectors from `--encoder fake`",
+                                           "v3": "test vectors from `--encoder fake`"}
+    assert data["verdict"]["text"].startswith("Stand-in vectors: the v2 index holds test vectors")
+    assert "say nothing about the quality of v2 or v3" in report.read_text()
     assert data["v3"]["vectors"] > N_DOCS  # chunked: several rows per document, ranked per document
     assert data["judged_queries"] == 16
     assert set(data["languages"]) == {"en", "de", "es", "fr", "zh", "ja", "nl", "pt"}
@@ -97,6 +102,9 @@ def test_reindex_with_loopback_stub_then_verify(tmp_path: Path, capsys: pytest.C
     assert code == data["verdict"]["exit_code"] and code in (0, 1)
     assert data["v3"]["dimensions"] == 512 and data["v3"]["query_model"] == "jina-embeddings-v3"
     assert data["v3"]["queries_from"] == "encoded: jina-embeddings-v3"
+    stub_note = "vectors from the jmigrate loopback stub (served_model says so)"
+    assert data["verdict"]["stand_in"]["v3"] == stub_note
+    assert "the v3 index holds vectors from the jmigrate loopback stub" in data["verdict"]["text"]
     assert set(data["comparison"]) == {"nDCG@10", "Recall@10", "Recall@100", "MRR@10", "MAP"}
     for metric in data["comparison"].values():
         assert {"difference", "ci", "p_value"} <= set(metric)

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, TASKS, V3
+from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, STUB_SERVED_SUFFIX, TASKS, V3
 from jmigrate.testing.fake import hashed_vector
 
-STUB_MODEL_SUFFIX = " (jmigrate stub: not real v3 vectors)"
+STUB_MODEL_SUFFIX = STUB_SERVED_SUFFIX
 STUB_HEADER = "X-Jmigrate-Stub"
 # Far above any real request (2,048 inputs of 8,192 tokens); a larger Content-Length is refused
 # instead of reading (and allocating) whatever the header claims.

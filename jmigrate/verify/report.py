@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from jmigrate.fileio import atomic_write
+from jmigrate.models import STUB_SERVED_SUFFIX
 from jmigrate.verify import agreement as agr
 from jmigrate.verify.metrics import MAIN_METRIC, METRICS, RECALL_CURVE
 from jmigrate.verify.pipeline import SIDES, VerifyResult
@@ -31,6 +32,30 @@ def _signed(x: float) -> str:
 
 def _p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def stand_ins(result: VerifyResult) -> dict[str, str]:
+    """{side: why} for each index whose vectors did not come from a real model (the fake encoder or
+    the loopback stub): numbers measured on them say nothing about v2 or v3."""
+    out = {}
+    for name, side in result.sides.items():
+        m = side.index.manifest
+        if m is None:
+            continue
+        if m.encoder == "fake":
+            out[name] = "test vectors from `--encoder fake`"
+        elif m.served_model and STUB_SERVED_SUFFIX.strip(" ()") in m.served_model:
+            out[name] = "vectors from the jmigrate loopback stub (served_model says so)"
+    return out
+
+
+def _stand_in_sentence(result: VerifyResult) -> str:
+    found = stand_ins(result)
+    if not found:
+        return ""
+    which = "; ".join(f"the {n} index holds {why}" for n, why in found.items())
+    return (f"Stand-in vectors: {which}, not a real model's: this run rehearses the pipeline, and its "
+            "numbers say nothing about the quality of v2 or v3. ")
 
 
 def verdict(result: VerifyResult) -> tuple[str, str]:
@@ -54,7 +79,7 @@ def verdict(result: VerifyResult) -> tuple[str, str]:
             f"of {(s['rbo'] or 0):.2f}; read the {len(result.examples)} queries where they disagree most "
             f"and judge which list is better."
         )
-        return "no-qrels", text + tail
+        return "no-qrels", _stand_in_sentence(result) + text + tail
     main = result.main()
     assert main is not None
     better = [c.metric for c in result.comparisons if c.difference > 0 and c.p_value < alpha]
@@ -81,7 +106,7 @@ def verdict(result: VerifyResult) -> tuple[str, str]:
         f" Significantly better on: {', '.join(better) or 'none'}; significantly worse on: "
         f"{', '.join(worse) or 'none'}."
     )
-    return status, lead + head + others + bridge_sentence(result) + tail
+    return status, _stand_in_sentence(result) + lead + head + others + bridge_sentence(result) + tail
 
 
 def to_json(result: VerifyResult) -> dict[str, Any]:
@@ -94,6 +119,7 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
             "main_metric": MAIN_METRIC if result.has_qrels else None,
             "alpha": result.options.alpha,
             "exit_code": result.exit_code,
+            "stand_in": stand_ins(result),  # {side: why} for indexes of test/stub vectors
         },
         "queries": len(result.queries),
         "judged_queries": len(result.judged),
