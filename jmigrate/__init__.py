@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from jmigrate.version import VERSION
+
+__version__ = VERSION  # also `jmigrate.version.VERSION`, which library modules import
 
 if TYPE_CHECKING:
     from jmigrate.scan.plan import plan as plan

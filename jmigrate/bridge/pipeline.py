@@ -21,7 +21,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jmigrate import __version__
 from jmigrate.bridge.fingerprint import Fingerprinter, blocks_with_fingerprint
 from jmigrate.bridge.fit import METHODS, PROCRUSTES, FitResult, fit_map
 from jmigrate.bridge.manifest import BridgeManifest, IndexIdentity, Space, write_bridge
@@ -29,6 +28,7 @@ from jmigrate.encoders.base import Encoder
 from jmigrate.errors import InputError, UsageError
 from jmigrate.models import V3, get_model
 from jmigrate.verify.indexes import VectorIndex, open_index
+from jmigrate.version import VERSION
 
 QUERY, PASSAGE = "retrieval.query", "retrieval.passage"
 # What the sampled documents are embedded as on the new side. "query" is the default: `apply` receives
@@ -186,7 +186,7 @@ def _fit_index(idx: VectorIndex, where: str, opts: FitOptions, encoder: Encoder,
             "served_model": getattr(encoder, "served_model", None),
         },
         created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        jmigrate_version=__version__,
+        jmigrate_version=VERSION,
         note=result.note,
     )
     out = Path(opts.out)

@@ -15,9 +15,9 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from jmigrate import __version__
 from jmigrate.cli.console import debug_enabled, err_console, error, set_debug, set_quiet
 from jmigrate.errors import JMigrateError
+from jmigrate.version import VERSION
 
 INTERNAL_ERROR = 3
 INTERRUPTED = 130
@@ -131,7 +131,7 @@ COMMAND_MODULES = ("plan", "reindex", "verify", "stub", "bridge", "cutover")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"jmigrate {__version__}")
+        typer.echo(f"jmigrate {VERSION}")
         raise typer.Exit()
 
 

@@ -29,12 +29,12 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from jmigrate import __version__
 from jmigrate.encoders.base import Encoder, add_prefix, conservative_token_count
 from jmigrate.encoders.ratelimit import RateLimiter
 from jmigrate.encoders.secrets import Secret, clean_server_text, remember
 from jmigrate.errors import EncoderError, UsageError
 from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, V3, get_task
+from jmigrate.version import VERSION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -268,7 +268,7 @@ class JinaAPIEncoder(Encoder):
 
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"Accept": "application/json", "User-Agent": f"jmigrate/{__version__}"}
+            headers = {"Accept": "application/json", "User-Agent": f"jmigrate/{VERSION}"}
             if self._key is not None:
                 headers["Authorization"] = f"Bearer {self._key.reveal()}"
             self._client = httpx.AsyncClient(

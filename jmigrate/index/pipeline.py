@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from jmigrate import __version__
 from jmigrate.encoders.base import Encoder, ZeroVectorError
 from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
 from jmigrate.index import checkpoint as ckpt
@@ -37,6 +36,7 @@ from jmigrate.index.settings import Settings, check_out_folder
 from jmigrate.index.shards import ShardWriter, output_schema, vector_array, vectors_of
 from jmigrate.index.sources import Source
 from jmigrate.index.units import Preparer, Unit, keep_rows, rebatch, refused_input, token_limit
+from jmigrate.version import VERSION
 
 __all__ = ["Result", "Settings", "Stats", "reindex"]
 
@@ -135,7 +135,7 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
             on_note(note)  # type: ignore[misc]
         if manifest is None:
             manifest = new_manifest(
-                tool_version=__version__, model=settings.model, task=settings.task,
+                tool_version=VERSION, model=settings.model, task=settings.task,
                 dimensions=settings.dimensions, late_chunking=settings.late_chunking,
                 chunking=settings.chunking(), encoder=settings.encoder,
                 source={**source.describe(), "fingerprint": src_fp}, settings=fp_settings,

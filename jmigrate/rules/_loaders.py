@@ -10,7 +10,7 @@ from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.tasks import infer_python, recommendation
 
 
-def loader_findings(ctx: FileContext, code: str, kind: str, what: str, fix: str) -> Iterator[Finding]:
+def loader_findings(ctx: FileContext, kind: str, what: str, fix: str) -> Iterator[Finding]:
     sites, found = python_sites(ctx, kind)
     for s in found:
         assert sites is not None and s.model is not None
@@ -21,7 +21,6 @@ def loader_findings(ctx: FileContext, code: str, kind: str, what: str, fix: str)
         task = guess.task or "retrieval.passage (documents) / retrieval.query (queries)"
         start, end = site_span(sites, s)
         yield ctx.finding(
-            code,
             start,
             end,
             f"{what} loads {s.model.name} locally",

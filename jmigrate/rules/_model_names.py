@@ -79,7 +79,6 @@ def guess_for(ctx: FileContext, node: ast.AST | None) -> TaskGuess:
 
 def model_findings(
     ctx: FileContext,
-    code: str,
     wanted: Callable[[Model], bool],
     describe: Callable[[ModelMatch], str],
     fix: Callable[[ModelMatch, TaskGuess], str],
@@ -104,7 +103,6 @@ def model_findings(
             applicability = Applicability.UNSAFE
         rec = recommendation(match.model, guess, local=local)
         yield ctx.finding(
-            code,
             match.start,
             match.end + len(match.tail),
             describe(match),

@@ -84,7 +84,6 @@ def payload_fields(ctx: FileContext, keys: Iterable[str]) -> Iterator[PayloadFie
 
 def field_finding(
     ctx: FileContext,
-    code: str,
     field: PayloadField,
     message: str,
     fix_title: str,
@@ -99,4 +98,4 @@ def field_finding(
     if not field.certain and edits:
         applicability, edits, fix_title = Applicability.MANUAL, (), fix_title + UNSURE
     end = field.key_end if key_only else field.value_end
-    return ctx.finding(code, field.key_start, end, message, fix_title, applicability, edits, recommendation)
+    return ctx.finding(field.key_start, end, message, fix_title, applicability, edits, recommendation)

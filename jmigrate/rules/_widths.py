@@ -18,7 +18,7 @@ def tied(ctx: FileContext, width: int, strong: bool) -> bool:
     return width in ctx.legacy_dims or (strong and width in ctx.project.legacy_dims)
 
 
-def width_finding(ctx: FileContext, code: str, start: int, end: int, width: int, what: str) -> Finding:
+def width_finding(ctx: FileContext, start: int, end: int, width: int, what: str) -> Finding:
     """Finding for the digits of `width` at text[start:end]; the fix writes v3's default width."""
     models = sorted(
         m
@@ -27,7 +27,6 @@ def width_finding(ctx: FileContext, code: str, start: int, end: int, width: int,
     )
     v3 = MODELS[V3].dims
     return ctx.finding(
-        code,
         start,
         end,
         f"{what} of width {width}, the width of {', '.join(models) or 'a v2 model'}",

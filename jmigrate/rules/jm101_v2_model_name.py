@@ -27,7 +27,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from model_findings(
         ctx,
-        "JM101",
         lambda m: m.generation == "v2" and m.replacement is not None and not m.bilingual,
         lambda mm: f"{mm.model.name} is a Jina Embeddings v2 model ({mm.model.dims} dims)",
         fix_text,

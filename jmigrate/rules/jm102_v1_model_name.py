@@ -24,7 +24,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from model_findings(
         ctx,
-        "JM102",
         lambda m: m.generation == "v1",
         lambda mm: f"{mm.model.name} is a legacy v1 model ({mm.model.dims} dims, 512-token context)",
         fix_text,

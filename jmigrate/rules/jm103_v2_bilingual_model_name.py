@@ -24,7 +24,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from model_findings(
         ctx,
-        "JM103",
         lambda m: m.generation == "v2" and m.bilingual and m.replacement is not None,
         lambda mm: (
             f"{mm.model.name} is a bilingual v2 model ({'/'.join(mm.model.languages)}); "

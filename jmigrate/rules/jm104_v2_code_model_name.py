@@ -25,7 +25,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from model_findings(
         ctx,
-        "JM104",
         lambda m: m.generation == "v2" and m.replacement is None,
         lambda mm: f"{mm.model.name} is the v2 code model; it stays on v2",
         lambda mm, g: "Keep it for code corpora: v3 scores lower on code retrieval (0.7564 vs 0.7753)",

@@ -33,7 +33,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 break
             end += 1
         yield ctx.finding(
-            "JM105",
             m.start(),
             end,
             f"v2 model id built at run time from {text[m.start() : end]!r}",
@@ -51,7 +50,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             for match in model_matches(node.value):
                 if match.model.name not in text[start:end]:
                     yield ctx.finding(
-                        "JM105",
                         start,
                         end,
                         f"{match.model.name} assembled from adjacent string literals",

@@ -64,7 +64,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         }
         model_value = mod.constant_value(payload.values[model]) if payload and model is not None else None
         yield ctx.finding(
-            "JM201",
             start,
             end,
             MESSAGE,
@@ -85,7 +84,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             quote = text[key_start] if text[key_start] in "\"'" else ""
             edits = [insert_before_key(text, key_start, f'{quote}task{quote}: "{guess.task}"')]
         yield ctx.finding(
-            "JM201",
             treq.url_start,
             treq.url_end,
             MESSAGE,

@@ -29,7 +29,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if field.value is True:
             yield field_finding(
                 ctx,
-                "JM202",
                 field,
                 MESSAGE,
                 "Remove the normalized field (the API normalises by default)",
@@ -40,7 +39,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         else:
             yield field_finding(
                 ctx,
-                "JM202",
                 field,
                 MESSAGE,
                 "Decide whether unnormalised vectors are really wanted; then remove the field",

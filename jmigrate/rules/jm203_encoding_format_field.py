@@ -28,7 +28,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         at = field.name_start
         yield field_finding(
             ctx,
-            "JM203",
             field,
             f'"{field.key}" is not a Jina API field (400 on v3)',
             "Rename it to embedding_type",

@@ -29,7 +29,6 @@ _BASE_URL = re.compile(
 def check(ctx: FileContext) -> Iterator[Finding]:
     for m in _BASE_URL.finditer(ctx.src.text):
         yield ctx.finding(
-            "JM204",
             m.start(),
             m.end(),
             "OpenAI client pointed at Jina: it sends encoding_format (rejected on v3) and no task",

@@ -38,7 +38,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         default = " (its default model)" if site.is_default_model else ""
         start, end = site_span(sites, site)
         yield ctx.finding(
-            "JM301",
             start,
             end,
             f"LangChain JinaEmbeddings on {site.model.name}{default} cannot send a v3 task",
@@ -49,7 +48,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         )
     for js in js_embedders(ctx):
         yield ctx.finding(
-            "JM301",
             js.start,
             js.start + len("new JinaEmbeddings"),
             f"LangChain.js JinaEmbeddings on {js.model.name} cannot send a v3 task",

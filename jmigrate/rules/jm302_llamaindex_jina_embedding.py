@@ -41,7 +41,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             f'task="retrieval.query" for queries ({guess.reason})'
         )
         yield ctx.finding(
-            "JM302",
             start,
             end,
             f"LlamaIndex JinaEmbedding on {site.model.name} has no task (one task serves both "

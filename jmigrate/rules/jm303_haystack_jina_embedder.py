@@ -34,7 +34,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         guess = TaskGuess(task, f"{last_part(call_name(site.call))} embeds {side}")
         start, end = site_span(sites, site)
         yield ctx.finding(
-            "JM303",
             start,
             end,
             f"Haystack Jina embedder on {site.model.name} without a task",

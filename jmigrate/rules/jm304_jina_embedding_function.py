@@ -39,7 +39,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         start, end = site_span(sites, site)
         store = "Chroma" if site.kind == "chroma" else "Milvus"
         yield ctx.finding(
-            "JM304",
             start,
             end,
             f"{store} JinaEmbeddingFunction on {site.model.name}{default}: the collection holds v2 vectors",

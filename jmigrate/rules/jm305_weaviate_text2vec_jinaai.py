@@ -31,7 +31,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         return
     for m in _MODULE.finditer(text):
         yield ctx.finding(
-            "JM305",
             m.start(),
             m.end(),
             "Weaviate text2vec-jinaai vectorizer on a v2 model (or the module default)",

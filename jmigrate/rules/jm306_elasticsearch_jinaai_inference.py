@@ -34,7 +34,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if V3 in near or not legacy_model_mentions(near):
             continue
         yield ctx.finding(
-            "JM306",
             m.start(),
             m.end(),
             "Elasticsearch inference endpoint with the jinaai service on a v2 model",

@@ -32,7 +32,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         task = f'task="{guess.task}"' if guess.task else "task= (retrieval.passage / retrieval.query)"
         edits = [Edit(match.name_start, match.end, match.replacement())] if match.rewritable else []
         yield ctx.finding(
-            "JM307",
             match.start,
             match.end + len(match.tail),
             f"LiteLLM id jina_ai/{match.model.name} names a {match.model.generation} model",

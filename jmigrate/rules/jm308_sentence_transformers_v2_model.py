@@ -27,7 +27,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from loader_findings(
         ctx,
-        "JM308",
         "sentence-transformers",
         "SentenceTransformer",
         'Load jinaai/jina-embeddings-v3 (trust_remote_code=True) and call encode(texts, task="{task}", '

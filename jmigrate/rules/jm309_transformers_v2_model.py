@@ -25,7 +25,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from loader_findings(
         ctx,
-        "JM309",
         "transformers",
         "transformers from_pretrained",
         "Load jinaai/jina-embeddings-v3 (trust_remote_code=True) and call "

@@ -24,7 +24,6 @@ from jmigrate.scan.finding import Applicability, Finding
 def check(ctx: FileContext) -> Iterator[Finding]:
     yield from loader_findings(
         ctx,
-        "JM310",
         "fastembed",
         "fastembed TextEmbedding",
         "Replace fastembed with the Jina API or an ONNX Runtime backend of jinaai/jina-embeddings-v3 "

@@ -28,7 +28,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if match.org != "jina" or match.model.replacement is None:
             continue
         yield ctx.finding(
-            "JM311",
             match.start,
             match.end + len(match.tail),
             f"Ollama tag jina/{match.model.name} is a {match.model.generation} model",

@@ -36,4 +36,4 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         group = 1 if m.group(1) else 2
         width = int(m.group(group))
         if tied(ctx, width, strong=True):
-            yield width_finding(ctx, "JM401", m.start(group), m.end(group), width, "vector column")
+            yield width_finding(ctx, m.start(group), m.end(group), width, "vector column")

@@ -88,7 +88,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         key, width = m.group(1).lower(), int(m.group(2))
         near = _enclosing_block(text, m.start())
         if _CONTEXT[key].search(near) and tied(ctx, width, strong=True):
-            yield width_finding(ctx, "JM402", m.start(2), m.end(2), width, f"vector schema `{m.group(1)}`")
+            yield width_finding(ctx, m.start(2), m.end(2), width, f"vector schema `{m.group(1)}`")
 
 
 def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Finding]:
@@ -100,7 +100,7 @@ def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Find
         and tied(ctx, node.value, strong=True)
     ):
         start, end = mod.span(node)
-        yield width_finding(ctx, "JM402", start, end, node.value, what)
+        yield width_finding(ctx, start, end, node.value, what)
 
 
 _BLOCK_LINES = 200

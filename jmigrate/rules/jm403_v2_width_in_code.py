@@ -50,7 +50,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 and _WIDTH_NAME.search(name)
                 and tied(ctx, width, strong=True)
             ):
-                yield width_finding(ctx, "JM403", m.start(2), m.end(2), width, f"setting {name}")
+                yield width_finding(ctx, m.start(2), m.end(2), width, f"setting {name}")
         return
     if mod is None or not mod.int_constants(ctx.legacy_dims | ctx.project.legacy_dims):
         return  # every finding below is such a literal: a module without one has none
@@ -95,4 +95,4 @@ def _int(ctx: FileContext, node: ast.AST | None, what: str, strong: bool) -> Ite
         and tied(ctx, node.value, strong)
     ):
         start, end = mod.span(node)
-        yield width_finding(ctx, "JM403", start, end, node.value, what)
+        yield width_finding(ctx, start, end, node.value, what)

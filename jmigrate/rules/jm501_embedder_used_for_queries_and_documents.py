@@ -51,7 +51,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         if guess.both_sides:
             start, end = site_span(sites, site)
             yield ctx.finding(
-                "JM501",
                 start,
                 end,
                 f"one {site.model.name} embedder serves documents and queries: {guess.reason}",
@@ -77,7 +76,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 [(PASSAGE, docs[3]), (QUERY, query[3])],
             )
             yield ctx.finding(
-                "JM501",
                 js.var_start,
                 js.var_start + len(js.var),
                 f"one {js.model.name} embedder ({js.var}) serves documents and queries",

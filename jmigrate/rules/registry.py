@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jmigrate.scan.finding import Applicability, Finding
@@ -60,6 +61,11 @@ def rule(
             raise ValueError(f"bad rule code or name: {code} {name}")
         if code in _RULES:
             raise ValueError(f"rule {code} registered twice")
+        def stamped(ctx: FileContext) -> Iterator[Finding]:
+            for finding in check(ctx):
+                finding.code, finding.rule = code, name
+                yield finding
+
         _RULES[code] = Rule(
             code,
             name,
@@ -69,7 +75,7 @@ def rule(
             fix,
             applicability,
             frozenset(languages),
-            check,
+            stamped,
             project_level,
         )
         return check
@@ -87,11 +93,11 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    import jmigrate.rules as package
-
-    for info in pkgutil.iter_modules(package.__path__):
+    # The rule modules are found in this folder by name (a plugin registry: the rules import the registry,
+    # never the other way round).
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if re.fullmatch(r"jm\d{3}_\w+", info.name):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            importlib.import_module(f"jmigrate.rules.{info.name}")
 
 
 def all_rules() -> list[Rule]:

@@ -84,7 +84,6 @@ class FileContext:
 
     def finding(
         self,
-        code: str,
         start: int,
         end: int,
         message: str,
@@ -93,9 +92,8 @@ class FileContext:
         edits: Sequence[Edit] = (),
         recommendation: dict[str, Any] | None = None,
     ) -> Finding:
-        """Build a finding from character offsets into `src.text` (cell text for notebooks)."""
-        from jmigrate.rules.registry import get_rule
-
+        """Build a finding from character offsets into `src.text` (cell text for notebooks). The rule's
+        code and name are stamped by the registry on what its check yields (a rule never repeats them)."""
         self.reported += 1
         if applicability is not Applicability.MANUAL and not edits:
             applicability = Applicability.MANUAL  # nothing to apply: a person decides
@@ -116,8 +114,8 @@ class FileContext:
                 fix_title += " (edit this notebook cell by hand)"
             edit_list = mapped or []
         return Finding(
-            code=code,
-            rule=get_rule(code).name,
+            code="",
+            rule="",
             path=self.src.path,
             line=line,
             column=column,

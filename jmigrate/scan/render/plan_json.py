@@ -10,10 +10,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jmigrate import __version__
 from jmigrate.errors import InputError
 from jmigrate.scan.finding import Applicability, Edit, Finding, PlanResult, SkippedFile
 from jmigrate.scan.render.summary import migration_checklist, sorted_findings, summarize
+from jmigrate.version import VERSION
 
 PLAN_VERSION = 1
 
@@ -50,7 +50,7 @@ def _plan_body(result: PlanResult) -> dict[str, Any]:
     return {
         "version": PLAN_VERSION,
         "tool": "jmigrate",
-        "tool_version": __version__,
+        "tool_version": VERSION,
         "root": result.root,
         "summary": {
             "files_scanned": s.files_scanned,

@@ -6,10 +6,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from jmigrate import __version__
 from jmigrate.scan.apply import scan_base
 from jmigrate.scan.finding import Applicability, Finding, PlanResult
 from jmigrate.scan.render.summary import recommendation_text, sorted_findings
+from jmigrate.version import VERSION
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 ROOT_ID = "SRCROOT"
@@ -115,8 +115,8 @@ def sarif_log(result: PlanResult) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": "jmigrate",
-                        "version": __version__,
-                        "semanticVersion": __version__,
+                        "version": VERSION,
+                        "semanticVersion": VERSION,
                         "rules": rules,
                     }
                 },
