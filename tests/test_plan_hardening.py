@@ -430,21 +430,22 @@ def test_an_ambiguous_payload_name_gives_manual_findings_only(tmp_path: Path, na
 
 
 def test_jm501_js_looks_for_uses_in_the_embedders_own_scope(tmp_path: Path) -> None:
+    # The old LangChain.js API (`modelName`: no task sent; the current class sends one per side).
     # Two functions, each with its own `embeddings`: one stores documents, the other searches. Neither
     # instance serves both sides.
     (tmp_path / "rag.ts").write_text("""\
 export async function ingest(docs) {
-  const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+  const embeddings = new JinaEmbeddings({ modelName: "jina-embeddings-v2-base-en" });
   return embeddings.embedDocuments(docs);
 }
 export async function ask(q) {
-  const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+  const embeddings = new JinaEmbeddings({ modelName: "jina-embeddings-v2-base-en" });
   return embeddings.embedQuery(q);
 }
 """)
     assert plan(tmp_path, select=["JM501"]).findings == []
     (tmp_path / "one.ts").write_text("""\
-const embeddings = new JinaEmbeddings({ model: "jina-embeddings-v2-base-en" });
+const embeddings = new JinaEmbeddings({ modelName: "jina-embeddings-v2-base-en" });
 await embeddings.embedDocuments(docs);
 await embeddings.embedQuery(q);
 """)

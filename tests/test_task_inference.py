@@ -165,7 +165,22 @@ def test_http_request_recommendation_names_the_fields_to_drop(tmp_path: Path) ->
     [request] = plan(tmp_path / "r.py", select=["JM201"]).findings
     rec = request.recommendation
     assert rec["task"] == "retrieval.passage" and rec["task_reason"] == "called in function index_chunks()"
-    assert rec["drop_fields"] == ["encoding_format", "normalized"]
+    # One piece of advice per field: normalized is dropped, encoding_format renamed (as JM203 says).
+    assert rec["drop_fields"] == ["normalized"]
+    assert rec["rename_fields"] == {"encoding_format": "embedding_type"}
     assert rec["from_model"] == "jina-embeddings-v2-small-en"
     assert rec["dimensions"] == {"default": 1024, "keep_schema": 512}
     assert request.edits[0].replacement == '"task": "retrieval.passage", '  # in front of "model"
+
+
+@pytest.mark.parametrize(
+    "score",
+    ["s = doc_vecs @ query_vec\n", "s = np.dot(doc_vecs, query_vec)\n", "s = doc_vecs @ query_vec.T\n"],
+)
+def test_a_product_of_documents_and_a_query_is_retrieval(tmp_path: Path, score: str) -> None:
+    # Issue 12: `@` on the vectors overrode the names and recommended text-matching for brute-force search.
+    source = ST + "import numpy as np\ndoc_vecs = model.encode(docs)\nquery_vec = model.encode(query)\n"
+    rec = recommend(tmp_path, source + score)
+    assert rec["task"] is None
+    assert rec["tasks"] == {"documents": "retrieval.passage", "queries": "retrieval.query"}
+    assert "text-matching" not in str(rec["task_reason"]).split(";")[0]

@@ -190,6 +190,8 @@ class JsEmbedder:
     var: str | None  # the const/let/var it is assigned to
     var_start: int
     scope: tuple[int, int]  # the block the variable is declared in: where its uses are looked for
+    # `modelName:` is the old @langchain/community API, which sends model and input only (no task).
+    old_api: bool = False
 
 
 _JS_NEW = re.compile(r"(?:(?:const|let|var)\s+([\w$]+)\s*=\s*)?(?P<new>new)\s+JinaEmbeddings\s*\(\s*(\{)?")
@@ -211,7 +213,8 @@ def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
         b = jsscope.blocks(text)
         block = b.innermost(m.start())
         scope = (b.opens[block], b.closes[block]) if block >= 0 else (0, len(text))
-        out.append(JsEmbedder(m.start("new"), models[0].model, m.group(1), m.start(1), scope))
+        old = re.search(r"\bmodelName\s*:", text[m.start(3) : end]) is not None
+        out.append(JsEmbedder(m.start("new"), models[0].model, m.group(1), m.start(1), scope, old))
     return out
 
 

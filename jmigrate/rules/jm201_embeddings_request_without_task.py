@@ -16,7 +16,10 @@ from jmigrate.scan.python import dict_key
 from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
 from jmigrate.scan.text import model_matches
 
-V2_FIELDS = {"normalized", "encoding_format", "encoding_type"}
+# `normalized: true` is the default (JM202 drops it). `encoding_format` is renamed, not dropped (JM203 says
+# the same, so two rules never advise differently on one field); `encoding_type` is a valid alias.
+V2_FIELDS = {"normalized"}
+RENAMED_FIELDS = {"encoding_format": "embedding_type"}
 MESSAGE = "request to api.jina.ai/v1/embeddings without a task (v2 payload)"
 
 
@@ -102,10 +105,14 @@ def _recommendation(model_value: object, guess: TaskGuess, keys: set[object]) ->
     """The v3 settings for this request: those of the v2 model it names, the inferred task, and the
     v2-era fields to drop."""
     drop = sorted(k for k in keys if k in V2_FIELDS)
+    renames = {k: v for k, v in RENAMED_FIELDS.items() if k in keys}
     matches = list(model_matches(model_value)) if isinstance(model_value, str) else []
     if matches and matches[0].model.replacement:
-        return recommendation(matches[0].model, guess, drop_fields=drop)
-    rec: dict[str, Any] = {"model": V3, "task": guess.task, "task_reason": guess.reason}
-    if drop:
-        rec["drop_fields"] = drop
+        rec = recommendation(matches[0].model, guess, drop_fields=drop)
+    else:
+        rec = {"model": V3, "task": guess.task, "task_reason": guess.reason}
+        if drop:
+            rec["drop_fields"] = drop
+    if renames:
+        rec["rename_fields"] = renames
     return rec

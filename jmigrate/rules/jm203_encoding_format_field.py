@@ -1,4 +1,8 @@
-"""JM203: `encoding_format` (OpenAI's name) or `encoding_type` in a Jina embeddings request."""
+"""JM203: `encoding_format` (OpenAI's name) in a Jina embeddings request.
+
+`encoding_type` is not flagged: Jina's API schema (jinaai-api-schemas, `TextEmbeddingInput`) declares it as an
+alias of `embedding_type`, and LlamaIndex's JinaEmbedding sends it; only `encoding_format` is rejected.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
 
-FIELDS = ("encoding_format", "encoding_type")
+FIELDS = ("encoding_format",)
 
 
 @rule(
     code="JM203",
     name="encoding-format-field",
-    summary="encoding_format / encoding_type in a Jina embeddings request (the field is embedding_type)",
+    summary="encoding_format (OpenAI's name) in a Jina embeddings request (the field is embedding_type)",
     explanation="Jina's API rejects unknown fields with 400. The field is `embedding_type` (float, base64, "
-    "binary, ubinary); `encoding_format` is OpenAI's name and `encoding_type` an old one.",
+    "binary, ubinary); `encoding_format` is OpenAI's name and is rejected. `encoding_type` is an accepted "
+    "alias of `embedding_type` and is not reported.",
     example='{"model": MODEL, "input": texts, "encoding_format": "float"}',
     fix="Renames the key to embedding_type (safe: same values, and the old name is an error on v3).",
     applicability=Applicability.SAFE,
@@ -33,6 +38,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             "Rename it to embedding_type",
             Applicability.SAFE,
             [Edit(at, at + len(field.key), "embedding_type")] if at >= 0 else [],
-            {"drop_fields": [field.key]},
+            {"rename_fields": {field.key: "embedding_type"}},
             key_only=True,
         )

@@ -1,4 +1,9 @@
-"""JM204: the OpenAI SDK pointed at Jina's API."""
+"""JM204: the OpenAI SDK pointed at Jina's API.
+
+The SDK can send `task` (and `dimensions`, `late_chunking`) through `extra_body={...}` (openai-python
+`Embeddings.create(..., extra_body=...)`, src/openai/resources/embeddings.py); what breaks is
+`encoding_format`, which the Python SDK sends (base64) unless told otherwise and Jina's API rejects.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ _BASE_URL = re.compile(
     name="openai-client-jina-base-url",
     summary="OpenAI SDK (or OPENAI_BASE_URL) pointed at api.jina.ai",
     explanation="The OpenAI SDKs send `encoding_format` (the Python SDK sends base64 by default), which "
-    "Jina's API rejects with 400 on v3; they also cannot send `task`.",
+    "Jina's API rejects with 400 on v3. `task` is not an SDK parameter but goes through "
+    "`extra_body={\"task\": ...}`.",
     example='client = OpenAI(base_url="https://api.jina.ai/v1", api_key=key)',
-    fix="None automatic: call the API with httpx/requests (or the Jina SDK of your framework) so that "
-    "`task` can be sent and `encoding_format` is not.",
+    fix="None automatic: send the task with extra_body (retrieval.passage for documents, retrieval.query "
+    "for queries) and check a v3 call succeeds despite encoding_format; or call /v1/embeddings directly.",
     applicability=Applicability.MANUAL,
     languages=["*"],
 )
@@ -31,7 +37,10 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         yield ctx.finding(
             m.start(),
             m.end(),
-            "OpenAI client pointed at Jina: it sends encoding_format (rejected on v3) and no task",
-            'Call /v1/embeddings directly with "model": "jina-embeddings-v3" and "task"',
+            "OpenAI client pointed at Jina: it sends encoding_format (rejected on v3) and no task unless "
+            "given one in extra_body",
+            'Use model "jina-embeddings-v3" with extra_body={"task": "retrieval.passage"} for documents and '
+            '{"task": "retrieval.query"} for queries; verify encoding_format is not rejected, or call '
+            "/v1/embeddings directly",
             Applicability.MANUAL,
         )

@@ -16,8 +16,8 @@ from jmigrate.scan.text import model_matches
     name="ollama-v2-model",
     summary="Ollama model tag jina/jina-embeddings-v2-* (ollama pull, model=...)",
     explanation="Ollama's library carries the v2 models under the `jina/` namespace. There is no official "
-    "jina-embeddings-v3 tag (v3's task adapters are not part of a GGUF export), so the tag "
-    "cannot just be renamed.",
+    "jina-embeddings-v3 model in Ollama's library, so the tag cannot just be renamed (llama.cpp can "
+    "convert v3 with its task LoRAs into GGUF, but that is a community build to choose and verify).",
     example="ollama pull jina/jina-embeddings-v2-base-en",
     fix="None automatic: use the Jina API or a local ONNX Runtime backend of v3 instead of Ollama.",
     applicability=Applicability.MANUAL,

@@ -1,4 +1,11 @@
-"""JM501: one v2 embedder instance embeds both the stored documents and the queries."""
+"""JM501: one v2 embedder instance embeds both the stored documents and the queries.
+
+Not reported where the API already picks the task per side (each pinned by a test in
+tests/test_rules_frameworks.py): Milvus `JinaEmbeddingFunction` (encode_documents / encode_queries), fastembed
+>= 0.6 (passage_embed / query_embed), Chroma's `JinaEmbeddingFunction` (task= for documents and
+query_config={"task": ...} for embed_query; JM304 says so) and current LangChain.js `JinaEmbeddings`
+(embedDocuments / embedQuery). Only the old LangChain.js API (`modelName`) is reported there.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,20 @@ from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.tasks import PASSAGE, QUERY, TaskGuess, recommendation
 
-FIX = (
-    "Use two embedders: task retrieval.passage for the documents you store and retrieval.query for the "
-    "queries (re-embed the documents first)"
+FIX = {
+    "llamaindex": "Use two JinaEmbedding instances (one task each): task retrieval.passage for the documents "
+    "you store, retrieval.query for the queries (re-embed the documents first)",
+    "langchain": "LangChain's Python JinaEmbeddings sends no task: embed documents with retrieval.passage "
+    "and queries with retrieval.query through an embedder that sends the task (re-embed the documents first)",
+    "sentence-transformers": 'Pass the task per call: encode(docs, task="retrieval.passage", '
+    'prompt_name="retrieval.passage") and encode(queries, task="retrieval.query", '
+    'prompt_name="retrieval.query")',
+    "transformers": 'Pass the task per call: encode(docs, task="retrieval.passage") and encode(queries, '
+    'task="retrieval.query")',
+}
+JS_FIX = (
+    "Upgrade @langchain/community and use model: \"jina-embeddings-v3\": the current JinaEmbeddings sends "
+    "retrieval.passage from embedDocuments and retrieval.query from embedQuery"
 )
 
 
@@ -26,23 +44,15 @@ FIX = (
     "with retrieval.passage and queries with retrieval.query (different adapters and "
     "instructions). One instance configured with one task cannot serve both sides.",
     example="emb = JinaEmbeddings(...); Chroma.from_documents(docs, emb); db.similarity_search(q)",
-    fix="None automatic: create a second instance (or pass the task per call where the API allows it).",
+    fix="None automatic: pass the task per call where the API allows it (sentence-transformers, "
+    "transformers), else a second instance (LlamaIndex) or an embedder that sends the task.",
     applicability=Applicability.MANUAL,
     languages=["python", "js"],
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
     from jmigrate.scan.tasks import infer_python
 
-    sites, found = python_sites(
-        ctx,
-        "langchain",
-        "llamaindex",
-        "chroma",
-        "milvus",
-        "sentence-transformers",
-        "transformers",
-        "fastembed",
-    )
+    sites, found = python_sites(ctx, *FIX)
     for site in found:
         assert sites is not None and site.model is not None
         if site.model.replacement is None:
@@ -54,15 +64,15 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 start,
                 end,
                 f"one {site.model.name} embedder serves documents and queries: {guess.reason}",
-                FIX,
+                FIX[site.kind],
                 Applicability.MANUAL,
                 (),
                 recommendation(site.model, guess),
             )
     text = ctx.src.text
     for js in js_embedders(ctx):
-        if js.var is None:
-            continue
+        if js.var is None or not js.old_api:
+            continue  # the current class sends the task per side itself
         # Uses of the variable inside the block that declares it (another function's `embeddings` is
         # another object).
         lo, hi = js.scope
@@ -79,7 +89,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 js.var_start,
                 js.var_start + len(js.var),
                 f"one {js.model.name} embedder ({js.var}) serves documents and queries",
-                FIX,
+                JS_FIX,
                 Applicability.MANUAL,
                 (),
                 recommendation(js.model, guess),

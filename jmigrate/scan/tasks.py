@@ -135,6 +135,8 @@ SIMILARITY = {
     "inner",
     "matmul",
 }
+# Plain vector products: they score, they do not say whether queries meet documents or texts meet texts.
+PRODUCTS = {"dot", "matmul", "inner", "einsum"}
 INDEX_ADD = {
     "add",
     "add_with_ids",
@@ -227,6 +229,13 @@ def _consumer_task(name: str, constructors: dict[str, str], n_args: int) -> str 
     if last in INDEX_ADD:
         return PASSAGE
     return None
+
+
+def _retrieval_names(names: Iterable[str]) -> bool:
+    """Whether the names read by a vector product say queries against documents."""
+    words = " ".join(sorted(names))
+    return bool(_QUERY_WORDS.search(words) or _PASSAGE_WORDS.search(words))
+
 
 
 def _word_task(word: str) -> str | None:
@@ -391,7 +400,12 @@ class _PyInference:
                 for var in args_read & handles:
                     searched.setdefault(var, (pos, f"{name}() on {at}"))
                 out.append((pos, QUERY, f"{name}() on {at} searches with queries"))
-            elif uses_handle and (task := _consumer_task(name, self.constructors, len(call.args))):
+            elif (
+                uses_handle
+                and (task := _consumer_task(name, self.constructors, len(call.args)))
+                # np.dot(doc_vecs, query_vec) is retrieval, like `doc_vecs @ query_vec` (below)
+                and not (last in PRODUCTS and _retrieval_names(args_read))
+            ):
                 what = {
                     SEPARATION: "vectors passed to",
                     CLASSIFICATION: "vectors passed to classifier",
@@ -420,10 +434,14 @@ class _PyInference:
             (p1, a), (p2, b) = added[var], searched[var]
             out = [o for o in out if o[0] not in (p1, p2)]
             out.append((p1, MATCHING, f"the same vectors ({var}) are stored by {a} and searched by {b}"))
-        # Vectors that end up in a matrix product (a @ b.T) are compared with each other.
+        # A matrix product (a @ b.T) scores vectors against each other: brute-force retrieval as often as
+        # symmetric similarity. It is weak evidence (a guess like a name), and none at all when the operands'
+        # names say query/document (`doc_vecs @ query_vec` is retrieval: the guide's retrieval tasks).
         for node_, names in self.matmuls:
             if names & handles:
-                out.append((mod.start(node_), MATCHING, f"vectors compared with '@' on {self.where(node_)}"))
+                if _retrieval_names(names):
+                    continue
+                weak.append((mod.start(node_), MATCHING, f"vectors compared with '@' on {self.where(node_)}"))
         return [(t, r) for _, t, r in sorted(out or weak)]
 
 
