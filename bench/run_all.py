@@ -66,6 +66,8 @@ BENCHES = (
     Bench("search", "verify (step 4): exact search", "bench_search.py", (),
           ("--rows", "5000", "--dims", "64", "--queries", "50", "--budget", "1MB")),
     Bench("report", "verify (step 4): HTML report in a browser", "report_screenshot.py", (), ()),
+    Bench("stores", "vector stores: reads and writes beside each store's bulk path", "bench_stores.py", (),
+          ("--rows", "2000", "--dims", "64", "--memory-rows", "2000,10000")),
     Bench("faults", "faults (step 5): stop-and-resume campaign", "fault_campaign.py", ("--kills", "50"),
           ("--kills", "3", "--rows", "1000"), stdout_json=True, optional=True),
     Bench("bridge", "bridge: v3 queries on the v2 index (issue 15)", "bench_bridge.py", (),
@@ -152,6 +154,16 @@ Peak memory with a budget: NPY stays near the budget plus ~80 MiB of interpreter
 Parquet costs more, as pyarrow decodes a list column with repetition/definition levels and builder
 buffers (~5x one row group's vector bytes on top of the budget). Both stay under the index size:
 an index larger than memory works; for a tight budget prefer small row groups or NPY.""",
+    "stores": """\
+Each store's own client does the same job in the same run: PostgreSQL binary `COPY` (out: the raw
+stream, not even parsed; in: COPY + the same HNSW build), Qdrant `scroll`/`upsert`, Chroma `get`/`add`,
+LanceDB `to_batches`/`add`. jmigrate's reads turn every row into Python values (ids, texts, fields; the
+vectors into one matrix per page) because the reindex pipeline and verify consume them; its writes are
+idempotent upserts (PostgreSQL: COPY into a staging table, then `INSERT ... ON CONFLICT`), the price of
+a load that resumes after a crash without duplicates. Qdrant runs in qdrant-client's local mode (pure
+Python; no server can be installed here), capped at 10,000 points. Peak memory is a child process
+reading every page of a table without vectors; 100k vs 1M rows, 16-dim vectors (the width does not
+change what a page without vectors holds).""",
     "report": """\
 The `verify` HTML report is rendered in headless Chromium (Debian `chromium`, networking features
 off) and the screenshot is checked for non-blank pixels; it was also inspected by eye (all five

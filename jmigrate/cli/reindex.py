@@ -94,6 +94,9 @@ def run(source_path: str, flags: dict[str, Any], *, config: Path | None = None, 
     settings = Settings.resolve(flags, config=config, on_note=note)
     out = settings.out
     assert out is not None  # resolve() requires it
+    if settings.sync:
+        return _sync(source_path, settings, api_key, dry_run=dry_run, quiet=quiet, as_json=as_json,
+                     on_note=note)
     source = lib.open_source(source_path, settings)
     try:  # a store source holds a connection until the run ends
         if settings.to is not None:
@@ -119,6 +122,44 @@ def run(source_path: str, flags: dict[str, Any], *, config: Path | None = None, 
             close()
     if settings.to is not None and code in (0, 1):
         code = max(code, _load_into_store(out, settings.to, restart=restart, quiet=quiet))
+    return code
+
+
+def _sync(source_path: str, settings: Settings, api_key: str | None, *, dry_run: bool, quiet: bool,
+          as_json: bool, on_note: Callable[[str], None]) -> int:
+    """`--sync`: embed only the v2 rows that are new or changed, load them into the v3 collection, delete
+    what v2 no longer has (jmigrate.stores.sync)."""
+    import dataclasses
+
+    from jmigrate.errors import UsageError
+    from jmigrate.index import run as lib
+    from jmigrate.stores import is_store_uri
+    from jmigrate.stores.sync import check_synced, delete_rows, mark_done, plan_sync, record_sync
+
+    to, out = settings.to, settings.out
+    if to is None or out is None or not is_store_uri(source_path):
+        raise UsageError("--sync needs a store URI as SOURCE and --to URI (the v3 collection to bring up to "
+                         "date); a changed file source is reindexed with --restart")
+    plan = plan_sync(source_path, to, out, id_column=settings.id_column, text_column=settings.text_column)
+    say(f"sync: {plan.v2_rows:,} rows in v2: {plan.new:,} new, {plan.changed:,} changed, "
+        f"{len(plan.deleted):,} deleted")
+    if dry_run:
+        return 0
+    code = 0
+    if plan.delta is not None and plan.folder is not None:
+        delta = dataclasses.replace(settings, out=plan.folder / "index", to=None, sync=False,
+                                    id_column="id", text_column="text", metadata_columns=None)
+        source = lib.open_source(str(plan.delta), delta)
+        code = _reindex(source, delta, api_key, restart=False, quiet=quiet, as_json=as_json, on_note=on_note)
+        if code not in (0, 1):
+            return code
+        from jmigrate.stores.load import load_index
+
+        load_index(plan.folder / "index", to, into=True)
+    delete_rows(to, plan.deleted)
+    check_synced(to, plan.v2_rows)
+    mark_done(plan)
+    record_sync(to, plan)
     return code
 
 

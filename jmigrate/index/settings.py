@@ -100,6 +100,8 @@ class Settings:
                                 flags=("--allow-download/--no-download",))
     to: str | None = _opt(None, "Then load the vectors into a NEW vector-store collection (postgresql://, "
                                 "qdrant://, chroma://, lancedb://; docs/stores.md).", metavar="URI")
+    sync: bool = _opt(False, "With a store URI as SOURCE and --to: embed only new or changed rows, delete "
+                             "deleted ones (docs/stores.md).", flags=("--sync",), config=False)
     batch_size: int | None = _opt(None, "Inputs per request.", hidden=True, positive=True,
                                   metavar="N")
     unit_rows: int = _opt(256, "Source rows per journalled unit.", hidden=True, fingerprint=True,

@@ -129,6 +129,10 @@ class Store(ABC):
         return []
 
     @abstractmethod
+    def delete(self, ids: Sequence[Any]) -> None:
+        """Remove the rows with these ids (absent ids are ignored): `--sync` for rows deleted from v2."""
+
+    @abstractmethod
     def drop(self) -> None:
         """Remove this collection (only for targets jmigrate created; used by --restart)."""
 

@@ -335,6 +335,14 @@ class ChromaStore(Store):
                 metadatas=[x or None for x in metas[sl]] if any(metas[sl]) else None,
             )
 
+    def delete(self, ids: Sequence[Any]) -> None:
+        if not ids:
+            return
+        if self.id_field:
+            self._call("delete", self.col.delete, where={self.id_field: {"$in": list(ids)}})
+        else:
+            self._call("delete", self.col.delete, ids=[str(i) for i in ids])
+
     def drop(self) -> None:
         col = self._find(self.uri.collection)
         if col is None:

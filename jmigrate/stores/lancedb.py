@@ -361,6 +361,15 @@ class LanceStore(Store):
             "table.create_index() for large tables)"
         ]
 
+    def delete(self, ids: Sequence[Any]) -> None:
+        if not ids:
+            return
+        assert self.schema is not None
+        is_int = pa.types.is_integer(self.schema.field(self.id).type)
+        for s in range(0, len(ids), 1000):
+            vals = ", ".join(_literal(int(i) if is_int else str(i)) for i in ids[s : s + 1000])
+            self._call("delete", self.table.delete, f"{_quote(self.id)} IN ({vals})")
+
     def drop(self) -> None:
         if self.uri.collection not in self._tables():
             return

@@ -127,8 +127,12 @@ def load_index(
     page_rows: int = 1000,
     stop: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    into: bool = False,
 ) -> LoadResult:
-    """Load the complete index in `index` into the new collection `uri` (see the module docstring)."""
+    """Load the complete index in `index` into the new collection `uri` (see the module docstring).
+
+    `into` (for `--sync`): upsert into the existing collection jmigrate made for another index of the
+    same model and width; its row count is then checked by the caller, the sampled vectors here."""
     u = check_target(index, uri)
     m = read_manifest(index)
     if m is None or not m.complete:
@@ -160,7 +164,7 @@ def load_index(
     state = _state(index)
     if restart or state.get("uri") != str(u) or state.get("fingerprint") != m.fingerprint:
         state = {}
-    store = _open_target(u, width, fields, id_type, has_text, info, m, restart=restart)
+    store = _open_target(u, width, fields, id_type, has_text, info, m, restart=restart, into=into)
     notes: list[str] = []
     try:
         done = set(state.get("shards", []))
@@ -192,7 +196,7 @@ def load_index(
             loaded += 1
             del n
         notes += store.finish()
-        checked = _check(store, shards, int(m.rows.written), chunked, str(u))
+        checked = _check(store, shards, None if into else int(m.rows.written), chunked, str(u))
         state["finished_at"] = now()
         state["rows"] = int(m.rows.written)
         state["sample_checked"] = checked
@@ -212,6 +216,7 @@ def _open_target(
     m: Manifest,
     *,
     restart: bool,
+    into: bool = False,
 ) -> Store:
     try:
         return create_store(u, width=width, fields=fields, id_type=id_type, store_text=has_text, info=info)
@@ -223,10 +228,21 @@ def _open_target(
 
     with open_store(u) as existing:
         mine = existing.describe().info
+        existing_ids = str(getattr(existing, "id_type", id_type))
     if mine.get("created_by") != "jmigrate":
         raise InputError(
             f"{u.collection} already exists and was not created by jmigrate; name a new collection "
             "with --to (the v2 data is never overwritten)"
+        )
+    if into:
+        if mine.get("model") != m.model or mine.get("dimensions") != width:
+            raise InputError(
+                f"{u.collection} holds {mine.get('model')} vectors of {mine.get('dimensions')} "
+                f"dims, the changes {m.model} of {width}: sync with the same settings"
+            )
+        # the collection's own ids decide (a delta index from JSONL has text ids for int-keyed rows)
+        return create_store(
+            u, width=width, fields=fields, id_type=existing_ids, store_text=has_text, info=info, resume=True
         )
     if mine.get("index_fingerprint") != m.fingerprint:
         if not restart:
@@ -265,10 +281,10 @@ def _unit(m: np.ndarray) -> np.ndarray:
     return m / np.where(n == 0, 1, n)
 
 
-def _check(store: Store, shards: list[Path], expected: int, chunked: bool, where: str) -> int:
+def _check(store: Store, shards: list[Path], expected: int | None, chunked: bool, where: str) -> int:
     """The store holds exactly the shards' rows, and a sample of its vectors equals theirs."""
     got = store.count()
-    if got != expected:
+    if expected is not None and got != expected:
         raise CheckpointError(
             f"{where} holds {got:,} rows after the load, the index {expected:,}; run the "
             "same command again to resume the load"

@@ -539,6 +539,16 @@ class PgVectorStore(Store):
         except (TypeError, ValueError) as e:
             raise InputError(f"cannot write to {self.where}: {scrub(str(e))}") from None
 
+    def delete(self, ids: Sequence[Any]) -> None:
+        q = sql.SQL("DELETE FROM {t} WHERE {i}::text = ANY(%s)").format(
+            t=self.table, i=sql.Identifier(self.id)
+        )
+        try:
+            with self.conn.transaction():
+                self.conn.execute(q, [[str(i) for i in ids]])
+        except psycopg.Error as e:
+            raise InputError(f"cannot delete from {self.where}: {scrub(str(e))}") from None
+
     def finish(self) -> list[str]:
         assert self.width is not None
         if self.width > HNSW_MAX_DIMS:
@@ -602,8 +612,11 @@ class PgVectorStore(Store):
         data.setdefault(INFO_KEY, {})[key] = value
         try:
             with self.conn.transaction():
-                self.conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
-                    self.table, sql.Literal(json.dumps(data, sort_keys=True))))
+                self.conn.execute(
+                    sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                        self.table, sql.Literal(json.dumps(data, sort_keys=True))
+                    )
+                )
         except psycopg.Error as e:
             return f"could not keep the record on {self.uri.collection}: {scrub(str(e))}"
         return None

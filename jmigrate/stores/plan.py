@@ -30,20 +30,44 @@ def store_info(uri: str, *, price_per_mtok: float | None = None) -> StoreInfo:
             for page in store.pages(SAMPLE_ROWS, vectors=False):
                 texts = [t for t in (page.texts or []) if isinstance(t, str) and t]
                 break
-    info = StoreInfo(str(u), d.backend, d.rows, d.width, d.vector_field or "vector", d.text_field,
-                     list(d.likely_models), d.model_evidence, list(d.notes))
+    info = StoreInfo(
+        str(u),
+        d.backend,
+        d.rows,
+        d.width,
+        d.vector_field or "vector",
+        d.text_field,
+        list(d.likely_models),
+        d.model_evidence,
+        list(d.notes),
+    )
     if d.text_field is None:
         info.notes = [n for n in info.notes if "text is not stored" not in n]
-        info.notes.append("the text is NOT stored in this collection: re-embedding needs the original "
-                          "documents (reindex them from their files, not from this collection)")
+        info.notes.append(
+            "the text is NOT stored in this collection: re-embedding needs the original "
+            "documents (reindex them from their files, not from this collection)"
+        )
     elif d.text_missing:
-        info.notes.append(f"{d.text_missing:,} of {d.rows:,} rows have no text in {d.text_field!r}: reindex "
-                          "refuses the collection until every row has its text")
+        info.notes.append(
+            f"{d.text_missing:,} of {d.rows:,} rows have no text in {d.text_field!r}: reindex "
+            "refuses the collection until every row has its text"
+        )
     if texts:
         info.avg_tokens = sum(estimate_tokens(t) for t in texts) / len(texts)
     target = u.with_collection(f"{u.collection.rsplit('.', 1)[-1]}_v3")
-    parts = ["jmigrate", "reindex", shlex.quote(str(u)), "--out", shlex.quote(f"{target.collection}-index"),
-             "--to", shlex.quote(str(target)), "--model", V3, "--task", "retrieval.passage"]
+    parts = [
+        "jmigrate",
+        "reindex",
+        shlex.quote(str(u)),
+        "--out",
+        shlex.quote(f"{target.collection}-index"),
+        "--to",
+        shlex.quote(str(target)),
+        "--model",
+        V3,
+        "--task",
+        "retrieval.passage",
+    ]
     if d.width and d.width != MODELS[V3].dims and d.width in (512, 768):
         parts += ["--dimensions", str(d.width)]
         info.notes.append(f"--dimensions {d.width} keeps the collection's width; 1024 is v3's full quality")

@@ -438,6 +438,24 @@ class QdrantStore(Store):
             wait=True,
         )
 
+    def delete(self, ids: Sequence[Any]) -> None:
+        if not ids:
+            return
+        selector: Any
+        if self.id_field:
+            selector = models.FilterSelector(
+                filter=models.Filter(
+                    must=[
+                        models.FieldCondition(
+                            key=self.id_field, match=models.MatchAny(any=[str(i) for i in ids])
+                        )
+                    ]
+                )
+            )
+        else:
+            selector = models.PointIdsList(points=[_point_key(i) for i in ids])
+        self._call("delete", self.client.delete, self.uri.collection, points_selector=selector, wait=True)
+
     def drop(self) -> None:
         if not self._exists(self.uri.collection):
             return

@@ -244,3 +244,72 @@ def all_pages(store: Any, page_rows: int, **kw: Any) -> list[Any]:
 
 def ids_of(pages: Sequence[Any]) -> list[str]:
     return [str(i) for p in pages for i in p.ids]
+
+
+def edit_v2(
+    engine: Engine, name: str, *, update: dict[int, str], delete: list[int], add: dict[int, str], width: int
+) -> None:
+    """Change a v2 collection with the store's own client: new texts, deleted rows, added rows."""
+    vec = [0.5] * width
+    if isinstance(engine, PgEngine):
+        import psycopg
+
+        with psycopg.connect(engine._dsn(engine.db), autocommit=True) as c:
+            for i, t in update.items():
+                c.execute(f"UPDATE {name} SET content = %s WHERE id = %s", [t, i])
+            c.execute(f"DELETE FROM {name} WHERE id = ANY(%s)", [delete])
+            for i, t in add.items():
+                c.execute(
+                    f"INSERT INTO {name} (id, content, title, n, embedding) VALUES (%s, %s, 'new', 0, %s)",
+                    [i, t, str(vec)],
+                )
+    elif isinstance(engine, QdrantEngine):
+        from qdrant_client import models
+
+        c = engine._client()
+        try:
+            for i, t in update.items():
+                c.set_payload(name, payload={"content": t}, points=[i])
+            c.delete(name, points_selector=models.PointIdsList(points=list(delete)))
+            c.upsert(
+                name,
+                points=[
+                    models.PointStruct(id=i, vector=vec, payload={"content": t, "title": "new", "n": 0})
+                    for i, t in add.items()
+                ],
+            )
+        finally:
+            c.close()
+    elif isinstance(engine, ChromaEngine):
+        col = engine._client().get_collection(name, embedding_function=None)
+        col.update(
+            ids=[str(i) for i in update], documents=list(update.values()), embeddings=[vec] * len(update)
+        )
+        col.delete(ids=[str(i) for i in delete])
+        col.add(
+            ids=[str(i) for i in add],
+            documents=list(add.values()),
+            embeddings=[vec] * len(add),
+            metadatas=[{"title": "new", "n": 0}] * len(add),
+        )
+    else:
+        import lancedb
+        import pyarrow as pa
+
+        t = lancedb.connect(str(engine.root / "lance")).open_table(name)
+        for i, text in update.items():
+            t.update(where=f"id = {i}", values={"content": text})
+        t.delete(f"id IN ({', '.join(map(str, delete))})")
+        t.add(
+            pa.table(
+                {
+                    "id": pa.array(list(add), pa.int64()),
+                    "content": list(add.values()),
+                    "title": ["new"] * len(add),
+                    "n": pa.array([0] * len(add), pa.int64()),
+                    "vector": pa.FixedSizeListArray.from_arrays(
+                        pa.array(vec * len(add), pa.float32()), width
+                    ),
+                }
+            )
+        )
