@@ -255,7 +255,7 @@ def test_usage_and_input_errors_exit_2(world, capsys, tmp_path: Path) -> None:  
     code, _, err = _run(
         capsys, ["--v2", str(world["v3"]), "--v3", str(world["v2"]), "--queries", str(world["queries"])]
     )
-    assert code == 2 and "--v2 expects a v1/v2 index" in " ".join(err.split())
+    assert code == 2 and "the flags look swapped; --v2 takes the baseline" in " ".join(err.split())
 
 
 def test_integrity_problems_reported_and_exit_1(world, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -154,3 +154,34 @@ def test_a_missing_metrics_library_is_found_before_anything_is_embedded(  # type
     assert result.code == 2
     error = result.err.strip().splitlines()[-1]
     assert error == "error: metrics need pytrec_eval: pip install 'jmigrate[verify]'"
+
+
+def test_two_v3_indexes_are_compared_and_named_by_what_they_are(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Choosing `dimensions` (1024 vs 256) is one of the guide's key decisions: verify must measure it."""
+    rng = np.random.default_rng(9)
+    docs = rng.standard_normal((120, 1024))
+    qids = [f"q{i:02d}" for i in range(30)]
+    target = rng.choice(120, 30, replace=False)
+    queries = docs[target] + rng.standard_normal((30, 1024)) * 0.8
+    ids = [f"d{i:03d}" for i in range(120)]
+    full = write_index(tmp_path / "v3-1024", V3, "retrieval.passage", docs, ids)
+    cut = write_index(tmp_path / "v3-256", V3, "retrieval.passage", docs[:, :256], ids)  # Matryoshka cut
+    q_full = write_query_vectors(tmp_path / "q1024.parquet", qids, queries, V3, "retrieval.query")
+    q_cut = write_query_vectors(tmp_path / "q256.parquet", qids, queries[:, :256], V3, "retrieval.query")
+    (tmp_path / "queries.jsonl").write_text("".join(json.dumps({"id": q, "text": q}) + "\n" for q in qids))
+    judged = zip(qids, target, strict=True)
+    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {ids[t]} 1\n" for q, t in judged))
+    result = cli("verify", "--v2", full, "--v3", cut, "--queries", tmp_path / "queries.jsonl", "--qrels",
+                 tmp_path / "qrels.txt", "--v2-query-vectors", q_full, "--v3-query-vectors", q_cut,
+                 "--format", "json")
+    assert result.code in (0, 1), result.err
+    data = json.loads(result.out)
+    text = data["verdict"]["text"]
+    assert "jina-embeddings-v3 256d, retrieval.passage" in text
+    assert "vs jina-embeddings-v3 1024d, retrieval.passage" in text
+    assert "v3 is" not in text and "do not cut over" not in text
+    assert data["v2"]["dimensions"] == 1024 and data["v3"]["dimensions"] == 256
+    # swapped flags (a v3 index as the baseline of an older one) are still refused
+    v2 = write_index(tmp_path / "v2", V2, None, rng.standard_normal((120, 768)), ids)
+    swapped = cli("verify", "--v2", full, "--v3", v2, "--queries", tmp_path / "queries.jsonl")
+    assert swapped.code == 2 and "the flags look swapped" in swapped.err

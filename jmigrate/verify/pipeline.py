@@ -196,14 +196,22 @@ def _write_run(path: Path, ranking: Ranking, run_id: str) -> None:
 
 
 def _check_generations(indexes: dict[str, VectorIndex]) -> None:
-    """--v2 should hold a legacy model and --v3 a v3 model; swapped flags would invert the verdict."""
-    for name, want in (("v2", ("v1", "v2")), ("v3", ("v3",))):
-        gen = get_model(indexes[name].model).generation
-        if gen not in want:
-            raise UsageError(
-                f"the --{name} index was built with {indexes[name].model} (a {gen} model); "
-                f"--{name} expects a {'/'.join(want)} index"
-            )
+    """Any two indexes can be compared (v2 vs v3, or two v3 indexes: 1024 vs 256 dimensions, two
+    tasks), but a v3 index on --v2 with an older one on --v3 is swapped flags, which would invert the
+    verdict: refuse that one case."""
+    gens = {name: get_model(idx.model).generation for name, idx in indexes.items()}
+    if gens["v2"] == "v3" and gens["v3"] != "v3":
+        raise UsageError(
+            f"the --v2 index holds {indexes['v2'].model} (v3) and the --v3 index "
+            f"{indexes['v3'].model} ({gens['v3']}): the flags look swapped; --v2 takes the baseline, "
+            "--v3 the candidate"
+        )
+
+
+def side_label(index: VectorIndex) -> str:
+    """What an index is, for verdicts comparing two indexes of one generation: model, width, task."""
+    task = f", {index.task}" if index.task else ""
+    return f"{get_model(index.model).name} {index.dimensions}d{task}"
 
 
 def _query_vectors(

@@ -17,10 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from jmigrate.fileio import atomic_write
-from jmigrate.models import STUB_SERVED_SUFFIX
+from jmigrate.models import STUB_SERVED_SUFFIX, get_model
 from jmigrate.verify import agreement as agr
 from jmigrate.verify.metrics import MAIN_METRIC, METRICS, RECALL_CURVE
-from jmigrate.verify.pipeline import SIDES, VerifyResult
+from jmigrate.verify.pipeline import SIDES, VerifyResult, side_label
 from jmigrate.verify.stats import Comparison
 
 CONFIDENCE = 0.95
@@ -58,6 +58,17 @@ def _stand_in_sentence(result: VerifyResult) -> str:
             "numbers say nothing about the quality of v2 or v3. ")
 
 
+def _prose_names(result: VerifyResult) -> tuple[str, str]:
+    """(candidate, baseline) as the verdict names them."""
+    i2, i3 = result.sides["v2"].index, result.sides["v3"].index
+    if get_model(i2.model).generation != "v3" and get_model(i3.model).generation == "v3":
+        return "v3", "v2"
+    a, b = side_label(i3), side_label(i2)
+    if a == b:
+        return f"--v3 ({a})", f"--v2 ({b})"
+    return a, b
+
+
 def verdict(result: VerifyResult) -> tuple[str, str]:
     """(status, one paragraph for people) — status is one of v3-better, v3-worse,
     no-significant-difference, no-qrels; a trailing integrity sentence when an index failed a check."""
@@ -82,24 +93,28 @@ def verdict(result: VerifyResult) -> tuple[str, str]:
         return "no-qrels", _stand_in_sentence(result) + text + tail
     main = result.main()
     assert main is not None
+    # Names of the two sides in prose: "v3"/"v2" for a migration; for two indexes of one generation
+    # (e.g. v3 at 1024 vs 256 dimensions) what each index is.
+    new, old = _prose_names(result)
     better = [c.metric for c in result.comparisons if c.difference > 0 and c.p_value < alpha]
     worse = [c.metric for c in result.comparisons if c.difference < 0 and c.p_value < alpha]
     head = (
-        f"{main.metric}: v3 {main.v3_mean:.4f} vs v2 {main.v2_mean:.4f}, difference "
+        f"{main.metric}: {new} {main.v3_mean:.4f} vs {old} {main.v2_mean:.4f}, difference "
         f"{_signed(main.difference)} ({CONFIDENCE:.0%} CI {_signed(main.ci_low)}..{_signed(main.ci_high)}, "
-        f"{_p(main.p_value)}, paired randomisation test; v3 wins {main.wins}, loses {main.losses}, "
+        f"{_p(main.p_value)}, paired randomisation test; {new} wins {main.wins}, loses {main.losses}, "
         f"ties {main.ties} of {main.n} judged queries)."
     )
     if result.v3_worse:
         status = "v3-worse"
-        lead = f"v3 is significantly worse than v2 on {main.metric} at alpha {alpha} — do not cut over yet. "
+        lead = (f"{new} is significantly worse than {old} on {main.metric} at alpha {alpha}"
+                f"{' — do not cut over yet' if new == 'v3' else ''}. ")
     elif main.difference > 0 and main.p_value < alpha:
         status = "v3-better"
-        lead = f"v3 is significantly better than v2 on {main.metric}. "
+        lead = f"{new} is significantly better than {old} on {main.metric}. "
     else:
         status = "no-significant-difference"
         lead = (
-            f"No significant difference on {main.metric} at alpha {alpha}: v3 is not shown to be worse"
+            f"No significant difference on {main.metric} at alpha {alpha}: {new} is not shown to be worse"
             f"{' (few queries: the test has little power)' if main.n < 30 else ''}. "
         )
     others = (
