@@ -573,3 +573,33 @@ def test_a_shard_whose_strings_are_not_utf8_is_one_line(tmp_path: Path, column: 
 def test_huge_vectors_are_counted_as_non_finite_without_a_warning() -> None:
     n = Norms.of(np.array([[3e38, 3e38], [0.6, 0.8]], dtype=np.float32))  # the norm overflows float32
     assert (n.nonfinite, n.min, n.max) == (1, pytest.approx(1.0), pytest.approx(1.0))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["rows"].__setitem__("written", m["rows"]["written"] - 3), "'rows.written' is"),
+    (lambda m: m["rows"].__setitem__("source", 7), "'rows.source' is 7"),
+    (lambda m: m["checkpoint"].__setitem__("next_unit", 2), "'checkpoint.next_unit' is 2"),
+    (lambda m: m["shards"][1].__setitem__("first_row", 3), "shard part-00001.parquet does not start"),
+    (lambda m: m["shards"][2].__setitem__("units", [1, 8]), "shard part-00002.parquet does not start"),
+    (lambda m: m.__setitem__("model", "jina-embeddings-v2-base-en"), "'model' is"),
+    (lambda m: m.__setitem__("dimensions", 64), "'dimensions' is 64"),
+    (lambda m: m["settings"].__setitem__("shard_rows", 99), "do not match its 'fingerprint'"),
+])
+def test_a_manifest_whose_parts_disagree_is_not_resumed(
+        tmp_path: Path, edit: Any, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by mutating manifest values at random: reindex resumed from an edited count, resume point
+    or model and finished an index its manifest misdescribed (exit 0)."""
+    src = corpus(tmp_path)
+    out = tmp_path / "idx"
+    argv = ["reindex", str(src), "--out", str(out), "--encoder", "fake", "--dimensions", "32",
+            "--unit-rows", "4", "--shard-rows", "10", "--quiet"]
+    assert main(argv) == 0
+    raw = json.loads((out / "manifest.json").read_text())
+    raw["status"] = "interrupted"
+    edit(raw)
+    (out / "manifest.json").write_text(json.dumps(raw))
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "damaged" in err and message in err and "--restart" in err
+    assert main([*argv, "--restart"]) == 0

@@ -116,6 +116,7 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
         manifest = read_manifest(folder)
         if manifest is not None:
             manifest.check_resumable(folder / MANIFEST)
+            _check_settings(manifest, folder / MANIFEST)
     except InputError as e:
         if not restart:
             raise CheckpointError(f"{e}. Rerun with --restart to discard {folder} and start over, or choose "
@@ -164,6 +165,18 @@ def prepare(folder: Path, *, fingerprint: str, source_fingerprint: str, restart:
             else:
                 state.journal[unit] = p
     return state
+
+
+def _check_settings(manifest: Manifest, path: Path) -> None:
+    """The recorded settings hash to the recorded fingerprint, and the top-level copies readers use
+    (`model`, `task`, `dimensions`, ...) agree with them: else the manifest was edited, and a resumed
+    run would finish an index whose manifest misdescribes it."""
+    if fingerprint_of(manifest.settings) != manifest.fingerprint:
+        raise InputError(f"{path} is damaged: its 'settings' do not match its 'fingerprint'")
+    for key in ("model", "task", "dimensions", "late_chunking", "encoder"):
+        if key in manifest.settings and manifest.settings[key] != getattr(manifest, key):
+            raise InputError(f"{path} is damaged: '{key}' is {getattr(manifest, key)!r}, the run that wrote "
+                             f"it used {manifest.settings[key]!r}")
 
 
 def check_links(folder: Path) -> None:

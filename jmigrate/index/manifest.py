@@ -176,6 +176,28 @@ class Manifest:
             if top in ("rows", "checkpoint", "usage") or (top.startswith("shards[")
                                                            and sub in _RESUME_SHARD_KEYS):
                 raise InputError(f"{path} is damaged: {name} is missing")
+        # The counts, the resume point and the shard records are written together; if they disagree
+        # the manifest was edited or damaged, and resuming from it would build a wrong index.
+        unit = row = rejects_end = 0
+        for s in self.shards:
+            assert s.units is not None and s.first_row is not None and s.source_rows is not None
+            if s.units[0] != unit or s.first_row != row:
+                raise InputError(f"{path} is damaged: shard {s.file} does not start where the one before "
+                                 f"it ends (units {list(s.units)}, first_row {s.first_row})")
+            unit, row = s.units[1], row + s.source_rows
+            if s.rejects_end is not None:
+                if s.rejects_end < rejects_end:
+                    raise InputError(f"{path} is damaged: shard {s.file} 'rejects_end' goes backwards")
+                rejects_end = s.rejects_end
+        checks = (("checkpoint.next_unit", self.checkpoint.next_unit, unit),
+                  ("rows.source", self.rows.source, row),
+                  ("rows.written", self.rows.written, sum(s.rows or 0 for s in self.shards)))
+        for name, value, want in checks:
+            if value != want:
+                raise InputError(f"{path} is damaged: '{name}' is {value}, the shard records say {want}")
+        if self.checkpoint.rejects_bytes < rejects_end:
+            raise InputError(f"{path} is damaged: 'checkpoint.rejects_bytes' is below the last shard's "
+                             "'rejects_end'")
 
     # ---- JSON
     def to_json(self) -> dict[str, Any]:
