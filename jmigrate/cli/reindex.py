@@ -206,7 +206,7 @@ def _reindex(source: Any, settings: Settings, api_key: str | None, *, restart: b
         result: Result = lib.reindex(
             source, settings, api_key=api_key, restart=restart, stop=stop,
             on_progress=progress.update if progress else None,
-            on_note=on_note)
+            on_note=on_note, on_stopping=_said_stopping, on_abandon=_said_abandon)
     except KeyboardInterrupt:
         if progress:
             progress.stop()
@@ -250,6 +250,24 @@ def money(x: float) -> str:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _requests(n: int) -> str:
+    return f"{n} request{'' if n == 1 else 's'}"
+
+
+def _said_stopping(in_flight: int) -> None:
+    # Said at once, even with -q: the user pressed Ctrl-C and must see that it was heard.
+    if in_flight:
+        them = "it" if in_flight == 1 else "them"
+        err_console.print(f"stopping: {_requests(in_flight)} in flight, Ctrl-C again to abandon {them}")
+    else:
+        err_console.print("stopping: no request in flight; saving what is finished")
+
+
+def _said_abandon(in_flight: int) -> None:
+    err_console.print(f"abandoning {_requests(in_flight)} in flight; what they carried will be embedded "
+                      "again on resume")
 
 
 class _Progress:

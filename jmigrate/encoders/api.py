@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from jmigrate.encoders.base import Encoder, add_prefix, conservative_token_count
+from jmigrate.encoders.base import Encoder, Halted, SpendCapReached, add_prefix, conservative_token_count
 from jmigrate.encoders.ratelimit import RateLimiter
 from jmigrate.encoders.secrets import Secret, clean_server_text, remember
 from jmigrate.errors import EncoderError, UsageError
@@ -166,6 +166,7 @@ class JinaAPIEncoder(Encoder):
     """
 
     kind = "api"  # the `open_encoder` kind that builds this class
+    overlapping_calls = True
 
     def __init__(
         self,
@@ -232,6 +233,16 @@ class JinaAPIEncoder(Encoder):
         self._client: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
         self._start_lock = threading.Lock()
+        # Stopping (all touched on the loop only): `halt` stops sending, `abandon` drops what is sent.
+        self._halted = False
+        self._waiting: set[asyncio.Task[Any]] = set()  # requests not sent yet (slot, limiter, backoff)
+        self._tasks: set[asyncio.Task[Any]] = set()  # every request task, sent or not
+        self.in_flight = 0  # requests sent and not answered yet
+        # Spending cap in billed tokens (None: none). A request is sent only if what was billed, what
+        # is in flight (counted high) and its own high-side count stay within it.
+        self.spend_cap_tokens: int | None = None
+        self._reserved = 0
+        self._unreported = 0  # tokens of answers that carried no usage (counted from the estimate)
 
     def _check_key(self) -> None:
         if self._key is None:
@@ -434,46 +445,142 @@ class JinaAPIEncoder(Encoder):
     ) -> np.ndarray:
         client = self._get_client()
         assert self._sem is not None
+        task_ = asyncio.current_task()
+        assert task_ is not None
         last = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            if attempt > 1:
-                self.usage.retries += 1
-            payload = self._payload(texts, task, dimensions, late)
-            try:
-                async with self._sem:
-                    await self.limiter.acquire(estimate)
-                    self.usage.requests += 1
+        billable = estimate + len(texts) * self._overhead_tokens(task)  # what the cap is checked with
+        self._tasks.add(task_)
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                if attempt > 1:
+                    self.usage.retries += 1
+                payload = self._payload(texts, task, dimensions, late)
+                try:
+                    await self._wait_to_send(estimate)
                     try:
-                        resp, body = await asyncio.wait_for(
-                            self._exchange(client, payload, self._response_cap(len(texts), dimensions)),
-                            self.deadline)
-                    except asyncio.TimeoutError:
-                        raise _Retryable(f"no complete answer within the {self.deadline:g}s deadline") \
-                            from None
-                    except httpx.TimeoutException as e:
-                        raise _Retryable(f"timed out after {self.timeout:g}s ({type(e).__name__})") from None
-                    except httpx.DecodingError as e:  # a garbled compressed body: like malformed JSON
-                        raise _Retryable(f"unreadable answer ({type(e).__name__}: {self._scrub(str(e))})") \
-                            from None
-                    except httpx.TransportError as e:
-                        raise _Retryable(f"connection failed ({type(e).__name__}: {self._scrub(str(e))})") \
-                            from None
-                    return self._handle(resp, body, texts, dimensions, estimate)
-            except _Retryable as r:
-                last = r.what
-                if attempt == self.max_attempts:
-                    break
-                delay = self._backoff(attempt) if r.wait is None else r.wait + self._rng.uniform(0, 0.05)
-                if delay > self.max_retry_wait:
-                    raise EncoderError(f"embedding request to {self.url} failed: {last}; the server asks "
-                                       f"to wait {delay:.0f}s (over max_retry_wait)") from None
-                # Quiet for short waits (reindex shows `usage.retries`); loud when a user would wonder.
-                log.log(logging.WARNING if delay >= 5 else logging.INFO,
-                        "embedding request failed (%s); retry %d/%d in %.2fs",
-                        last, attempt, self.max_attempts - 1, delay)
-                await asyncio.sleep(delay)
+                        self._check_spend(billable)
+                        self.usage.requests += 1
+                        self.in_flight += 1
+                        self._reserved += billable
+                        try:
+                            resp, body = await asyncio.wait_for(
+                                self._exchange(client, payload, self._response_cap(len(texts), dimensions)),
+                                self.deadline)
+                        except asyncio.TimeoutError:
+                            raise _Retryable(f"no complete answer within the {self.deadline:g}s deadline") \
+                                from None
+                        except httpx.TimeoutException as e:
+                            raise _Retryable(f"timed out after {self.timeout:g}s ({type(e).__name__})") \
+                                from None
+                        except httpx.DecodingError as e:  # a garbled compressed body: like malformed JSON
+                            raise _Retryable(f"unreadable answer ({type(e).__name__}: "
+                                             f"{self._scrub(str(e))})") from None
+                        except httpx.TransportError as e:
+                            raise _Retryable(f"connection failed ({type(e).__name__}: "
+                                             f"{self._scrub(str(e))})") from None
+                        finally:
+                            self.in_flight -= 1
+                            self._reserved -= billable
+                        return self._handle(resp, body, texts, dimensions, estimate)
+                    finally:
+                        self._sem.release()
+                except _Retryable as r:
+                    last = r.what
+                    if attempt == self.max_attempts:
+                        break
+                    delay = self._backoff(attempt) if r.wait is None else r.wait + self._rng.uniform(0, 0.05)
+                    if delay > self.max_retry_wait:
+                        raise EncoderError(f"embedding request to {self.url} failed: {last}; the server asks "
+                                           f"to wait {delay:.0f}s (over max_retry_wait)") from None
+                    # Quiet for short waits (reindex shows `usage.retries`); loud when a user would wonder.
+                    log.log(logging.WARNING if delay >= 5 else logging.INFO,
+                            "embedding request failed (%s); retry %d/%d in %.2fs",
+                            last, attempt, self.max_attempts - 1, delay)
+                    self._waiting.add(task_)
+                    try:
+                        await asyncio.sleep(delay)
+                    except asyncio.CancelledError:
+                        if self._halted:
+                            raise Halted("the encoder was stopped; the retry was not sent") from None
+                        raise
+                    finally:
+                        self._waiting.discard(task_)
+        finally:
+            self._tasks.discard(task_)
         raise EncoderError(f"embedding request to {self.url} failed after {self.max_attempts} attempts; "
                            f"last error: {last}")
+
+    # ------------------------------------------------------------------------- stopping and spending
+    async def _wait_to_send(self, estimate: int) -> None:
+        """Take a slot and the rate limiter's permission; returns holding the slot. Until then the
+        request is only waiting, and `halt` cancels it here (it raises `Halted`, nothing is sent)."""
+        assert self._sem is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            if self._halted:
+                raise Halted("the encoder was stopped; the request was not sent")
+            await self._sem.acquire()
+            try:
+                await self.limiter.acquire(estimate)
+                if self._halted:
+                    raise Halted("the encoder was stopped; the request was not sent")
+            except BaseException:
+                self._sem.release()
+                raise
+        except asyncio.CancelledError:
+            if self._halted:
+                raise Halted("the encoder was stopped; the request was not sent") from None
+            raise
+        finally:
+            self._waiting.discard(task)
+
+    def halt(self) -> None:
+        """Send nothing more: requests waiting for a slot, the rate limiter or a retry are cancelled
+        (they raise `Halted`); requests already sent are answered as usual. Safe from any thread."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            self._halted = True
+            return
+
+        def now() -> None:
+            self._halted = True
+            for t in list(self._waiting):
+                t.cancel()
+
+        if threading.current_thread() is self._thread:
+            now()
+        else:
+            asyncio.run_coroutine_threadsafe(_call(now), loop).result(timeout=5)
+
+    def abandon(self) -> None:
+        """`halt`, and cancel the requests in flight too (their answers are not waited for)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            self._halted = True
+            return
+
+        def now() -> None:
+            self._halted = True
+            for t in list(self._tasks):
+                t.cancel()
+
+        asyncio.run_coroutine_threadsafe(_call(now), loop).result(timeout=5)
+
+    def _overhead_tokens(self, task: str | None) -> int:
+        """Tokens a server may bill per input beyond the text: the task's instruction and special tokens."""
+        prefix = get_task(task).prefix if task is not None else ""
+        return (conservative_token_count(prefix) if prefix else 0) + 2
+
+    def _check_spend(self, billable: int) -> None:
+        cap = self.spend_cap_tokens
+        if cap is None:
+            return
+        spent = self.usage.tokens + self._unreported + self._reserved
+        if spent + billable > cap:
+            raise SpendCapReached(f"sending the next request (up to {billable:,} tokens) could go over the "
+                                  f"spending cap ({spent:,} of {cap:,} tokens used or in flight)")
 
     def _response_cap(self, count: int, dimensions: int | None) -> int:
         if self.max_response_bytes is not None:
@@ -542,6 +649,8 @@ class JinaAPIEncoder(Encoder):
         if isinstance(usage, dict) and type(usage.get("total_tokens")) is int and usage["total_tokens"] >= 0:
             self.usage.tokens += usage["total_tokens"]
             self.limiter.correct(estimate, usage["total_tokens"])
+        else:
+            self._unreported += estimate
         self._check_served_model(body.get("model"))
         data = body["data"]
         if len(data) != count:
@@ -656,6 +765,10 @@ def _error_detail(resp: httpx.Response, content: bytes) -> str:
             return str(detail) if str(detail).strip() else resp.reason_phrase or "no detail"
     # Not cut here: the caller scrubs the key first, then cuts.
     return (text if text.strip() else "") or resp.reason_phrase or "no detail"
+
+
+async def _call(fn: Any) -> None:
+    fn()
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jmigrate.errors import InputError
+from jmigrate.errors import EncoderError, InputError
 
 # A row whose length is off by more than this was not normalised (float32 rounding stays near 1e-7).
 NORM_TOLERANCE = 1e-4
@@ -39,6 +39,14 @@ class ZeroVectorError(InputError):
         self.rows = rows
 
 
+class Halted(EncoderError):
+    """A request was not sent because the encoder was told to stop (`Encoder.halt`)."""
+
+
+class SpendCapReached(EncoderError):
+    """The next request could take the spend past the cap, so it was not sent."""
+
+
 class Encoder(ABC):
     """Turns texts into vectors.
 
@@ -60,6 +68,12 @@ class Encoder(ABC):
     tokenizer: Any = None
     # True when `count_tokens` counts with the model's tokenizer; False: the stated estimate.
     exact_token_counts: bool = False
+    # True when calls from several threads overlap their work (an HTTP client's requests share its
+    # `concurrency` slots): `reindex` then keeps several units in hand at once. Local backends use
+    # the cores already; calling them from threads would only compete for them.
+    overlapping_calls: ClassVar[bool] = False
+    in_flight: int = 0  # requests sent and not answered yet (HTTP backends)
+    spend_cap_tokens: int | None = None  # billed tokens this encoder may still spend (HTTP backends)
 
     def __init__(self) -> None:
         self.usage = Usage()
@@ -154,6 +168,12 @@ class Encoder(ABC):
         if zero:
             raise ZeroVectorError(zero, offset)
         return out
+
+    def halt(self) -> None:  # noqa: B027 - a local backend finishes the call in hand and is done
+        """Start nothing new: work not yet sent raises `Halted`; work already sent completes."""
+
+    def abandon(self) -> None:  # noqa: B027
+        """`halt`, and give up on the work in flight too."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most encoders hold nothing
         """Release sessions, sockets and threads."""

@@ -15,11 +15,14 @@ Exactly once, and never paying twice for finished work:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from jmigrate.encoders.base import Encoder, ZeroVectorError
+from jmigrate.encoders.base import Encoder, Halted, SpendCapReached, ZeroVectorError
 from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
 from jmigrate.index import checkpoint as ckpt
 from jmigrate.index.manifest import SHARD_PATTERN, Manifest, Norms, Usage, new_manifest, now, write_manifest
@@ -54,6 +57,7 @@ class Stats:
     written: int = 0  # output rows journalled (all runs)
     rejected: int = 0
     truncated: int = 0
+    safe_rows: int = 0  # source rows embedded and journalled, or committed (all runs): a crash keeps them
     tokens: int = 0  # tokens sent by this run (counted by the encoder's tokenizer or its estimate)
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -88,13 +92,20 @@ def reindex(
     stop: threading.Event | None = None,
     concurrency: int = 1,
     on_note: Callable[[str], None] | None = None,
+    on_stopping: Callable[[int], None] | None = None,
+    on_abandon: Callable[[int], None] | None = None,
 ) -> Result:
     """Embed `source` into the index folder `out`, resuming a previous run of the same settings.
 
-    `on_note` hears about repairs before the run goes on (a damaged shard found and made again)."""
+    `on_note` hears about repairs before the run goes on (a damaged shard found and made again).
+    On Ctrl-C, `on_stopping(requests in flight)` is called at once (nothing new is sent; those are
+    awaited and kept); on a second Ctrl-C, `on_abandon(requests in flight)` (they are given up).
+    With `settings.max_spend`, the run stops before a request could take the spend past it and
+    raises SpendCapReached (resumable)."""
     try:
         return _reindex(source, out, encoder, settings, restart=restart, on_progress=on_progress, stop=stop,
-                        concurrency=concurrency, on_note=on_note)
+                        concurrency=concurrency, on_note=on_note, on_stopping=on_stopping,
+                        on_abandon=on_abandon)
     except OSError as e:
         # A full disk, a read-only or vanished folder: one line, and how to go on. Everything committed
         # before it (shards, manifest, journal) is intact, so a rerun resumes.
@@ -105,7 +116,9 @@ def reindex(
 
 def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *, restart: bool,
              on_progress: Callable[[Stats, Encoder], None] | None, stop: threading.Event | None,
-             concurrency: int, on_note: Callable[[str], None] | None) -> Result:
+             concurrency: int, on_note: Callable[[str], None] | None,
+             on_stopping: Callable[[int], None] | None = None,
+             on_abandon: Callable[[int], None] | None = None) -> Result:
     settings.check()
     check_out_folder(out)
     resolved = out.resolve()
@@ -153,6 +166,7 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
             return Result(out, "complete", manifest, stats, vars(manifest.usage).copy(), state.cleaned,
                           already_complete=True, notes=state.notes)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
+        run.on_stopping, run.on_abandon = on_stopping, on_abandon
         return run.go(on_progress)
 
 
@@ -207,11 +221,20 @@ class _Run:
         self.errors: list[BaseException] = []
         self._open: ShardWriter | None = None  # the shard being written, removed if the run fails
         self.gather = max(1, concurrency) * max(1, encoder.batch_size)
+        self._lock = threading.Lock()
+        self.capped: SpendCapReached | None = None
+        self.on_stopping: Callable[[int], None] | None = None
+        self.on_abandon: Callable[[int], None] | None = None
+        # The window: units encoded at once, enough for about twice `concurrency` requests (the
+        # extra ones wait for a slot, so one frees and is refilled at once); 1 for local backends.
+        per_unit = max(1, -(-settings.unit_rows // max(1, encoder.batch_size)))
+        self.window = max(2, -(-2 * max(1, concurrency) // per_unit)) if encoder.overlapping_calls else 1
+        self.reorder = 2 * self.window + 2
         self.q_encode: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         rows = manifest.rows
         stats.source_rows, stats.written, stats.rejected = rows.source, rows.written, rows.rejected
-        stats.resumed_rows = rows.source
+        stats.resumed_rows = stats.safe_rows = rows.source
         stats.shards = len(manifest.shards)
 
     # ---- stages
@@ -266,13 +289,20 @@ class _Run:
                 running = _check_digest(index, unit.digest, expected, running)
                 continue
             unit.journal = self.state.journal.get(index)
-            if unit.journal is not None and ckpt.unit_digest(unit.journal) != unit.digest:
-                raise CheckpointError(f"the source changed in rows {unit.first_row}..{row - 1}, already "
-                                      "embedded by the interrupted run; rerun with --restart")
+            if unit.journal is not None:
+                if ckpt.unit_digest(unit.journal) != unit.digest:
+                    raise CheckpointError(f"the source changed in rows {unit.first_row}..{row - 1}, already "
+                                          "embedded by the interrupted run; rerun with --restart")
+                with self._lock:
+                    self.stats.safe_rows += unit.n_rows
             self._put(self.q_encode, unit)
         self._put(self.q_encode, None)
 
     def encode(self) -> None:
+        if self.window > 1:
+            self._encode_window()
+            return
+        # A local backend: one call at a time, units gathered to fill its batches.
         done = False
         while not done:
             first = self._get(self.q_encode)
@@ -280,7 +310,7 @@ class _Run:
                 break
             group = [first]
             texts = 0 if first.journal else len(first.texts)
-            while texts < self.gather:  # fill the encoder's concurrency with units already read
+            while texts < self.gather:  # fill the encoder's batches with units already read
                 try:
                     nxt = self.q_encode.get_nowait()
                 except queue.Empty:
@@ -292,8 +322,78 @@ class _Run:
                 texts += 0 if nxt.journal else len(nxt.texts)
             self._encode_group([u for u in group if u.journal is None and u.texts])
             for u in group:
+                self._handed(u)
                 self._put(self.q_write, u)
         self._put(self.q_write, None)
+
+    def _encode_window(self) -> None:
+        """The continuous request window (HTTP encoders): up to `self.window` units are being encoded
+        at once, each in its own thread, their requests sharing the encoder's `concurrency` slots; a
+        new unit starts the moment one finishes, so a slow request never idles the other slots.
+        Each unit is journalled as soon as its vectors arrive (`encode_unit`); units go to the writer
+        in source order, those finished early waiting here (the reorder buffer, at most
+        `self.reorder` units)."""
+        pending: deque[tuple[Unit, Future[None] | None]] = deque()
+        eof = False
+        pool = ThreadPoolExecutor(self.window, thread_name_prefix="reindex-unit")
+        try:
+            while pending or not eof:
+                while pending and (pending[0][1] is None or pending[0][1].done()):
+                    u, f = pending.popleft()
+                    if f is not None:
+                        f.result()  # its error, if any, ends the run
+                    self._handed(u)
+                    self._put(self.q_write, u)
+                running = []
+                for _, f in pending:
+                    if f is None:
+                        continue
+                    if not f.done():
+                        running.append(f)
+                    elif f.exception() is not None:  # fail at once, not when it reaches the head
+                        f.result()
+                if self.stop.is_set() or self.capped is not None:
+                    raise _Stop
+                if not eof and len(running) < self.window and len(pending) < self.reorder:
+                    try:
+                        nxt = self.q_encode.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    if nxt is None:
+                        eof = True
+                    elif nxt.journal is None and nxt.texts:
+                        pending.append((nxt, pool.submit(self.encode_unit, nxt)))
+                    else:
+                        pending.append((nxt, None))
+                    continue
+                wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+        finally:
+            # Stopping (Ctrl-C, an error, the spending cap): nothing new starts; the units being
+            # encoded finish (and are journalled) or stop unsent, before the run lets go of the folder.
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._put(self.q_write, None)
+
+    def encode_unit(self, u: Unit) -> None:
+        """Encode one unit and journal it: a finished unit is durable before anyone hears of it.
+        Thread-safe; what the window (and any other engine) calls per unit."""
+        if self.stop.is_set() or self.capped is not None:
+            raise _Stop
+        try:
+            self._encode_group([u])
+        except SpendCapReached as e:
+            with self._lock:
+                if self.capped is None:
+                    self.capped = e
+            self.encoder.halt()  # nothing more is sent; what is in flight is answered and kept
+            self.stop.set()
+            raise _Stop from None
+        except (Halted, CancelledError, asyncio.CancelledError):
+            raise _Stop from None
+
+    def _handed(self, u: Unit) -> None:
+        if u.journal is None:  # nothing to encode (every row rejected): as safe as it will ever be
+            with self._lock:
+                self.stats.safe_rows += u.n_rows
 
     def _encode_group(self, units: list[Unit]) -> None:
         if not units:
@@ -309,9 +409,11 @@ class _Run:
             n = len(u.texts)
             u.table = self._table(u, vectors[pos:pos + n])
             pos += n
-            self.stats.tokens += u.tokens
             # Journal at once, in this thread: the loss window after a crash is only what is in flight.
             u.journal = ckpt.write_unit(self.work, u.index, u.table, u.digest, u.refused)
+            with self._lock:
+                self.stats.tokens += u.tokens
+                self.stats.safe_rows += u.n_rows
 
     def _encode_units(self, units: list[Unit]) -> np.ndarray:
         s = self.s
@@ -516,6 +618,41 @@ class _Run:
                      retries=base.retries + u.retries)
 
     # ---- orchestration
+    def _stopping(self, threads: list[threading.Thread]) -> None:
+        """Ctrl-C: send nothing new (requests waiting for a slot or the rate limiter are dropped),
+        let the requests in flight be answered and journalled, then stop. A second Ctrl-C abandons
+        them. Either way the folder is left resumable."""
+        self.stop.set()
+        try:  # from here on, a second Ctrl-C abandons what is in flight, whatever the moment
+            self.encoder.halt()
+            if self.on_stopping is not None:
+                self.on_stopping(self.encoder.in_flight)
+            writer = threads[2]
+            while writer.is_alive():  # it finishes the unit in hand: journal and manifest stay consistent
+                writer.join(0.1)
+            self._join_encoder(threads)
+        except KeyboardInterrupt:
+            in_flight = self.encoder.in_flight
+            self.encoder.abandon()
+            if self.on_abandon is not None:
+                self.on_abandon(in_flight)
+            threads[2].join()  # the writer finishes the unit in hand (journal and manifest consistent)
+            for t in threads[1::-1]:  # the encoder's threads end as their requests are cancelled
+                t.join(2.0)
+
+    def _join_encoder(self, threads: list[threading.Thread]) -> None:
+        """Wait for the reader and the encoder stage (the units being encoded are answered and
+        journalled), at most JOIN_SECONDS: then what is still in flight is given up, so a hung
+        connection cannot keep the run (and its lock) alive."""
+        until = time.monotonic() + JOIN_SECONDS
+        for t in threads[1::-1]:
+            while t.is_alive() and time.monotonic() < until:
+                t.join(0.1)
+        if any(t.is_alive() for t in threads[:2]):
+            self.encoder.abandon()
+            for t in threads[1::-1]:
+                t.join(2.0)
+
     def go(self, on_progress: Callable[[Stats, Encoder], None] | None) -> Result:
         m = self.manifest
         m.status = "running"
@@ -532,16 +669,16 @@ class _Run:
                 writer.join(0.2)
                 if on_progress:
                     on_progress(self.stats, self.encoder)
+            if self.capped is not None:
+                self.encoder.halt()
         except KeyboardInterrupt:
             interrupted = True
-            self.stop.set()
-            writer.join()  # the writer finishes the unit in hand; journal and manifest stay consistent
-        # The writer is done; when it stopped early (an error, Ctrl-C) the encoder may still be in a
-        # call: let it journal what it paid for and stop, rather than write into the folder after this
-        # run let go of its lock. Bounded, so a hung connection cannot hold Ctrl-C for long.
-        until = time.monotonic() + JOIN_SECONDS
-        for t in threads[:2]:
-            t.join(max(0.0, until - time.monotonic()))
+            self._stopping(threads)
+        else:
+            # The writer is done; when it stopped early (an error, the spending cap) the encoder may
+            # still be in a call: let it journal what it paid for and stop, rather than write into the
+            # folder after this run let go of its lock.
+            self._join_encoder(threads)
         if any(isinstance(e, KeyboardInterrupt) for e in self.errors):
             interrupted, self.errors = True, []
         if self.errors:
@@ -570,6 +707,8 @@ class _Run:
             raise self.errors[0]
         if interrupted:
             raise KeyboardInterrupt
+        if self.capped is not None:
+            raise self.capped
         return Result(self.out, status, m, self.stats, vars(m.usage).copy(), self.state.cleaned,
                       notes=self.state.notes)
 

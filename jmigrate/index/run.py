@@ -80,6 +80,8 @@ def reindex(
     on_progress: Callable[[Stats, Encoder], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     encoder: Encoder | None = None,
+    on_stopping: Callable[[int], None] | None = None,
+    on_abandon: Callable[[int], None] | None = None,
 ) -> Result:
     """Embed `source` into `settings.out` (resuming a run of the same settings). `encoder` overrides
     the one `settings` describe (its kind must still be `settings.encoder`, which the manifest records)."""
@@ -93,7 +95,8 @@ def reindex(
     enc = encoder if encoder is not None else open_encoder(settings, api_key, on_note=on_note)
     with enc:
         return pipeline.reindex(src, settings.out, enc, settings, restart=restart, stop=stop,
-                                on_progress=on_progress, concurrency=settings.concurrency, on_note=on_note)
+                                on_progress=on_progress, concurrency=settings.concurrency, on_note=on_note,
+                                on_stopping=on_stopping, on_abandon=on_abandon)
 
 
 def dry_run(source: str | Source, settings: Settings, *, encoder: Encoder | None = None) -> dict[str, Any]:

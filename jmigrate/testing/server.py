@@ -259,6 +259,7 @@ class RequestRecord:
     late_chunking: bool
     fault: str | None
     retry_after_until: float | None = None  # wall time before which the client was told not to retry
+    done: float | None = None  # `time.monotonic()` when the answer was sent (the slot freed)
 
 
 @dataclass
@@ -432,7 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             limit_headers = stub._charge(req["tokens"], record)
-            delay = stub.latency + (fault.seconds if fault is not None and fault.kind == "slow" else 0.0)
+            delay = stub._delay(req["tokens"]) + (fault.seconds if fault is not None and fault.kind == "slow"
+                                                  else 0.0)
             if delay > 0:
                 stub._stopping.wait(delay)
             body = stub._answer(req, fault)
@@ -455,6 +457,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if not released:
                 stub._leave()
+            record["done"] = time.monotonic()
             stub._record(RequestRecord(**record))
 
 
@@ -481,6 +484,9 @@ class StubServer:
         port: int = 0,
         burst_seconds: float = 60.0,
         protocol: str = "jina",
+        latency_per_token: float = 0.0,
+        latency_jitter: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         if protocol not in ("jina", "openai"):
             raise ValueError(f"protocol must be 'jina' or 'openai', not {protocol!r}")
@@ -491,6 +497,11 @@ class StubServer:
             raise UsageError(f"the stub server only listens on loopback addresses, not {host!r}")
         self.api_key = api_key
         self.latency = latency
+        # A server whose cost grows with the request: `latency_per_token` seconds per billed token,
+        # plus up to `latency_jitter` seconds drawn uniformly per request (seeded: reproducible).
+        self.latency_per_token = latency_per_token
+        self.latency_jitter = latency_jitter
+        self._latency_rng = random.Random(seed)
         self.max_concurrency = max_concurrency
         self.rpm, self.tpm = rpm, tpm
         self.faults = FaultPlan()
@@ -551,6 +562,14 @@ class StubServer:
             self._in_flight += 1
             self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             return True
+
+    def _delay(self, tokens: int) -> float:
+        """How long a request of `tokens` tokens takes to answer."""
+        jitter = 0.0
+        if self.latency_jitter > 0:
+            with self._lock:
+                jitter = self._latency_rng.uniform(0.0, self.latency_jitter)
+        return self.latency + self.latency_per_token * tokens + jitter
 
     def _leave(self) -> None:
         with self._lock:
