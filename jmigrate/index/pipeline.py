@@ -225,10 +225,13 @@ class _Run:
         self.capped: SpendCapReached | None = None
         self.on_stopping: Callable[[int], None] | None = None
         self.on_abandon: Callable[[int], None] | None = None
-        # The window: units encoded at once, enough for about twice `concurrency` requests (the
-        # extra ones wait for a slot, so one frees and is refilled at once); 1 for local backends.
+        # The window: units encoded at once, enough for about three times `concurrency` requests. A
+        # unit's answered requests wait for its last one (about half of them on average), and what
+        # is left must still exceed the slots, so that a freed slot is refilled at once. 1 for local
+        # backends.
         per_unit = max(1, -(-settings.unit_rows // max(1, encoder.batch_size)))
-        self.window = max(2, -(-2 * max(1, concurrency) // per_unit)) if encoder.overlapping_calls else 1
+        self.window = (max(2, -(-3 * max(1, concurrency) // per_unit) + 1) if encoder.overlapping_calls
+                       else 1)
         self.reorder = 2 * self.window + 2
         self.q_encode: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
