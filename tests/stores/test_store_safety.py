@@ -120,3 +120,66 @@ def test_writing_a_page_with_a_repeated_id_is_refused(engine: Engine) -> None:
             t.write(Page(["a", "a"], np.ones((2, 4), np.float32), ["x", "y"], None))
         with pytest.raises(JMigrateError, match="NaN"):
             t.write(Page(["a"], np.full((1, 4), np.nan, np.float32), ["x"], None))
+
+
+def test_database_password_reaches_no_output_file_or_log(
+    pg_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PGPASSWORD set for a whole run (reindex from the database into a new table, --debug, a failing
+    run too): it appears in no output, no file of the index folder, no record kept with the table."""
+    from jmigrate.cli.app import main
+
+    engine = PgEngine(tmp_path, pg_socket)
+    src = engine.load_v2("docs", rows(50, 8))
+    monkeypatch.setenv("PGPASSWORD", SECRET)
+    out = tmp_path / "idx"
+    code = main(
+        [
+            "--debug",
+            "reindex",
+            src,
+            "--out",
+            str(out),
+            "--encoder",
+            "fake",
+            "--dimensions",
+            "32",
+            "--to",
+            engine.uri("docs_v3"),
+        ]
+    )
+    assert code == 0
+    assert (
+        main(["--debug", "reindex", engine.uri("missing"), "--out", str(tmp_path / "x"), "--encoder", "fake"])
+        == 2
+    )
+    printed = capsys.readouterr()
+    assert SECRET not in printed.out + printed.err
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    import psycopg
+
+    with psycopg.connect(f"host={pg_socket} user=postgres dbname={engine.db}") as c:
+        comments = c.execute(
+            "SELECT obj_description(oid, 'pg_class') FROM pg_class WHERE relname LIKE 'docs%'"
+        )
+        assert all(SECRET not in (r[0] or "") for r in comments.fetchall())
+
+
+def test_a_role_without_privileges_gets_one_line(pg_socket: str, tmp_path: Path) -> None:
+    import psycopg
+
+    engine = PgEngine(tmp_path, pg_socket)
+    engine.load_v2("docs", rows(10, 8))
+    with psycopg.connect(f"host={pg_socket} user=postgres dbname={engine.db}", autocommit=True) as c:
+        c.execute("DROP ROLE IF EXISTS reader")
+        c.execute("CREATE ROLE reader LOGIN")
+        c.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    base = f"postgresql://reader@/{engine.db}?host={pg_socket}"
+    with pytest.raises(JMigrateError) as e, open_store(f"{base}&table=docs") as store:
+        store.describe()
+    assert "permission denied" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(JMigrateError) as e:
+        create_store(f"{base}&table=docs_v3", width=4)
+    assert "permission denied" in str(e.value) and "\n" not in str(e.value)
