@@ -238,3 +238,24 @@ def test_fit_through_the_api_sends_the_query_task_and_width(tmp_path: Path,
             assert got["poor_fit"] is (not good), got["held_out"]
             if good:
                 assert got["held_out"]["mean_cosine"] > 0.999 and got["held_out"]["recall_at_1"] == 1.0
+
+
+def test_rows_without_text_or_with_a_zero_vector_are_skipped_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+
+    m = np.random.default_rng(0).standard_normal((60, 768)).astype(np.float32)
+    m[5] = 0.0  # a zero vector: nothing to pair with
+    texts: list[str | None] = [f"text {i}" for i in range(60)]
+    for i in (1, 2, 3):
+        texts[i] = None
+    texts[4] = "   "
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(60)], "text": pa.array(texts, pa.string()),
+                             "vector": pa.FixedSizeListArray.from_arrays(pa.array(m.ravel()), 768)}),
+                   tmp_path / "v2.parquet")
+    assert _fit("--v2", str(tmp_path / "v2.parquet"), "--v2-model", V2, "--sample", "100",
+                "--out", str(tmp_path / "b"), "--format", "json") == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["sample"]["skipped"] == {"no_text": 4, "bad_vector": 1}
+    assert got["sample"]["pairs"] == 55 and got["sample"]["requested"] == 100

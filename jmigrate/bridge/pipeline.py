@@ -261,7 +261,8 @@ def sample_pairs(idx: VectorIndex, opts: FitOptions, progress: Callable[[str], N
             vecs[lo:hi] = block[positions[lo:hi] - first]
     norms = np.linalg.norm(vecs, axis=1)
     good = np.isfinite(vecs).all(axis=1) & (norms > 0)
-    skipped = {"no_text": no_text if len(chosen) < idx.rows else 0, "bad_vector": int((~good).sum())}
+    # no_text: rows drawn for the sample that had no text (drawing went on until enough had one).
+    skipped = {"no_text": no_text, "bad_vector": int((~good).sum())}
     positions, vecs, norms = positions[good], vecs[good], norms[good]
     ids = idx.row_ids[positions].tolist()
     return Pairs(
