@@ -76,7 +76,10 @@ def embed(variant: str, texts: list[str], is_query: bool) -> np.ndarray:
         )
     m = np.concatenate(out).astype(np.float32)
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(f, m, allow_pickle=False)
+    tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:  # a concurrent run sees the whole cache file or none
+        np.save(fh, m, allow_pickle=False)
+    os.replace(tmp, f)
     return m
 
 

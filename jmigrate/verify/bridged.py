@@ -42,6 +42,7 @@ class BridgedSystem:
     languages: list[Comparison] = field(default_factory=list)  # main metric, bridged − v2, per language
     recovered: dict[str, float | None] = field(default_factory=dict)
     recovered_ci: tuple[float, float] | None = None  # of the main metric
+    agreement_with_v3: dict[str, float | None] = field(default_factory=dict)  # top-k lists vs full v3
 
     def main_vs_v2(self) -> Comparison | None:
         return next((c for c in self.vs_v2 if c.metric == MAIN_METRIC), None)

@@ -184,6 +184,9 @@ def run_verify(
         _score(result, qrels)
     runs = {n: s.ranking.as_run() for n, s in sides.items()}
     result.agreement = agr.agreement(runs["v2"], runs["v3"], qids, opts.k)
+    if result.bridged is not None:  # how close the bridged lists are to full v3's, with or without qrels
+        result.bridged.agreement_with_v3 = agr.summarise(
+            agr.agreement(result.bridged.ranking.as_run(), runs["v3"], qids, opts.k))
     result.examples = _examples(result, qrels, runs)
     return result
 

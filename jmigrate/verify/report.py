@@ -90,7 +90,7 @@ def verdict(result: VerifyResult) -> tuple[str, str]:
             f"of {(s['rbo'] or 0):.2f}; read the {len(result.examples)} queries where they disagree most "
             f"and judge which list is better."
         )
-        return "no-qrels", _stand_in_sentence(result) + text + tail
+        return "no-qrels", _stand_in_sentence(result) + text + bridge_sentence(result) + tail
     main = result.main()
     assert main is not None
     # Names of the two sides in prose: "v3"/"v2" for a migration; for two indexes of one generation
@@ -194,9 +194,16 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
 def bridge_sentence(result: VerifyResult) -> str:
     """One sentence on the bridged system for the verdict paragraph ("" without --bridge)."""
     b = result.bridged
-    c = b.main_vs_v2() if b is not None else None
-    if b is None or c is None:
+    if b is None:
         return ""
+    c = b.main_vs_v2()
+    if c is None:
+        a = b.agreement_with_v3
+        return (
+            f" Bridged (v3 queries through the bridge on the v2 index) shares on average "
+            f"{(a.get('overlap_jaccard') or 0):.0%} of full v3's top {result.options.k} (RBO "
+            f"{(a.get('rbo') or 0):.2f}); give --qrels to measure its quality."
+        )
     alpha = result.options.alpha
     if c.difference > 0 and c.p_value < alpha:
         how = "significantly better than v2 alone"
@@ -257,6 +264,7 @@ def _bridged_json(result: VerifyResult) -> dict[str, Any]:
         "recovered_ci": list(b.recovered_ci) if b.recovered_ci else None,
         "languages_vs_v2": {c.metric.split("[", 1)[1].rstrip("]"): _pair_json(c, "v2") for c in b.languages},
         "worse_than_v2": result.bridge_worse,
+        "agreement_with_v3": b.agreement_with_v3,
     }
 
 
