@@ -93,9 +93,11 @@ def test_applying_every_fix_leaves_only_manual_findings(tmp_path: Path) -> None:
         (f.code, f.path, f.line) for f in again.findings if f.applicability is not Applicability.MANUAL
     ]
     assert leftovers == []
-    # Every manual finding was already in the first plan: fixing creates no new problems.
+    # Every manual finding was already in the first plan, except JM502: the renamed v3 code that still
+    # encodes without a task is what a person must finish (issue 12: never a false zero after `apply`).
     before = {(f.code, f.path) for f in first.findings}
-    assert {(f.code, f.path) for f in again.findings} <= before
+    new = {(f.code, f.path) for f in again.findings} - before
+    assert {code for code, _ in new} == {"JM502"}
     for py in root.glob("*.py"):
         ast.parse(py.read_text(encoding="utf-8"))  # the rewritten Python still parses
     assert "jina-embeddings-v3" in (root / "JM101.py").read_text(encoding="utf-8")

@@ -31,6 +31,9 @@ DEFAULT_V2 = {"langchain": "jina-embeddings-v2-base-en", "chroma": "jina-embeddi
 MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
 
 
+_EMBEDDINGS_PATH = re.compile(r"(?:^|/)embeddings(?:[/?#\"']|$)")
+
+
 @dataclass
 class PyRequest:
     call: ast.Call
@@ -114,7 +117,8 @@ class Sites:
             url = mod.constant_value(url_expr)
             if isinstance(url_expr, ast.JoinedStr):
                 url = mod.segment(url_expr)
-            if not isinstance(url, str) or "embeddings" not in url:
+            # /v1/embeddings, not ColBERT's /v1/multi-embeddings (another model family, no v2 finding)
+            if not isinstance(url, str) or not _EMBEDDINGS_PATH.search(url):
                 continue
             # A relative URL ("/embeddings" on a client with a Jina base_url) counts when the file names Jina.
             if "jina.ai" not in url and (url.lstrip("f\"'").startswith("http") or "api.jina.ai" not in text):

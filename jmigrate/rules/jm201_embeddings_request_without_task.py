@@ -21,6 +21,18 @@ from jmigrate.scan.text import model_matches
 V2_FIELDS = {"normalized"}
 RENAMED_FIELDS = {"encoding_format": "embedding_type"}
 MESSAGE = "request to api.jina.ai/v1/embeddings without a task (v2 payload)"
+# After `apply` renamed the model, a v3 request with no task is unfinished, not done (issue 12).
+MESSAGE_V3 = "jina-embeddings-v3 request without a task: generic vectors, no task adapter"
+
+
+def _task_model(value: object) -> bool:
+    """Whether a request for this model needs a task: v1/v2 (moving to v3), v3, or unknown (a variable).
+    Other models (jina-clip-*, jina-colbert-*, jina-embeddings-v4, rerankers) are not this rule's."""
+    if not isinstance(value, str) or not value:
+        return True
+    if V3 in value or any(True for _ in model_matches(value)):
+        return True
+    return not value.startswith("jina-")  # another Jina model family; anything else is unknown
 
 
 def _fix(task: str | None, reason: str) -> str:
@@ -50,10 +62,11 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     for req in python_requests(ctx):
         assert mod is not None
         payload = req.payload
+        model = None
         if payload is not None:
             model = dict_key(payload, "model")
             if dict_key(payload, "task") is not None or (
-                model is not None and mod.constant_value(payload.values[model]) == V3
+                model is not None and not _task_model(mod.constant_value(payload.values[model]))
             ):
                 continue
         guess = infer_python(mod, req.call)
@@ -69,7 +82,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         yield ctx.finding(
             start,
             end,
-            MESSAGE,
+            MESSAGE_V3 if model_value == V3 else MESSAGE,
             _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,
@@ -78,7 +91,9 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     text = ctx.src.text
     for treq in other_requests(ctx):
         keys = treq.keys(text)
-        if "task" in keys or (V3 in text[treq.body_start : treq.body_end] if treq.body_start >= 0 else False):
+        body = text[treq.body_start : treq.body_end] if treq.body_start >= 0 else ""
+        model_text = text[keys["model"][1] : keys["model"][2]] if "model" in keys else None
+        if "task" in keys or (model_text is not None and not _task_model(model_text.strip("\"'` "))):
             continue
         guess = infer_text(text)
         edits = []
@@ -89,7 +104,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         yield ctx.finding(
             treq.url_start,
             treq.url_end,
-            MESSAGE,
+            MESSAGE_V3 if V3 in body else MESSAGE,
             _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,

@@ -18,6 +18,7 @@ from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
 from jmigrate.scan.notebook import NotebookError, notebook_units
+from jmigrate.scan.own_outputs import own_output
 from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes
 
@@ -67,6 +68,10 @@ def plan(
             if sniffed.width_hint:
                 deferred.append((item, None))
             continue
+        kind = own_output(sniffed.data)
+        if kind is not None:  # a report of an earlier run: never a finding, never rewritten by apply
+            skipped.append(SkippedFile(item.path, f"jmigrate output ({kind})"))
+            continue
         dims = sniffed.width_hint
         contexts = _contexts(item, skipped)
         if not contexts:
@@ -92,6 +97,10 @@ def plan(
                 except OSError:
                     continue
                 if not width_in_context(data, widths, item.path):
+                    continue
+                kind = own_output(data)
+                if kind is not None:
+                    skipped.append(SkippedFile(item.path, f"jmigrate output ({kind})"))
                     continue
                 item = RawFile(item.path, item.abs_path, data)
                 contexts = _contexts(item, skipped)

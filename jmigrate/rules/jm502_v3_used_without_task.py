@@ -1,0 +1,130 @@
+"""JM502: unfinished jina-embeddings-v3 code: no task, one task for both sides, no trust_remote_code.
+
+After `apply` rewrites model names, the code loads v3 but may still encode like v2. `plan` must not report
+zero findings then: v3 without a task gives generic vectors (no adapter), and asymmetric retrieval needs
+retrieval.passage for documents and retrieval.query for queries.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from jmigrate.models import V3
+from jmigrate.rules.registry import rule
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
+from jmigrate.scan.tasks import infer_python
+
+# Local loaders whose v3 model runs Jina's custom code (task adapters): trust_remote_code=True is required.
+LOADERS = {"SentenceTransformer", "from_pretrained"}
+# Integrations constructed with one task for every call (task= on the constructor).
+ONE_TASK = {"JinaEmbedding": "LlamaIndex JinaEmbedding", "JinaTextEmbedder": "Haystack JinaTextEmbedder",
+            "JinaDocumentEmbedder": "Haystack JinaDocumentEmbedder"}
+MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
+ENCODE = {"encode", "encode_text", "embed"}
+
+
+def _is_v3(mod: PyModule, call: ast.Call) -> bool:
+    kw = kwarg(call, *MODEL_KWARGS)
+    node = kw.value if kw is not None else (call.args[0] if call.args else None)
+    value = mod.constant_value(node)
+    return isinstance(value, str) and value.rsplit("/", 1)[-1].split("@", 1)[0] == V3
+
+
+def _true(mod: PyModule, call: ast.Call, name: str) -> bool:
+    kw = kwarg(call, name)
+    if kw is not None:
+        return mod.constant_value(kw.value) is True
+    # model_kwargs={"trust_remote_code": True} (LangChain's HuggingFaceEmbeddings and similar)
+    return name in mod.segment(call)
+
+
+@rule(
+    code="JM502",
+    name="v3-used-without-task",
+    summary="jina-embeddings-v3 loaded or called without a task (or without trust_remote_code=True)",
+    explanation="v3 picks a LoRA adapter per task; without one it returns generic vectors that retrieve "
+    "worse, and documents and queries need different tasks (retrieval.passage / retrieval.query). Loading "
+    "it with sentence-transformers or transformers runs Jina's code, which needs trust_remote_code=True. "
+    "This rule is what keeps `plan` from reporting zero findings after `apply` renamed the model.",
+    example='SentenceTransformer("jinaai/jina-embeddings-v3", trust_remote_code=True).encode(docs)',
+    fix="None automatic: pass task= (and prompt_name= with sentence-transformers) on each encode call, "
+    "or give the integration its task; add trust_remote_code=True.",
+    applicability=Applicability.MANUAL,
+    languages=["python"],
+)
+def check(ctx: FileContext) -> Iterator[Finding]:
+    mod = ctx.py
+    if mod is None or V3 not in ctx.src.text:
+        return
+    for call in mod.calls:
+        last = last_part(call_name(call))
+        if not _is_v3(mod, call):
+            continue
+        start, end = mod.span(call.func)
+        if last in LOADERS:
+            if not _true(mod, call, "trust_remote_code"):
+                yield ctx.finding(
+                    start,
+                    end,
+                    f"{V3} loaded without trust_remote_code=True (its task adapters are custom code)",
+                    "Add trust_remote_code=True", Applicability.MANUAL,
+                )
+            yield from _encodes_without_task(ctx, mod, call, last == "SentenceTransformer")
+        elif last in ONE_TASK:
+            task = kwarg(call, "task")
+            if task is None:
+                yield ctx.finding(
+                    start, end, f"{ONE_TASK[last]} on {V3} without a task",
+                    'Pass task="retrieval.passage" for documents or task="retrieval.query" for queries',
+                    Applicability.MANUAL,
+                )
+            elif last == "JinaEmbedding" and infer_python(mod, call).both_sides:
+                yield ctx.finding(
+                    start, end, f"one {ONE_TASK[last]} (one task) on {V3} embeds documents and queries",
+                    "Use two instances: task retrieval.passage for documents, retrieval.query for queries",
+                    Applicability.MANUAL,
+                )
+        elif last == "JinaEmbeddingFunction" and "pymilvus" not in ctx.src.text:
+            if kwarg(call, "task") is None or kwarg(call, "query_config") is None:
+                yield ctx.finding(
+                    start, end, f"Chroma JinaEmbeddingFunction on {V3} without task and query_config",
+                    'Pass task="retrieval.passage", query_config={"task": "retrieval.query"}',
+                    Applicability.MANUAL,
+                )
+        elif last == "JinaEmbeddings" and "langchain" in ctx.src.text:
+            yield ctx.finding(
+                start, end, f"LangChain (Python) JinaEmbeddings on {V3} sends no task",
+                "Embed through an integration or a direct API call that sends task (retrieval.passage for "
+                "documents, retrieval.query for queries)",
+                Applicability.MANUAL,
+            )
+
+
+def _encodes_without_task(ctx: FileContext, mod: PyModule, loader: ast.Call, st: bool) -> Iterator[Finding]:
+    """`model.encode(texts)` calls on the v3 instance that pass no task (and no prompt_name with ST)."""
+    target = mod.assigned_to(loader)
+    for call in mod.calls:
+        func = call.func
+        if not isinstance(func, ast.Attribute) or func.attr not in ENCODE:
+            continue
+        on_loader = func.value is loader  # SentenceTransformer(...).encode(...)
+        if not on_loader and (target is None or call_name(call).rsplit(".", 1)[0] != target):
+            continue
+        if kwarg(call, "task") is not None:
+            if st and kwarg(call, "prompt_name") is None:
+                yield ctx.finding(
+                    *mod.span(func), f"{V3} encode() with task but no prompt_name (sentence-transformers)",
+                    "Pass prompt_name= the same task so the instruction prefix is added",
+                    Applicability.MANUAL,
+                )
+            continue
+        guess = infer_python(mod, call)
+        side = guess.task or "retrieval.passage for documents / retrieval.query for queries"
+        yield ctx.finding(
+            *mod.span(func), f"{V3} encode() without a task: generic vectors, no adapter",
+            f"Pass task= ({side})" + (" and prompt_name= the same" if st else ""),
+            Applicability.MANUAL,
+        )

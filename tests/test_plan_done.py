@@ -1,0 +1,62 @@
+"""Issue 12, "done must mean done": plan -> apply --unsafe -> plan converges to findings a person must act on,
+never to a false zero; jmigrate's own outputs in the scanned folder are neither findings nor edited."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import snapshot_tree
+
+from jmigrate.scan.apply import apply
+from jmigrate.scan.finding import Applicability
+from jmigrate.scan.plan import plan
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", ["repo", "rules"])
+def test_apply_unsafe_then_plan_leaves_only_manual_findings_never_zero(tmp_path: Path, name: str) -> None:
+    root = tmp_path / name
+    shutil.copytree(FIXTURES / name, root)
+    first = plan(root)
+    assert any(f.applicability is not Applicability.MANUAL for f in first.findings)
+    apply(first, unsafe=True)
+    second = plan(root)
+    assert second.findings, "a migration that still encodes v3 without a task is not done"
+    assert all(f.applicability is Applicability.MANUAL for f in second.findings)
+    assert any(f.code == "JM502" for f in second.findings) or any(
+        f.code == "JM201" and "v3" in f.message for f in second.findings
+    )
+    # A second apply changes nothing: the loop has converged to what needs a human.
+    before = snapshot_tree(root)
+    apply(second, unsafe=True)
+    assert snapshot_tree(root) == before
+    assert {(f.code, f.path, f.line) for f in plan(root).findings} == {
+        (f.code, f.path, f.line) for f in second.findings
+    }
+
+
+def test_own_outputs_in_the_scanned_folder_are_skipped_and_never_edited(tmp_path: Path, cli) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "repo", root)
+    baseline = {(f.code, f.path, f.line) for f in plan(root).findings}
+    # The README's own example writes the SARIF report into the folder it scans.
+    for fmt, name in (("sarif", "jmigrate.sarif"), ("json", "plan.json"), ("markdown", "plan.md")):
+        assert cli("plan", root, "--format", fmt, "-o", root / name).code == 1
+    (root / "plan.txt").write_text(cli("plan", root).out, encoding="utf-8")
+    index = root / "v3-index"
+    index.mkdir()
+    (index / "manifest.json").write_text(
+        json.dumps({"format": "jmigrate-index", "model": "jina-embeddings-v2-base-en", "dims": 768}),
+        encoding="utf-8",
+    )
+    outputs = ["jmigrate.sarif", "plan.json", "plan.md", "plan.txt", "v3-index/manifest.json"]
+    result = plan(root)
+    assert {(f.code, f.path, f.line) for f in result.findings} == baseline
+    assert {s.path for s in result.skipped} >= set(outputs)
+    kept = {p: (root / p).read_bytes() for p in outputs}
+    apply(result, unsafe=True)
+    assert {p: (root / p).read_bytes() for p in outputs} == kept
