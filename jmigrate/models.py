@@ -6,7 +6,7 @@ docs/rules.md says which rule relies on which.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 V3 = "jina-embeddings-v3"
 DEFAULT_DOCUMENT_TASK = "retrieval.passage"  # the v3 task for documents stored in an index
@@ -64,6 +64,17 @@ class Model:
     hf_id: str
     note: str = ""
     onnx_mirrors: tuple[str, ...] = field(default=())
+    params: str = ""  # parameter count from the model card, when it matters for the move to v3
+
+    @property
+    def size_change(self) -> str:
+        """The cost of moving a small model to v3, said once in every plan that proposes it."""
+        if self.replacement != V3 or not self.params:
+            return ""
+        return (
+            f"{self.name} ({self.params} parameters) becomes {V3} (572M): a larger model, expect higher "
+            "cost and latency when run locally"
+        )
 
     @property
     def is_legacy(self) -> bool:
@@ -93,8 +104,8 @@ MODELS: dict[str, Model] = {
         _v1("s", 512),
         _v1("b", 768),
         _v1("l", 1024),
-        _v2("small-en", 512, ("en",), V3, "English"),
-        _v2("base-en", 768, ("en",), V3, "English"),
+        replace(_v2("small-en", 512, ("en",), V3, "English"), params="33M"),
+        replace(_v2("base-en", 768, ("en",), V3, "English"), params="137M"),
         _v2("base-de", 768, ("de", "en"), V3, "German-English bilingual; v3 covers both languages"),
         _v2("base-es", 768, ("es", "en"), V3, "Spanish-English bilingual; v3 covers both languages"),
         _v2("base-zh", 768, ("zh", "en"), V3, "Chinese-English bilingual; v3 covers both languages"),

@@ -60,3 +60,24 @@ def test_own_outputs_in_the_scanned_folder_are_skipped_and_never_edited(tmp_path
     kept = {p: (root / p).read_bytes() for p in outputs}
     apply(result, unsafe=True)
     assert {p: (root / p).read_bytes() for p in outputs} == kept
+
+
+def test_a_v2_width_left_in_a_schema_of_a_v3_project_is_a_finding(tmp_path: Path) -> None:
+    # After `apply` renamed every model, the schema still says 768: v3 returns 1024 unless asked otherwise.
+    schema = "CREATE TABLE d (id int, embedding vector(768));\n"
+    (tmp_path / "schema.sql").write_text(schema, encoding="utf-8")
+    (tmp_path / "app.py").write_text('MODEL = "jina-embeddings-v3"\n', encoding="utf-8")
+    [width] = plan(tmp_path).findings
+    assert width.code == "JM401" and "unless dimensions=768 is requested" in width.message
+    # Requesting dimensions=768 from v3 keeps the schema on purpose: nothing to report.
+    app = 'MODEL = "jina-embeddings-v3"\nBODY = {"dimensions": 768}\n'
+    (tmp_path / "app.py").write_text(app, encoding="utf-8")
+    assert plan(tmp_path).findings == []
+
+
+def test_moving_a_small_model_to_v3_says_it_is_a_larger_model(tmp_path: Path) -> None:
+    src = "from sentence_transformers import SentenceTransformer\n"
+    src += 'm = SentenceTransformer("jinaai/jina-embeddings-v2-small-en")\n'
+    (tmp_path / "s.py").write_text(src, encoding="utf-8")
+    [jm101] = plan(tmp_path / "s.py", select=["JM101"]).findings
+    assert "33M parameters" in jm101.fix_title and "572M" in jm101.recommendation["size_change"]

@@ -125,7 +125,8 @@ def fix_text(match: ModelMatch, guess: TaskGuess) -> str:
         if guess.task
         else "task=retrieval.passage for documents / retrieval.query for queries"
     )
+    size = f"; {m.size_change}" if m.size_change else ""
     return (
         f"Use {target} with {task}; re-embed everything (dimensions=1024, or dimensions={m.dims} to keep "
-        f"the schema)"
+        f"the schema){size}"
     )

@@ -26,10 +26,17 @@ def width_finding(ctx: FileContext, start: int, end: int, width: int, what: str)
         if MODELS[m].dims == width and MODELS[m].replacement
     )
     v3 = MODELS[V3].dims
+    if models:
+        message = f"{what} of width {width}, the width of {', '.join(models)}"
+    else:  # only v3 left in the project: the schema still has the v2 width
+        message = (
+            f"{what} of width {width} (a v2 width) while the project uses {V3}, which returns {v3} "
+            f"unless dimensions={width} is requested"
+        )
     return ctx.finding(
         start,
         end,
-        f"{what} of width {width}, the width of {', '.join(models) or 'a v2 model'}",
+        message,
         f"Change it to {v3} and rebuild the index (schema migration), or keep {width} and request "
         f"dimensions={width} from v3; either way re-embed everything",
         Applicability.UNSAFE,

@@ -18,7 +18,7 @@ _WIDTH_NAME = re.compile(
     r"^dimension$|emb_?dim|^d_?model_out$)"
 )
 _SETTING = re.compile(
-    r"""(?im)^\s*(?:export\s+|ENV\s+|ARG\s+)?["']?([A-Za-z_]\w*)["']?\s*[=:]\s*["']?(\d{3,4})["']?\s*;?(?:\s+#.*)?\s*$"""
+    r"""(?im)^\s*(?:export\s+|ENV\s+|ARG\s+)?(?:(?:const|let|var)\s+)?["']?([A-Za-z_]\w*)["']?\s*[=:]\s*["']?(\d{3,4})["']?\s*;?(?:\s+#.*|\s*//.*)?\s*$"""
 )
 # Keys JM402 judges with their schema context (`size: 768` may be anything else).
 _SCHEMA_KEYS = {"size", "dims", "dim", "dimension", "vector_size", "dimensions"}

@@ -22,10 +22,19 @@ class ProjectFacts:
 
     # Legacy models (being replaced) named anywhere in the project, by name.
     legacy_models: set[str] = field(default_factory=set)
+    # jina-embeddings-v3 is named somewhere (after `apply` renamed the models, say), and the widths some
+    # file requests from it with `dimensions` (an explicit 768 keeps a 768 schema on purpose).
+    v3_named: bool = False
+    v3_dimensions: set[int] = field(default_factory=set)
 
     @property
     def legacy_dims(self) -> set[int]:
-        return replaced_dims(self.legacy_models)
+        """Widths a vector schema of this project must not keep: those of its legacy models and, once it
+        uses v3, the old v2 widths it does not request from v3 (a 768 schema receiving 1024-d vectors)."""
+        dims = replaced_dims(self.legacy_models)
+        if self.v3_named:
+            dims |= replaced_dims({m for m in MODELS if MODELS[m].generation == "v2"}) - self.v3_dimensions
+        return dims
 
 
 def replaced_dims(models: set[str]) -> set[int]:

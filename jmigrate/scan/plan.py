@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from jmigrate.errors import InputError
-from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE
+from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE, V3
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
@@ -22,6 +23,8 @@ from jmigrate.scan.own_outputs import own_output
 from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes
 
+# `dimensions=768`, `"dimensions": 768`, `dimensions: 768`: a width requested from v3 on purpose.
+_DIMENSIONS = re.compile(r"""\bdimensions["']?\s*[=:]\s*["']?(\d{2,5})\b""")
 
 def plan(
     path: str | Path,
@@ -80,6 +83,9 @@ def plan(
         for ctx in contexts:
             ctx.project = project
             project.legacy_models |= ctx.models
+            if V3 in ctx.src.text:
+                project.v3_named = True
+            project.v3_dimensions |= {int(d) for d in _DIMENSIONS.findall(ctx.src.text)}
             found += _run(file_rules, ctx)
         _note_syntax_errors(item, contexts, skipped)
         if dims:

@@ -542,6 +542,8 @@ def recommendation(
             rec["tasks"] = {"documents": PASSAGE, "queries": QUERY}
     if drop_fields:
         rec["drop_fields"] = sorted(set(drop_fields))
+    if model.size_change:
+        rec["size_change"] = model.size_change
     if model.bilingual:
         rec["note"] = f"{model.name} is bilingual ({'/'.join(model.languages)}); v3 covers both languages"
     if local:
