@@ -16,6 +16,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -489,7 +490,9 @@ def _file(kind: str, k: int) -> tuple[str, str]:
 
 
 class _Counting:
-    """A compiled pattern that adds up the length of every range it is asked to scan."""
+    """A compiled pattern that adds up the characters the regex engine works through: from the start
+    position to the end of the match a search finds (to the end of the range when none), the whole range
+    for finditer/findall/sub/split, the match itself for match/fullmatch."""
 
     def __init__(self, pattern: re.Pattern[str], counter: list[int]) -> None:
         self._p, self._c = pattern, counter
@@ -499,13 +502,20 @@ class _Counting:
         if name not in ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split"):
             return attr
 
-        def counted(*args: object, **kwargs: object) -> object:
-            text = args[1] if name in ("sub", "subn") else args[0]
-            rest = args[1:] if name not in ("sub", "subn") else args[2:]
-            pos = int(rest[0]) if rest and name not in ("sub", "subn", "split") else 0  # type: ignore[call-overload]
-            end = int(rest[1]) if len(rest) > 1 and name not in ("sub", "subn", "split") else len(text)  # type: ignore[arg-type,call-overload]
-            self._c[0] += max(0, min(end, len(text)) - pos)  # type: ignore[arg-type]
-            return attr(*args, **kwargs)
+        def counted(*args: Any, **kwargs: Any) -> object:
+            if name in ("sub", "subn"):
+                self._c[0] += len(args[1])
+                return attr(*args, **kwargs)
+            text: str = args[0]
+            pos = int(args[1]) if len(args) > 1 and name != "split" else 0
+            end = min(int(args[2]), len(text)) if len(args) > 2 and name != "split" else len(text)
+            result = attr(*args, **kwargs)
+            if name in ("search", "match", "fullmatch"):
+                stop = result.end() if result is not None else (end if name == "search" else pos + 1)
+                self._c[0] += max(1, stop - pos)
+            else:
+                self._c[0] += max(0, end - pos)
+            return result
 
         return counted
 

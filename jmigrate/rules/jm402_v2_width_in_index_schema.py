@@ -6,12 +6,12 @@ import ast
 import bisect
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 from jmigrate.rules._widths import tied, width_finding
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.memo import per_text
 from jmigrate.scan.python import call_name, dict_key, kwarg, last_part
 from jmigrate.scan.text import balanced_end
 
@@ -106,7 +106,7 @@ def _literal(ctx: FileContext, node: ast.AST | None, what: str) -> Iterator[Find
 _BLOCK_LINES = 200
 
 
-@lru_cache(maxsize=4)
+@per_text()
 def _lines(text: str) -> tuple[list[str], list[int]]:
     """The text split at "\n" and each line's start offset (once per file, not once per width)."""
     lines = text.split("\n")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 from jmigrate.rules._sites import js_embedders, python_sites, site_span
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.memo import per_text
 from jmigrate.scan.tasks import PASSAGE, QUERY, TaskGuess, recommendation
 
 FIX = {
@@ -102,7 +102,7 @@ _USES = re.compile(
 )
 
 
-@lru_cache(maxsize=8)
+@per_text()
 def _js_uses(text: str) -> tuple[tuple[int, str, frozenset[str], str], ...]:
     """(offset, "query"/"docs", the variables involved, the text) of every use, in one pass per file.
     `similaritySearch(` on any store counts as a query for every variable, as before."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+
+from jmigrate.scan.memo import per_text
 
 # In code: comments, quoted strings (up to the end of the line when unterminated), a template literal's
 # opening backtick, braces. Everything else is skipped by the regex engine.
@@ -42,7 +43,7 @@ class Blocks:
         return inner == outer
 
 
-@lru_cache(maxsize=16)
+@per_text()
 def blocks(text: str) -> Blocks:
     """One linear pass over `text` (cached: every rule asks about the same file)."""
     opens: list[int] = []
@@ -102,7 +103,7 @@ _ASSIGN = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(=(?![=>])\s*|=>)")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 
 
-@lru_cache(maxsize=16)
+@per_text()
 def _binding_index(text: str) -> dict[str, tuple[Binding, ...]]:
     """Every declaration, assignment and parameter of every name, in one pass over the text (looking a
     name up is then a dictionary access, however many names a rule asks about)."""
@@ -140,7 +141,7 @@ def bindings(text: str, name: str) -> tuple[Binding, ...]:
 _NOT_FUNCTIONS = frozenset({"if", "for", "while", "switch", "catch", "with"})
 
 
-@lru_cache(maxsize=16)
+@per_text()
 def function_blocks(text: str) -> tuple[bool, ...]:
     """For each pair: is it the body of a function, arrow function or method (what `var` is scoped to)?
     Unsure cases say no, which widens a `var`'s scope: more bindings seen, never fewer."""

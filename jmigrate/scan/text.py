@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from jmigrate.models import MODELS, V3, Model, legacy_models
+from jmigrate.scan.memo import per_text
 
 
 @lru_cache(maxsize=1)
@@ -192,7 +193,7 @@ def _command_bounds(text: str, offset: int) -> tuple[int, int]:
     return start, hi if end < 0 else end
 
 
-@lru_cache(maxsize=8)
+@per_text()
 def _text_requests(text: str) -> tuple[TextRequest, ...]:
     from jmigrate.scan import jsscope
 
