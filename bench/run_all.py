@@ -205,7 +205,9 @@ passages to reach 20k), "new in full" new queries on new documents. Recovered = 
 (new - old) on recall@10. The two models agree almost exactly on English text, so this is an optimistic
 case for a bridge (docs/bridge.md). Apply cost is `Bridge.apply` one query at a time against a bare
 numpy matmul of the same shapes (the floor of any linear map), at 384 -> 384 and at v3 -> v2's
-1024 -> 768 (random map: cost does not depend on the values). The embeddings (~51k texts) are cached
+1024 -> 768 (random map: cost does not depend on the values). The embed-as table fits on samples of
+the English documents only, embedded as queries, as passages, and both stacked, scored on the same
+queries: why `bridge fit` embeds as queries. The embeddings (~51k texts) are cached
 in bench/_work/bridge/: the first run takes over an hour on 2 busy cores (`--timeout 7200`), later
 runs about a minute.""",
 }
