@@ -96,6 +96,11 @@ def atomic_write(path: Path, data: bytes) -> None:
         mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
     except FileNotFoundError:
         mode = None
+    else:
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            # os.replace would swap the node itself: `-o /dev/null` as root once left a regular file there
+            raise CheckpointError(f"{path} is not a regular file (a device, FIFO, socket or folder); "
+                                  "name a file to write")
     if mode is None:
         umask = os.umask(0)
         os.umask(umask)

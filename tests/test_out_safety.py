@@ -247,3 +247,24 @@ def test_out_naming_a_file_is_one_clear_line(tmp_path: Path, capsys: pytest.Capt
     err = err_line(capsys)
     assert "isafile" in err and "diskspace" not in err
     assert out.read_text() == "a file"
+
+
+def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o /dev/null` run as root replaced the device node with a regular file (it broke /dev/null for the
+    whole machine): a target that exists and is not a regular file or a link is refused, and kept."""
+    import stat
+
+    from jmigrate.errors import JMigrateError
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(JMigrateError, match="not a regular file"):
+        atomic_write(fifo, b"x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    tree = tmp_path / "proj"
+    tree.mkdir()
+    (tree / "app.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
+    assert main(["plan", str(tree), "--format", "json", "-o", str(fifo)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
