@@ -398,7 +398,7 @@ def test_unsafe_without_diff_is_an_error(tmp_path: Path, capsys: pytest.CaptureF
 
 
 @pytest.mark.parametrize(("argv", "option", "choices"), [
-    (["plan", "."], "'--format' / '-f'", "'text', 'json', 'sarif', 'markdown'"),
+    (["plan", "."], "'--format' / '-f'", "'text', 'concise', 'json', 'sarif', 'markdown'"),
     (["rules"], "'--format' / '-f'", "'text', 'json'"),
     (["verify", "--v2", "a", "--v3", "b", "--queries", "q"], "'--format' / '-f'", "'text', 'json'"),
 ])

@@ -62,6 +62,7 @@ def _number_range(kind: type[N], label: str, low: N, high: N | None) -> Callable
 
 class ReportFormat(str, Enum):
     text = "text"
+    concise = "concise"
     json = "json"
     sarif = "sarif"
     markdown = "markdown"

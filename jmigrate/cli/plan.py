@@ -73,6 +73,8 @@ def plan_command(
                                    "of the report."),
     unsafe: bool = typer.Option(False, "--unsafe", help="With --diff: include the unsafe rewrites too "
                                 "(an error without --diff)."),
+    verbose: bool = typer.Option(False, "--verbose", help="List every skipped binary file (the text report "
+                                 "counts them)."),
     store: list[str] = typer.Option([], "--store", metavar="URI",
                                     help="Also inspect a vector-store collection (postgresql://, qdrant://, "
                                          "chroma://, lancedb://); repeatable. See docs/stores.md."),
@@ -114,7 +116,7 @@ def plan_command(
 
         to_terminal = output is None and _stdout_is_terminal()
         width = shutil.get_terminal_size().columns if to_terminal else None
-        _emit(render(result, fmt.value, color=to_terminal, width=width), output)
+        _emit(render(result, fmt.value, color=to_terminal, width=width, verbose=verbose), output)
     if show_diff or fmt is not ReportFormat.text or output is not None:
         from jmigrate.scan.render.summary import summarize
 

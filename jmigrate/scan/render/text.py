@@ -26,7 +26,9 @@ _STYLE = {Applicability.SAFE: "green", Applicability.UNSAFE: "yellow", Applicabi
 UNWRAPPED = 100_000
 
 
-def render_text(result: PlanResult, *, color: bool = False, width: int | None = None) -> str:
+def render_text(
+    result: PlanResult, *, color: bool = False, width: int | None = None, verbose: bool = False
+) -> str:
     buf = io.StringIO()
     # Colour only when asked (the CLI asks when stdout is a terminal).
     console = Console(
@@ -94,11 +96,18 @@ def render_text(result: PlanResult, *, color: bool = False, width: int | None = 
             rec = recommendation_text(f)
             if rec:
                 out(f"v3: {rec}", indent=6, style="dim")
-    if result.skipped:
+    # Binaries are skipped by design (images, models, archives): one count, each listed with --verbose.
+    # Everything else skipped (unreadable, too large, a syntax error, jmigrate's own reports) is named.
+    binaries = [k for k in result.skipped if k.reason.startswith("binary")]
+    named = result.skipped if verbose else [k for k in result.skipped if not k.reason.startswith("binary")]
+    if named or binaries:
         console.line()
         out("Skipped files", style="bold")
-        for k in sorted(result.skipped, key=lambda k: k.path):
+        for k in sorted(named, key=lambda k: k.path):
             out(f"{k.path}: {k.reason}", indent=2)
+        if binaries and not verbose:
+            n = len(binaries)
+            out(f"{n} binary file{'s' * (n != 1)} (--verbose lists them)", indent=2)
     text = buf.getvalue()
     # Rich pads table cells and blank lines with spaces; a plain report should not carry them.
     return text if color else "".join(line.rstrip() + "\n" for line in text.splitlines())
