@@ -21,6 +21,10 @@ class EncoderError(JMigrateError):
     """The encoder failed for good (after retries, or on an error that must not be retried)."""
 
 
+class SpendCapReached(EncoderError):
+    """The next request could take the spend past `--max-spend`, so it was not sent (resumable)."""
+
+
 class CheckpointError(JMigrateError):
     """An output folder whose state does not allow resuming (changed source/settings, lock held)."""
 

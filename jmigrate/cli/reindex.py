@@ -19,6 +19,7 @@ import typer
 
 from jmigrate.cli.console import err_console, say, set_quiet, warn
 from jmigrate.cli.options import ListFormat, choice
+from jmigrate.errors import SpendCapReached
 from jmigrate.index.settings import Settings, field_type, options
 
 if TYPE_CHECKING:
@@ -213,6 +214,11 @@ def _reindex(source: Any, settings: Settings, api_key: str | None, *, restart: b
         err_console.print(f"interrupted: finished work is saved in {out}. Run the same command again to "
                           "resume.")
         return 130
+    except SpendCapReached as e:
+        if progress:
+            progress.stop()
+        err_console.print(f"error: {e}")
+        return e.exit_code
     finally:
         if progress:
             progress.stop()
@@ -271,39 +277,83 @@ def _said_abandon(in_flight: int) -> None:
 
 
 class _Progress:
-    """Rich progress on stderr: rows, tokens, rows/s, ETA, spend, retries, rejects."""
+    """Progress on stderr: source rows embedded and safe (journalled or in a shard, so a crash keeps
+    them) out of the total, rows written to shards, rows/s, tokens, spend, ETA, retries, rejects.
 
-    def __init__(self, price: float | None) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    On a terminal: a live bar. Elsewhere (a CI log, a file): one line every `interval` seconds and
+    one at the end, so a log shows the run is alive without a line per refresh. A resumed run first
+    says how much an earlier run did."""
 
+    def __init__(self, price: float | None, *, live: bool | None = None, interval: float = 30.0) -> None:
         self.price = price
-        self.bar = Progress(TextColumn("reindex"), BarColumn(),
-                            TextColumn("{task.completed:,.0f}/{task.fields[of]}"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[info]}"), console=err_console, transient=False,
-                            refresh_per_second=4)
-        self.task = self.bar.add_task("reindex", total=None, of="?", info="")
+        self.live = err_console.is_terminal if live is None else live
+        self.interval = interval
+        self.bar: Any = None
         self.started = False
+        self.last_line = 0.0
+        self.line = ""
 
-    def start(self) -> None:
-        self.bar.start()
+    def start(self, stats: Stats) -> None:
+        import time
+
         self.started = True
+        self.last_line = time.monotonic()
+        if stats.done_before:
+            of = f" of {stats.total_rows:,}" if stats.total_rows is not None else ""
+            err_console.print(f"resuming: {stats.done_before:,}{of} rows already done")
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("reindex"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                console=err_console, transient=False, refresh_per_second=4)
+            self.task = self.bar.add_task("reindex", total=None, info="")
+            self.bar.start()
 
     def stop(self) -> None:
-        if self.started:
+        if not self.started:
+            return
+        self.started = False
+        if self.bar is not None:
             self.bar.stop()
-            self.started = False
+        elif self.line:
+            err_console.print(self.line)
 
     def update(self, stats: Stats, encoder: Encoder) -> None:
         import time
 
         if not self.started:
-            self.start()
-        elapsed = max(1e-6, time.monotonic() - stats.started)
-        rate = max(0, stats.source_rows - stats.resumed_rows) / elapsed
-        billed = encoder.usage.tokens  # what the server reported; the local count until it does
-        info = f"{rate:,.0f} rows/s · {billed or stats.tokens:,} tok"
-        if self.price is not None:
-            info += f" · {money(billed / 1e6 * self.price)}"
-        info += f" · {encoder.usage.retries} retries · {stats.rejected:,} rejected"
-        self.bar.update(self.task, completed=stats.source_rows, total=stats.total_rows,
-                        of=f"{stats.total_rows:,}" if stats.total_rows is not None else "?", info=info)
+            self.start(stats)
+        now = time.monotonic()
+        self.line = "reindex: " + describe(stats, encoder, self.price, now)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=stats.safe_rows, total=stats.total_rows,
+                            info=self.line.removeprefix("reindex: "))
+        elif now - self.last_line >= self.interval:
+            self.last_line = now
+            err_console.print(self.line)
+
+
+def describe(stats: Stats, encoder: Encoder, price: float | None, now: float) -> str:
+    """One progress line: '1,280 of 2,000 rows safe (64%), 256 written · 412 rows/s · ETA 0:00:02 ·
+    52,000 tok · $0.0010 · 0 retries · 0 rejected'."""
+    total = stats.total_rows
+    safe = stats.safe_rows
+    text = f"{safe:,} of {total:,} rows safe" if total is not None else f"{safe:,} rows safe"
+    if total:
+        text += f" ({safe / total:.0%})"
+    text += f", {stats.source_rows:,} written"
+    elapsed = max(1e-6, now - stats.started)
+    rate = max(0, safe - stats.done_before) / elapsed
+    text += f" · {rate:,.0f} rows/s"
+    if total is not None and safe < total:
+        text += f" · ETA {_clock((total - safe) / rate)}" if rate > 0 else " · ETA -"
+    billed = encoder.usage.tokens  # what the server reported; the local count until it does
+    text += f" · {billed or stats.tokens:,} tok"
+    if price is not None:
+        text += f" · {money(billed / 1e6 * price)}"
+    return text + f" · {encoder.usage.retries} retries · {stats.rejected:,} rejected"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from jmigrate.encoders.base import Encoder, Halted, SpendCapReached, add_prefix, conservative_token_count
+from jmigrate.encoders.base import Encoder, Halted, add_prefix, conservative_token_count
 from jmigrate.encoders.ratelimit import RateLimiter
 from jmigrate.encoders.secrets import Secret, clean_server_text, remember
-from jmigrate.errors import EncoderError, UsageError
+from jmigrate.errors import EncoderError, SpendCapReached, UsageError
 from jmigrate.models import API_MAX_INPUTS, API_MAX_TOKENS, MODELS, V3, get_task
 from jmigrate.version import VERSION
 

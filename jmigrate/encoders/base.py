@@ -43,10 +43,6 @@ class Halted(EncoderError):
     """A request was not sent because the encoder was told to stop (`Encoder.halt`)."""
 
 
-class SpendCapReached(EncoderError):
-    """The next request could take the spend past the cap, so it was not sent."""
-
-
 class Encoder(ABC):
     """Turns texts into vectors.
 

@@ -69,6 +69,7 @@ def dry_run(source: Source, encoder: Encoder, settings: Settings, *, rpm: float 
         "requests": requests,
         "price_per_mtok": price_per_mtok,
         "cost": tokens / 1e6 * price_per_mtok if price_per_mtok is not None else None,
+        "max_spend": settings.max_spend,
         "limits": {"rpm": rpm, "tpm": tpm, "concurrency": concurrency},
         "duration_seconds": round(bound[1] * 60, 1) if bound else None,
         "bound_by": bound[0] if bound else None,
@@ -94,6 +95,14 @@ def render(report: dict[str, Any], console: Any) -> None:
                      else f"  cost at ${report['price_per_mtok']}/M tokens: ${cost:.6f}")
     else:
         lines.append("  cost: pass --price-per-mtok to estimate it")
+    cap = report.get("max_spend")
+    if cap is not None and report["cost"] is not None:
+        if report["cost"] > cap:
+            share = cap / report["cost"] if report["cost"] else 1.0
+            lines.append(f"  spending cap ${cap:,.6g}: under the estimate; the run would stop at about "
+                         f"{share:.0%} of the rows (rerun with a higher --max-spend to continue)")
+        else:
+            lines.append(f"  spending cap ${cap:,.6g}: the estimate fits under it")
     if report["duration_seconds"] is not None:
         lines.append(f"  duration at the configured limits: {_duration(report['duration_seconds'])} "
                      f"(bound by {report['bound_by']})")

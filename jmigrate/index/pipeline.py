@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from jmigrate.encoders.base import Encoder, Halted, SpendCapReached, ZeroVectorError
-from jmigrate.errors import CheckpointError, EncoderError, InputError, UsageError
+from jmigrate.encoders.base import Encoder, Halted, ZeroVectorError
+from jmigrate.errors import CheckpointError, EncoderError, InputError, SpendCapReached, UsageError
 from jmigrate.index import checkpoint as ckpt
 from jmigrate.index.manifest import SHARD_PATTERN, Manifest, Norms, Usage, new_manifest, now, write_manifest
 from jmigrate.index.rejects import RejectsFile, reject
@@ -58,6 +58,7 @@ class Stats:
     rejected: int = 0
     truncated: int = 0
     safe_rows: int = 0  # source rows embedded and journalled, or committed (all runs): a crash keeps them
+    done_before: int = 0  # source rows an earlier run committed or journalled (0: a fresh run)
     tokens: int = 0  # tokens sent by this run (counted by the encoder's tokenizer or its estimate)
     shards: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -165,6 +166,10 @@ def _reindex(source: Source, out: Path, encoder: Encoder, settings: Settings, *,
             stats.shards = len(manifest.shards)
             return Result(out, "complete", manifest, stats, vars(manifest.usage).copy(), state.cleaned,
                           already_complete=True, notes=state.notes)
+        if settings.max_spend is not None and settings.price_per_mtok:
+            # What is left of the cap after what earlier runs were billed (the manifest's usage).
+            cap = int(settings.max_spend / settings.price_per_mtok * 1e6)
+            encoder.spend_cap_tokens = max(0, cap - manifest.usage.tokens)
         run = _Run(source, out, encoder, settings, manifest, state, stats, stop, max_tokens, concurrency)
         run.on_stopping, run.on_abandon = on_stopping, on_abandon
         return run.go(on_progress)
@@ -237,7 +242,12 @@ class _Run:
         self.q_write: queue.Queue[Unit | None] = queue.Queue(QUEUE_UNITS)
         rows = manifest.rows
         stats.source_rows, stats.written, stats.rejected = rows.source, rows.written, rows.rejected
-        stats.resumed_rows = stats.safe_rows = rows.source
+        stats.resumed_rows = rows.source
+        # Journalled units hold `unit_rows` source rows each (the last one of the source may hold fewer).
+        journalled = sum(settings.unit_rows if stats.total_rows is None else
+                         max(0, min(settings.unit_rows, stats.total_rows - i * settings.unit_rows))
+                         for i in state.journal if i >= manifest.checkpoint.next_unit)
+        stats.safe_rows = stats.done_before = rows.source + journalled
         stats.shards = len(manifest.shards)
 
     # ---- stages
@@ -292,12 +302,9 @@ class _Run:
                 running = _check_digest(index, unit.digest, expected, running)
                 continue
             unit.journal = self.state.journal.get(index)
-            if unit.journal is not None:
-                if ckpt.unit_digest(unit.journal) != unit.digest:
-                    raise CheckpointError(f"the source changed in rows {unit.first_row}..{row - 1}, already "
-                                          "embedded by the interrupted run; rerun with --restart")
-                with self._lock:
-                    self.stats.safe_rows += unit.n_rows
+            if unit.journal is not None and ckpt.unit_digest(unit.journal) != unit.digest:
+                raise CheckpointError(f"the source changed in rows {unit.first_row}..{row - 1}, already "
+                                      "embedded by the interrupted run; rerun with --restart")
             self._put(self.q_encode, unit)
         self._put(self.q_encode, None)
 
@@ -615,6 +622,17 @@ class _Run:
             if u.journal is not None:
                 u.journal.unlink(missing_ok=True)
 
+    def _capped_message(self) -> SpendCapReached:
+        s, st = self.s, self.stats
+        assert s.max_spend is not None and s.price_per_mtok is not None
+        tokens = self.manifest.usage.tokens
+        spent = tokens / 1e6 * s.price_per_mtok
+        of = f" of {st.total_rows:,}" if st.total_rows is not None else ""
+        return SpendCapReached(
+            f"stopped before the spending cap: {_money(spent)} of --max-spend {_money(s.max_spend)} spent "
+            f"({tokens:,} tokens billed in all runs); {st.safe_rows:,}{of} source rows done and saved; "
+            "run the same command with a higher --max-spend to continue")
+
     def _usage(self) -> Usage:
         u, base = self.encoder.usage, self.base_usage
         return Usage(requests=base.requests + u.requests, tokens=base.tokens + u.tokens,
@@ -680,7 +698,9 @@ class _Run:
         else:
             # The writer is done; when it stopped early (an error, the spending cap) the encoder may
             # still be in a call: let it journal what it paid for and stop, rather than write into the
-            # folder after this run let go of its lock.
+            # folder after this run let go of its lock. Nothing new is sent once the run is stopping.
+            if self.stop.is_set():
+                self.encoder.halt()
             self._join_encoder(threads)
         if any(isinstance(e, KeyboardInterrupt) for e in self.errors):
             interrupted, self.errors = True, []
@@ -711,9 +731,13 @@ class _Run:
         if interrupted:
             raise KeyboardInterrupt
         if self.capped is not None:
-            raise self.capped
+            raise self._capped_message()
         return Result(self.out, status, m, self.stats, vars(m.usage).copy(), self.state.cleaned,
                       notes=self.state.notes)
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}" if x >= 1 else f"${x:.4f}" if x >= 0.01 else f"${x:.6f}"
 
 
 def _check_digest(index: int, digest: str, expected: dict[int, tuple[int, str]], running: Any) -> Any:

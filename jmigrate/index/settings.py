@@ -84,6 +84,9 @@ class Settings:
     tpm: float | None = _opt(None, "Tokens per minute limit.", positive=True, metavar="N")
     price_per_mtok: float | None = _opt(None, "Price per million tokens, for spend and estimates.",
                                         minimum=0, metavar="USD")
+    max_spend: float | None = _opt(None, "Stop before the spend (at --price-per-mtok) could pass this many "
+                                         "dollars, in all runs of this index; rerun with more to continue.",
+                                   positive=True, metavar="USD")
     limit: int | None = _opt(None, "Only the first N source rows.", fingerprint=True, minimum=0,
                               metavar="N")
     id_column: str | None = _opt(None, "Column with the ids (detected).", metavar="COLUMN")
@@ -173,6 +176,13 @@ class Settings:
         for key in ("model_path", "allow_download"):
             if getattr(self, key) and self.encoder != "onnx":
                 raise UsageError(f"{name(key)} is for --encoder onnx, not {self.encoder}")
+        if self.max_spend is not None:
+            if self.price_per_mtok is None:
+                raise UsageError(f"{name('max_spend')} needs {name('price_per_mtok')} (your price per "
+                                 "million tokens): without it the spend is unknown")
+            if self.encoder not in SENDS_REQUESTS:
+                raise UsageError(f"{name('max_spend')} is for --encoder api or openai; {self.encoder} is not "
+                                 "billed per token")
         if self.api_url is not None:
             from jmigrate.encoders.api import check_base_url
 
