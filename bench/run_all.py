@@ -65,6 +65,8 @@ BENCHES = (
           ("--rows", "20000", "--repeats", "1")),
     Bench("e2e", "reindex end to end at a paid key's limits (step 5)", "bench_e2e.py", (),
           ("--seconds", "10", "--warmup", "3")),
+    Bench("window", "reindex against a slot-bound server: the request window (issue 13)", "bench_window.py",
+          (), ("--rows", "3000", "--batch-sizes", "128", "--skip-limits")),
     Bench("search", "verify (step 4): exact search", "bench_search.py", (),
           ("--rows", "5000", "--dims", "64", "--queries", "50", "--budget", "1MB")),
     Bench("report", "verify (step 4): HTML report in a browser", "report_screenshot.py", (), ()),
@@ -149,6 +151,17 @@ the difference when the answer arrives, but a request already waiting slept its 
 wait, so the refund landed in a full bucket and was lost: reindex ran at **70%** of the ceiling.
 Waiting requests now re-check the bucket every 50 ms (`jmigrate/encoders/ratelimit.py`, regression
 test `tests/test_ratelimit.py`).""",
+    "window": """\
+A server whose cost grows with the request (100 ms + 200 us per token + 0-100 ms of random jitter),
+16 requests at a time, no RPM/TPM limit: the bound is 16 busy slots. The nominal ceiling is 16 x rows
+/ the summed service time of the requests the client sent; the reference is 16 bare httpx workers
+that each send the next batch the moment their answer is in (what 16 always-busy slots give on this
+machine, its scheduling noise included). Before the window, the encode stage gathered
+concurrency x batch-size texts, sent them and waited for the slowest request before sending more
+(~75% at batch 128, ~23% at 512); now units are encoded continuously, ~3x --concurrency requests'
+worth at a time, journalled as they finish and written in order. A unit is 256 source rows
+(--unit-rows), so batch sizes above 256 send requests of 256 inputs. The RPM- and TPM-bound rows check
+that the window did not change the rate-limited figures.""",
     "search": """\
 faiss `IndexFlatIP` holds the whole matrix in memory; jmigrate streams the index from disk in
 blocks under a memory budget. The numpy path is the default; faiss per block gains nothing here
