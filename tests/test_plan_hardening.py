@@ -577,7 +577,7 @@ def _cost(root: Path) -> tuple[int, int, int]:
     return calls[0], chars[0], len(result.findings)
 
 
-@pytest.mark.parametrize("kind", ["jsonl", "minified.js", "shell"])
+@pytest.mark.parametrize("kind", ["jsonl", "minified.js", "python", "notebook", "shell"])
 def test_plan_cost_grows_linearly_with_findings(tmp_path: Path, kind: str) -> None:
     costs = []
     for k in (60, 240):
@@ -592,3 +592,24 @@ def test_plan_cost_grows_linearly_with_findings(tmp_path: Path, kind: str) -> No
     # Linear: about 4x. A rescan per finding: about 16x.
     assert calls4 / calls1 < 6, (calls1, calls4)
     assert chars4 / chars1 < 6, (chars1, chars4)
+
+
+def test_task_inference_keeps_same_named_variables_of_different_functions_apart(tmp_path: Path) -> None:
+    # Two functions, each with its own `emb`: one embeds documents, the other queries. Neither instance
+    # serves both sides, and each call site gets its own task.
+    (tmp_path / "rag.py").write_text("""\
+from langchain_community.embeddings import JinaEmbeddings
+
+
+def ingest(docs):
+    emb = JinaEmbeddings(model_name="jina-embeddings-v2-base-en")
+    return emb.embed_documents(docs)
+
+
+def ask(q):
+    emb = JinaEmbeddings(model_name="jina-embeddings-v2-base-en")
+    return emb.embed_query(q)
+""")
+    result = plan(tmp_path, select=["JM301", "JM501"])
+    assert [f.code for f in result.findings] == ["JM301", "JM301"]
+    assert [f.recommendation["task"] for f in result.findings] == ["retrieval.passage", "retrieval.query"]

@@ -255,6 +255,10 @@ class PyModule:
             scope = None if isinstance(scope, ast.Module) else self.scope_of(scope)
         return None, False
 
+    def bindings_of(self, scope: ast.AST) -> dict[str, list[ast.AST | None]]:
+        """Names bound directly in `scope` (see `_bindings`)."""
+        return self._bindings(scope)
+
     def _bindings(self, scope: ast.AST) -> dict[str, list[ast.AST | None]]:
         """Names bound directly in `scope` (not in nested functions/classes) -> the value of each binding
         (None for bindings without one simple value: parameters, loops, imports, unpacking, augmented)."""

@@ -8,6 +8,7 @@ classifiers -> classification, similarity/dedup -> text-matching. The analysis i
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -212,11 +213,10 @@ def decide(signals: list[tuple[str, str]]) -> TaskGuess:
 # --- Python -------------------------------------------------------------------------------------------
 
 
-def _consumer_task(name: str, constructors: dict[str, str], n_args: int) -> str | None:
+def _consumer_task(name: str, owner: str, n_args: int) -> str | None:
+    """`owner`: the call the receiver was built from (`km.fit(...)` -> "KMeans"), "" when unknown."""
     parts = [p.removesuffix("()") for p in name.split(".")]
     last = parts[-1]
-    # Resolve `km.fit(...)` to the class `km` was built from, and `KMeans(...).fit(...)` to KMeans.
-    owner = constructors.get(".".join(parts[:-1]), "") if len(parts) > 1 else ""
     words = {*parts, last_part(owner)}
     if words & CLUSTERING:
         return SEPARATION
@@ -251,8 +251,9 @@ class _CallInfo:
     call: ast.Call
     name: str
     last: str
-    receiver: str
-    args_read: frozenset[str]
+    receiver: str  # qualified by scope (see _PyInference.qual)
+    args_read: frozenset[str]  # qualified
+    start: int
 
 
 class _PyInference:
@@ -271,32 +272,63 @@ class _PyInference:
         # Names assigned from a call that reads a name's attributes (root prefix) or takes it as argument.
         self.derived_by_root: dict[str, set[str]] = {}
         self.derived_by_arg: dict[str, set[str]] = {}
+        store_positions: dict[str, list[int]] = {}
+        for stored in mod.of_type(ast.Name):
+            if isinstance(stored.ctx, ast.Store):
+                store_positions.setdefault(self.qual(stored.id, stored), []).append(mod.start(stored))
+        self.store_positions = {k: sorted(v) for k, v in store_positions.items()}
         for i, node in enumerate(mod.calls):
             name = call_name(node)
             parts = name.split(".")
             arg_nodes = [*node.args, *(k.value for k in node.keywords)]
-            args_read = frozenset().union(*(mod.names_in(a) for a in arg_nodes)) if arg_nodes else frozenset()
-            info = _CallInfo(i, node, name, parts[-1].removesuffix("()"), ".".join(parts[:-1]), args_read)
+            raw_args = frozenset().union(*(mod.names_in(a) for a in arg_nodes)) if arg_nodes else frozenset()
+            args_read = frozenset(self.qual(n, node) for n in raw_args)
+            receiver = ".".join(parts[:-1])
+            info = _CallInfo(i, node, name, parts[-1].removesuffix("()"),
+                             self.qual(receiver, node) if receiver else "", args_read, mod.start(node))
             self.infos.append(info)
             self.by_receiver.setdefault(info.receiver, []).append(i)
             self.by_last.setdefault(info.last, []).append(i)
             for n in args_read:
                 self.by_arg.setdefault(n, []).append(i)
             for n in mod.names_in(node):
-                self.by_any_name.setdefault(n, []).append(i)
+                self.by_any_name.setdefault(self.qual(n, node), []).append(i)
             target = mod.assigned_to(node)
             if target:
+                target = self.qual(target, node)
                 self.constructors.setdefault(target, name)
                 self.assigned.setdefault(target, []).append(node)
                 root = dotted(node.func)
                 pieces = root.split(".") if root else []
                 for k in range(1, len(pieces) + 1):
-                    self.derived_by_root.setdefault(".".join(pieces[:k]), set()).add(target)
+                    self.derived_by_root.setdefault(self.qual(".".join(pieces[:k]), node), set()).add(target)
                 for n in args_read:
                     self.derived_by_arg.setdefault(n, set()).add(target)
+        for positions in self.by_any_name.values():
+            positions.sort(key=lambda i: self.infos[i].start)
         self.matmuls = [
-            (b, mod.names_in(b)) for b in mod.of_type(ast.BinOp) if isinstance(b.op, ast.MatMult)
+            (b, frozenset(self.qual(n, b) for n in mod.names_in(b)))
+            for b in mod.of_type(ast.BinOp)
+            if isinstance(b.op, ast.MatMult)
         ]
+
+    def qual(self, name: str, at: ast.AST) -> str:
+        """`name` as read at `at`, made unique by the scope that binds its first part: `r` in one function
+        and `r` in another are two variables (treating them as one made every finding of a module look at
+        every other function's calls). `self.x` / `cls.x` belong to the class."""
+        root = name.split(".", 1)[0].removesuffix("()")
+        mod = self.mod
+        if root in ("self", "cls"):
+            scope: ast.AST = next((p for p in mod.ancestors(at) if isinstance(p, ast.ClassDef)), mod.tree)
+            return f"{id(scope)}:{name}"
+        scope = mod.scope_of(at)
+        first = True
+        while True:
+            if (first or not isinstance(scope, ast.ClassDef)) and root in mod.bindings_of(scope):
+                return f"{id(scope)}:{name}"
+            if isinstance(scope, ast.Module):
+                return f"{id(scope)}:{name}"
+            first, scope = False, mod.scope_of(scope)
 
     def _calls(self, index: dict[str, list[int]], names: Iterable[str]) -> list[_CallInfo]:
         found = sorted({i for n in names for i in index.get(n, ())})
@@ -311,8 +343,17 @@ class _PyInference:
         if isinstance(node, ast.Constant):
             target = mod.assigned_to(node)
             if target:  # MODEL = "jina-embeddings-v2-base-en": follow the calls that use MODEL
-                for info in self._calls(self.by_any_name, [target]):
-                    call = info.call
+                target = self.qual(target, node)
+                # ... until MODEL is assigned again (a notebook reassigning it in every cell holds many
+                # values in turn; each one is used by the calls that follow it).
+                here = mod.start(node)
+                later = self.store_positions.get(target, [])
+                k = bisect.bisect_right(later, here)
+                nxt = later[k] if k < len(later) else len(mod.src.text)
+                uses = self.by_any_name.get(target, [])
+                starts = [self.infos[i].start for i in uses]
+                for i in uses[bisect.bisect_left(starts, here) : bisect.bisect_left(starts, nxt)]:
+                    call = self.infos[i].call
                     if call is not start:
                         handles |= self.handles_for(call)[0]
                         functions |= self._returning_functions(call)
@@ -327,7 +368,7 @@ class _PyInference:
             for candidate in (start, outer):
                 target = mod.assigned_to(candidate)
                 if target:
-                    handles.add(target)
+                    handles.add(self.qual(target, candidate))
             functions |= self._returning_functions(start)
         # Names assigned from a handle-derived value through one more hop (resp = post(); data = resp.json())
         for _ in range(2):
@@ -360,7 +401,7 @@ class _PyInference:
         for info in self._calls(self.by_last, functions):
             target = mod.assigned_to(info.call)
             if target:
-                handles.add(target)
+                handles.add(self.qual(target, info.call))
         out: list[tuple[int, str, str]] = []
         weak: list[tuple[int, str, str]] = []  # guesses from names, used only when nothing else says
         added: dict[str, tuple[int, str]] = {}  # vectors stored in / searched against an index, by name
@@ -402,7 +443,7 @@ class _PyInference:
                 out.append((pos, QUERY, f"{name}() on {at} searches with queries"))
             elif (
                 uses_handle
-                and (task := _consumer_task(name, self.constructors, len(call.args)))
+                and (task := _consumer_task(name, self.constructors.get(info.receiver, ""), len(call.args)))
                 # np.dot(doc_vecs, query_vec) is retrieval, like `doc_vecs @ query_vec` (below)
                 and not (last in PRODUCTS and _retrieval_names(args_read))
             ):
@@ -433,7 +474,8 @@ class _PyInference:
         for var in added.keys() & searched.keys():
             (p1, a), (p2, b) = added[var], searched[var]
             out = [o for o in out if o[0] not in (p1, p2)]
-            out.append((p1, MATCHING, f"the same vectors ({var}) are stored by {a} and searched by {b}"))
+            shown = var.split(":", 1)[1]  # without the scope qualifier
+            out.append((p1, MATCHING, f"the same vectors ({shown}) are stored by {a} and searched by {b}"))
         # A matrix product (a @ b.T) scores vectors against each other: brute-force retrieval as often as
         # symmetric similarity. It is weak evidence (a guess like a name), and none at all when the operands'
         # names say query/document (`doc_vecs @ query_vec` is retrieval: the guide's retrieval tasks).
