@@ -62,9 +62,99 @@ def _model_arg(call: ast.Call) -> ast.AST | None:
     return call.args[0] if call.args else None
 
 
+_ENV_GETTERS = {"getenv", "get", "environ.get", "os.getenv", "os.environ.get", "config", "env"}
+
+
+def string_value(mod: PyModule, node: ast.AST | None, depth: int = 0) -> str | None:
+    """The string a model argument evaluates to, when the module alone says so (a small, sound constant
+    propagation): a literal, a name bound once, a parameter's default, `os.getenv("X", default)` (the
+    default is what runs when X is unset), an f-string or `"...{}".format(...)` of such values, a literal
+    dict indexed by a literal key, and `settings.NAME` for a NAME assigned once in a class or at module
+    level. None whenever any piece is unknown: never a guess."""
+    if node is None or depth > 6:
+        return None
+    value = mod.constant_value(node)
+    if isinstance(value, str):
+        return value
+    if isinstance(node, ast.Name):
+        bound, certain = mod.resolve_name(node)
+        if certain and bound is not None and bound is not node:
+            return string_value(mod, bound, depth + 1)
+        return _parameter_default(mod, node, depth)
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for v in node.values:
+            inner = v.value if isinstance(v, ast.FormattedValue) else v
+            s = string_value(mod, inner, depth + 1)
+            if s is None or (isinstance(v, ast.FormattedValue) and (v.format_spec or v.conversion != -1)):
+                return None
+            parts.append(s)
+        return "".join(parts)
+    if isinstance(node, ast.Call):
+        name = call_name(node)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "format" and not node.keywords:
+            template = string_value(mod, node.func.value, depth + 1)
+            args = [string_value(mod, a, depth + 1) for a in node.args]
+            if template is None or None in args or "{" in template.replace("{}", ""):
+                return None
+            return template.format(*args)
+        if name in _ENV_GETTERS or name.endswith(("getenv", "environ.get")):
+            return string_value(mod, node.args[1], depth + 1) if len(node.args) == 2 else None
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = string_value(mod, node.left, depth + 1), string_value(mod, node.right, depth + 1)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        table, certain = mod.resolve_name(node.value)
+        key = mod.constant_value(node.slice)
+        if certain and isinstance(table, ast.Dict) and isinstance(key, str):
+            i = dict_key(table, key)
+            return string_value(mod, table.values[i], depth + 1) if i is not None else None
+        return None
+    if isinstance(node, ast.Attribute):
+        return _attribute_value(mod, node.attr, depth)
+    return None
+
+
+def _parameter_default(mod: PyModule, name: ast.Name, depth: int) -> str | None:
+    """`def load(model=MODEL): SentenceTransformer(model)`: the default, unless the function rebinds it."""
+    fn = mod.enclosing_function(name)
+    if fn is None:
+        return None
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults: dict[str, ast.AST] = {
+        arg.arg: d for arg, d in zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True)
+    }
+    defaults |= {arg.arg: d for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
+    if name.id not in defaults:
+        return None
+    rebound = [
+        n
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Name) and n.id == name.id and isinstance(n.ctx, ast.Store)
+    ]
+    return None if rebound else string_value(mod, defaults[name.id], depth + 1)
+
+
+def _attribute_value(mod: PyModule, attr: str, depth: int) -> str | None:
+    """`settings.EMBED_MODEL`: the one assignment of that name in a class body or at module level."""
+    found: list[ast.AST] = []
+    bodies: list[list[ast.stmt]] = [mod.tree.body, *(c.body for c in mod.of_type(ast.ClassDef))]
+    for body in bodies:
+        for stmt in body:
+            if isinstance(stmt, ast.Assign):
+                if any(isinstance(t, ast.Name) and t.id == attr for t in stmt.targets):
+                    found.append(stmt.value)
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                if stmt.target.id == attr and stmt.value is not None:
+                    found.append(stmt.value)
+    return string_value(mod, found[0], depth + 1) if len(found) == 1 else None
+
+
 def model_of(mod: PyModule, node: ast.AST | None) -> Model | None | str:
     """The legacy model a model argument names; "v3"/"other" for known non-legacy values; None if unknown."""
-    value = mod.constant_value(node)
+    value = string_value(mod, node)
     if not isinstance(value, str):
         return None
     for m in model_matches(value):

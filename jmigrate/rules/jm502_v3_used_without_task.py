@@ -11,6 +11,7 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
+from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
@@ -29,7 +30,7 @@ ENCODE = {"encode", "encode_text", "embed"}
 def _is_v3(mod: PyModule, call: ast.Call) -> bool:
     kw = kwarg(call, *MODEL_KWARGS)
     node = kw.value if kw is not None else (call.args[0] if call.args else None)
-    value = mod.constant_value(node)
+    value = string_value(mod, node)
     return isinstance(value, str) and value.rsplit("/", 1)[-1].split("@", 1)[0] == V3
 
 
