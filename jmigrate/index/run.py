@@ -92,11 +92,39 @@ def reindex(
         raise UsageError("--out DIR is required (the folder the new index is written to)")
     src = open_source(source, settings)
     # The encoder is opened (a missing key, a missing model file...) before the folder is touched.
-    enc = encoder if encoder is not None else open_encoder(settings, api_key, on_note=on_note)
+    concurrency = settings.concurrency
+    if encoder is not None:
+        enc = encoder
+    elif settings.engine == "ray":
+        from jmigrate.index.engines.ray import RayEncoder
+
+        if on_note is not None:
+            note = _key_note(settings, api_key)
+            if note:
+                on_note(note)
+        enc = RayEncoder(settings, _api_key(settings, api_key), on_note=on_note)
+        # hand the encode stage one request window per worker at a time, so every worker is busy
+        concurrency = settings.concurrency * settings.ray_workers
+    else:
+        enc = open_encoder(settings, api_key, on_note=on_note)
     with enc:
         return pipeline.reindex(src, settings.out, enc, settings, restart=restart, stop=stop,
-                                on_progress=on_progress, concurrency=settings.concurrency, on_note=on_note,
+                                on_progress=on_progress, concurrency=concurrency, on_note=on_note,
                                 on_stopping=on_stopping, on_abandon=on_abandon)
+
+
+def _key_note(settings: Settings, api_key: str | None) -> str | None:
+    from jmigrate.encoders import factory
+
+    return factory.resolve_api_key(settings.encoder, api_key)[2]
+
+
+def _api_key(settings: Settings, api_key: str | None) -> str | None:
+    """The key the workers' encoders use, resolved once on the driver by the one rule (flag, then the
+    environment the driver sees: a worker's environment is not the user's)."""
+    from jmigrate.encoders import factory
+
+    return factory.resolve_api_key(settings.encoder, api_key)[0]
 
 
 def dry_run(source: str | Source, settings: Settings, *, encoder: Encoder | None = None) -> dict[str, Any]:

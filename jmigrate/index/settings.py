@@ -113,6 +113,18 @@ class Settings:
                            positive=True, metavar="N")
     row_group_rows: int = _opt(8192, "Rows per Parquet row group.", flags=("",), config=False,
                                fingerprint=True, positive=True)
+    # Where the encoding runs. Never fingerprinted: an index started on one engine can be finished on
+    # the other, byte for byte (docs/scale.md).
+    engine: str = _opt("local", "Where encoding runs: local | ray (the jmigrate[ray] extra; docs/scale.md).",
+                       choices=("local", "ray"), metavar="ENGINE")
+    ray_address: str | None = _opt(None, "Ray cluster to join: auto | ray://HOST:10001 (default: start a "
+                                         "local one).", metavar="ADDR")
+    ray_workers: int = _opt(2, "Ray encoder workers (actors), each holding one encoder (default: 2).",
+                            positive=True, metavar="N")
+    ray_cpus_per_worker: float = _opt(0.25, "CPUs each Ray worker reserves (default: 0.25).", positive=True,
+                                      metavar="N")
+    ray_gpus_per_worker: float = _opt(0.0, "GPUs each Ray worker reserves (default: 0).", minimum=0,
+                                      metavar="N")
 
     def __post_init__(self) -> None:
         if self.dimensions == 0 and self.model_info is not None:
@@ -183,6 +195,20 @@ class Settings:
             if self.encoder not in SENDS_REQUESTS:
                 raise UsageError(f"{name('max_spend')} is for --encoder api or openai; {self.encoder} is not "
                                  "billed per token")
+        if self.engine != "ray":
+            # Never silently ignored: without the Ray engine these would change nothing.
+            for key in ("ray_address", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker"):
+                if getattr(self, key) != _DEFAULTS[key]:
+                    raise UsageError(f"{name(key)} is for {name('engine')} ray")
+        if self.engine == "ray" and self.max_spend is not None:
+            # The cap is checked by the one HTTP client before each request; on Ray the requests are
+            # sent by several clients, which do not share it yet.
+            raise UsageError(f"{name('max_spend')} is not supported with {name('engine')} ray yet")
+        if self.ray_address is not None and not (
+                self.ray_address == "auto" or self.ray_address.startswith("ray://")
+                or _host_port(self.ray_address)):
+            raise UsageError(f"{name('ray_address')} {_plain(self.ray_address)}: expected auto, "
+                             "ray://HOST:PORT or HOST:PORT")
         if self.api_url is not None:
             from jmigrate.encoders.api import check_base_url
 
@@ -379,6 +405,11 @@ def _check_value(key: str, value: Any, name: Callable[[str], str], *, unset_ok: 
             raise UsageError(f"{name(key)} {_num(value)}: must be at least {_num(o.minimum)}")
     if isinstance(value, (str, Path)) and not str(value).strip():
         raise UsageError(f"{name(key)} is empty")
+
+
+def _host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host.strip() and port.isdigit())
 
 
 def _plain(value: Any) -> str:
