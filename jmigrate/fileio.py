@@ -146,3 +146,19 @@ def require_utf8_name(path: str | os.PathLike[str], what: str) -> None:
         shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         raise UsageError(f"{what} {shown}: the name is not valid UTF-8; rename it (or use a link with "
                          "a UTF-8 name)") from None
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write a file the user named (`-o`, `--report`): a regular file (or a link to one) is replaced
+    atomically with the link kept; a stream (`/dev/null`, `/dev/stdout`, a FIFO, a terminal) is written
+    as a stream, never replaced by a file (atomic_write would swap the device node or the link itself)."""
+    target = Path(os.path.realpath(path))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        with open(target, "wb") as f:
+            f.write(data)
+        return
+    atomic_write(target, data)

@@ -252,8 +252,11 @@ def test_out_naming_a_file_is_one_clear_line(tmp_path: Path, capsys: pytest.Capt
 def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`-o /dev/null` run as root replaced the device node with a regular file (it broke /dev/null for the
-    whole machine): a target that exists and is not a regular file or a link is refused, and kept."""
+    whole machine): atomic_write refuses such a target, and a user-named output that is a stream (a
+    FIFO, /dev/null, /dev/stdout: a link to one) is written as a stream, never replaced."""
+    import json
     import stat
+    import threading
 
     from jmigrate.errors import JMigrateError
 
@@ -265,6 +268,15 @@ def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path: Path,
     tree = tmp_path / "proj"
     tree.mkdir()
     (tree / "app.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
-    assert main(["plan", str(tree), "--format", "json", "-o", str(fifo)]) == 2
-    assert "not a regular file" in capsys.readouterr().err
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert main(["plan", str(tree), "--format", "json", "-o", str(fifo)]) == 1  # findings
+    reader.join(timeout=30)
+    assert json.loads(got[0])["findings"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    # a link to /dev/null (as /dev/stdout is a link): written through, the link and the device kept
+    link = tmp_path / "null-link"
+    link.symlink_to("/dev/null")
+    assert main(["plan", str(tree), "--format", "json", "-o", str(link)]) == 1
+    assert link.is_symlink() and stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    capsys.readouterr()

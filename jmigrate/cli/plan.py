@@ -34,12 +34,12 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from jmigrate.fileio import atomic_write
+    from jmigrate.fileio import write_output
 
     try:
         # A path that is not UTF-8 (a lone surrogate) is written as `\udcff`, as on stdout: still valid
         # JSON for the same string.
-        atomic_write(output, text.encode("utf-8", "backslashreplace"))
+        write_output(output, text.encode("utf-8", "backslashreplace"))
     except OSError as e:
         from jmigrate.errors import UsageError
 

@@ -265,10 +265,10 @@ def _emit(result: VerifyResult, fmt: ListFormat, output: Path | None,
         typer.echo(text, nl=False)
         return
     from jmigrate.cli.console import say
-    from jmigrate.fileio import atomic_write
+    from jmigrate.fileio import write_output
 
     try:
-        atomic_write(output, text.encode("utf-8"))
+        write_output(output, text.encode("utf-8"))
     except OSError as e:
         from jmigrate.errors import UsageError
 

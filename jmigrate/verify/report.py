@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from jmigrate.fileio import atomic_write
+from jmigrate.fileio import write_output
 from jmigrate.models import STUB_SERVED_SUFFIX, get_model
 from jmigrate.verify import agreement as agr
 from jmigrate.verify.metrics import MAIN_METRIC, METRICS, RECALL_CURVE
@@ -704,9 +704,9 @@ def html_report(result: VerifyResult) -> str:
 
 
 def write_html(result: VerifyResult, path: Path) -> None:
-    _atomic_write_text(path, html_report(result))
+    _write_text(path, html_report(result))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text.encode("utf-8"))
+    write_output(path, text.encode("utf-8"))
