@@ -175,7 +175,9 @@ def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
         return []
     if nb.problems:
         skipped.append(SkippedFile(item.path, "; ".join(nb.problems)))
-    markdown = [FileContext(m, cell_map=m.cell_map) for m in nb.markdown]
+    # Markdown cells are prose ("we used v2 before", links to model cards): not code, never rewritten
+    # (issue 12: rewriting them turned history into false statements and counted as false alarms).
+    markdown: list[FileContext] = []
     if nb.code is None:
         return markdown
     joined = FileContext(nb.code, cell_map=nb.code.cell_map)
