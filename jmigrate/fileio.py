@@ -149,16 +149,16 @@ def require_utf8_name(path: str | os.PathLike[str], what: str) -> None:
 
 
 def write_output(path: Path, data: bytes) -> None:
-    """Write a file the user named (`-o`, `--report`): a regular file (or a link to one) is replaced
-    atomically with the link kept; a stream (`/dev/null`, `/dev/stdout`, a FIFO, a terminal) is written
-    as a stream, never replaced by a file (atomic_write would swap the device node or the link itself)."""
-    target = Path(os.path.realpath(path))
+    """Write a file the user named (`-o`, `--report`). A stream (`/dev/null`, a FIFO, a terminal, or a
+    link to one, as `/dev/stdout` is) is written as a stream: atomic_write would swap the device node or
+    the link itself for a regular file. Anything else goes through atomic_write (a link to a regular
+    file is replaced, not written through)."""
     try:
-        st = os.stat(target)
-    except FileNotFoundError:
+        st = os.stat(path)  # follows links: what a stream name leads to
+    except (FileNotFoundError, NotADirectoryError):
         st = None
     if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
-        with open(target, "wb") as f:
+        with open(path, "wb") as f:
             f.write(data)
         return
-    atomic_write(target, data)
+    atomic_write(path, data)

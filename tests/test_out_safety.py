@@ -275,6 +275,7 @@ def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path: Path,
     reader.join(timeout=30)
     assert json.loads(got[0])["findings"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
     # a link to /dev/null (as /dev/stdout is a link): written through, the link and the device kept
+    # (a link to a regular file is replaced instead: test_plan_output_goes_through_the_safe_atomic_write)
     link = tmp_path / "null-link"
     link.symlink_to("/dev/null")
     assert main(["plan", str(tree), "--format", "json", "-o", str(link)]) == 1
