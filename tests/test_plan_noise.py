@@ -23,3 +23,21 @@ def test_skipped_binaries_are_one_count_unless_verbose(tmp_path: Path, cli) -> N
     assert "3 binary files (--verbose lists them)" in quiet and "img0.bin" not in quiet
     verbose = cli("plan", tmp_path, "--verbose").out
     assert all(f"img{i}.bin: binary" in verbose for i in range(3))
+
+
+def test_a_reindex_index_is_one_store_and_a_v3_one_is_not_re_embedded(tmp_path: Path, cli) -> None:
+    import shutil
+
+    import jmigrate
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "repo", repo)
+    assert cli("reindex", repo / "data" / "kb_export.parquet", "--out", repo / "kb-v3", "--encoder", "fake",
+               "--quiet").code == 0
+    stores = {s["path"]: s for s in jmigrate.plan(repo).stores}
+    # One entry for the index folder (not one per shard), and no command: it already holds v3 vectors.
+    assert "kb-v3" in stores and not any(p.startswith("kb-v3/") for p in stores)
+    assert stores["kb-v3"]["reindex_command"] == "" and "nothing to re-embed" in stores["kb-v3"]["notes"][-1]
+    # The v2 store's output folder is a sibling, never inside an index.
+    command = stores["data/kb_export.parquet"]["reindex_command"]
+    assert "--out" in command and "kb-v3/" not in command

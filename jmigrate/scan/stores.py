@@ -66,7 +66,8 @@ class StoreInfo:
             lines.append(f"  estimate: ~{est['tokens']:,} tokens"
                          + (f", ~${est['cost']:.4f}" if est.get("cost") is not None else "")
                          + f", {est['output_bytes_1024'] / 2**20:,.1f} MiB of vectors at 1024 dims")
-        lines.append(f"  re-embed: {self.reindex_command}")
+        if self.reindex_command:
+            lines.append(f"  re-embed: {self.reindex_command}")
         return lines
 
 
@@ -84,7 +85,9 @@ def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | Non
             found.append(_lancedb(d, dirnames))
             continue
         parquet = sorted(f for f in filenames if f.lower().endswith((".parquet", ".pq")))
-        if len(parquet) > 1:
+        # A reindex index is one store however many shards it has: one command for the folder.
+        index = "manifest.json" in filenames and _is_reindex_index(d)
+        if len(parquet) > 1 or (parquet and index):
             info = _safe(_parquet, d, [d / f for f in parquet])
             if info:
                 found.append(info)
@@ -92,7 +95,7 @@ def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | Non
             p = d / name
             low = name.lower()
             info = None
-            if low.endswith((".parquet", ".pq")) and len(parquet) == 1:
+            if low.endswith((".parquet", ".pq")) and len(parquet) == 1 and not index:
                 info = _safe(_parquet, p, [p])
             elif low.endswith((".arrow", ".feather", ".ipc")):
                 info = _safe(_arrow, p)
@@ -111,6 +114,13 @@ def discover_stores(root: str | os.PathLike[str], *, price_per_mtok: float | Non
     for info in found:
         _finish(info, root, price_per_mtok)
     return sorted(found, key=lambda i: i.path)
+
+
+def _is_reindex_index(d: Path) -> bool:
+    manifest = d / "manifest.json"
+    if manifest.is_symlink() or not manifest.is_file():
+        return False
+    return b'"jmigrate-index"' in _read_head(manifest, 4096)
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
@@ -453,6 +463,10 @@ def _finish(info: StoreInfo, root: Path, price: float | None) -> None:
     if not info.likely_models and info.dims:
         info.likely_models = [m.name for m in MODELS.values() if m.dims == info.dims]
         info.model_evidence = "dims" if info.likely_models else ""
+    if info.likely_models == [V3]:
+        # Already v3 (a reindex index, or metadata naming v3): nothing to re-embed.
+        info.notes.append(f"already {V3}: nothing to re-embed")
+        return
     src = info.path
     try:
         src = os.path.relpath(info.path, Path.cwd())
