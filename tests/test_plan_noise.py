@@ -41,3 +41,23 @@ def test_a_reindex_index_is_one_store_and_a_v3_one_is_not_re_embedded(tmp_path: 
     # The v2 store's output folder is a sibling, never inside an index.
     command = stores["data/kb_export.parquet"]["reindex_command"]
     assert "--out" in command and "kb-v3/" not in command
+
+
+def test_the_checklist_lists_only_the_steps_that_apply(tmp_path: Path) -> None:
+    import jmigrate
+    from jmigrate.scan.render.summary import migration_checklist
+
+    (tmp_path / "a.py").write_text('M = "jina-embeddings-v2-base-en"\n')
+    items = migration_checklist(jmigrate.plan(tmp_path))
+    assert any("Pass a task" in i for i in items)
+    assert not any("normalized" in i or "CC BY-NC" in i or "code corpora" in i for i in items)
+    (tmp_path / "a.py").write_text(
+        'import requests\nrequests.post("https://api.jina.ai/v1/embeddings", json={"model": '
+        '"jina-embeddings-v2-base-en", "input": x, "normalized": True})\n'
+        "from sentence_transformers import SentenceTransformer\n"
+        'SentenceTransformer("jinaai/jina-embeddings-v2-base-en")\n'
+    )
+    items = migration_checklist(jmigrate.plan(tmp_path))
+    assert any("normalized" in i for i in items) and any("CC BY-NC" in i for i in items)
+    (tmp_path / "a.py").write_text('M = "jina-embeddings-v2-base-code"\n')
+    assert [i for i in migration_checklist(jmigrate.plan(tmp_path)) if "Pass a task" in i] == []

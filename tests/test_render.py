@@ -53,7 +53,8 @@ def test_json_follows_its_schema_and_round_trips(tmp_path: Path) -> None:
     assert data["findings"][2]["cell"] == 3 and data["findings"][2]["cell_line"] == 2
     # The migration checklist travels with the plan, the rules' own notes once each.
     assert data["notes"][0] == ORDERING_RULE and data["notes"].count(ORDERING_RULE) == 1
-    assert LICENCE_V3_NOTE in data["notes"] and data["notes"][-1] == "A rule's own note."
+    # Only the steps that apply: no finding proposes local v3 weights, so no licence step (issue 12).
+    assert LICENCE_V3_NOTE not in data["notes"] and data["notes"][-1] == "A rule's own note."
     back = plan_from_dict(data)
     assert sorted(back.findings, key=lambda f: f.path) == sorted(result.findings, key=lambda f: f.path)
     assert (back.file_hashes, back.encodings, back.skipped) == (result.file_hashes, result.encodings,

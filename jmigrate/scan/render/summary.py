@@ -15,7 +15,9 @@ def sorted_findings(result: PlanResult) -> list[Finding]:
 
 
 def migration_checklist(result: PlanResult) -> list[str]:
-    """The steps of a v2 -> v3 migration, in order, then any notes the rules added (without repeats)."""
+    """The steps of a v2 -> v3 migration that apply to what was found, in order, then any notes the rules
+    added (without repeats). A step no finding calls for is left out (issue 12: a checklist of everything
+    reads as noise)."""
     v3 = MODELS[V3]
     # Widths a v2/v1 schema may already have that v3 can produce through Matryoshka truncation.
     keep = sorted(
@@ -28,17 +30,32 @@ def migration_checklist(result: PlanResult) -> list[str]:
     keep_text = " or ".join(f"dimensions={d}" for d in keep)
     code_models = [m.name for m in MODELS.values() if m.is_legacy and m.replacement is None]
     query, passage = TASKS["retrieval.query"], TASKS["retrieval.passage"]
-    items = [
-        ORDERING_RULE,
-        f"Pass a task on every v3 call: {passage.name} for {passage.use}, {query.name} for {query.use}; "
-        "one encoder instance cannot serve both sides of asymmetric retrieval.",
-        f"v3 returns {v3.dims} dimensions: resize vector columns and collections to {v3.dims}, or request "
-        f"{keep_text} to keep the current schema (the vectors still change, so re-index anyway).",
-        "Drop `normalized` from API payloads (v3 vectors are normalised) and never send OpenAI's "
-        "`encoding_format` to the Jina API.",
-        LICENCE_V3_NOTE,
-    ]
-    if code_models:
+    codes = {f.code for f in result.findings}
+    moving = codes - {"JM104"}  # anything but the code model, which stays
+    items = []
+    if moving or legacy_stores(result):
+        items.append(ORDERING_RULE)
+    if moving:
+        items.append(
+            f"Pass a task on every v3 call: {passage.name} for {passage.use}, {query.name} for {query.use}; "
+            "one encoder instance cannot serve both sides of asymmetric retrieval."
+        )
+    widths = any(c.startswith("JM4") for c in codes) or any(
+        "keep_schema" in (f.recommendation.get("dimensions") or {}) for f in result.findings
+    )
+    if widths or legacy_stores(result):
+        items.append(
+            f"v3 returns {v3.dims} dimensions: resize vector columns and collections to {v3.dims}, or "
+            f"request {keep_text} to keep the current schema (the vectors still change, so re-index anyway)."
+        )
+    if codes & {"JM202", "JM203", "JM204"}:
+        items.append(
+            "Drop `normalized` from API payloads (v3 vectors are normalised) and never send OpenAI's "
+            "`encoding_format` to the Jina API."
+        )
+    if any(f.recommendation.get("licence") for f in result.findings):
+        items.append(LICENCE_V3_NOTE)
+    if code_models and "JM104" in codes:
         items.append(f"Keep {', '.join(code_models)} for code corpora: {MODELS[code_models[0]].note}.")
     for note in result.notes:
         if note not in items:
