@@ -174,7 +174,7 @@ class Bridge:
             import shutil
             import tempfile
 
-            from jmigrate.stores.verify import export
+            from jmigrate.stores.export import export
 
             folder = Path(tempfile.mkdtemp(prefix="jmigrate-bridge-"))
             try:

@@ -27,10 +27,16 @@ def open_source(source: str | Source, settings: Settings) -> Source:
         return source
     from jmigrate.fileio import require_utf8_name
     from jmigrate.index.sources import open_source as open_path
+    from jmigrate.stores import is_store_uri
 
     require_utf8_name(source, "source")
 
     columns = list(settings.metadata_columns) if settings.metadata_columns is not None else None
+    if is_store_uri(source):  # a vector store collection (postgresql://, qdrant://, ...): jmigrate.stores
+        from jmigrate.stores.source import open_store_source
+
+        return open_store_source(source, id_column=settings.id_column, text_column=settings.text_column,
+                                 metadata_columns=columns)
     return open_path(source, id_column=settings.id_column, text_column=settings.text_column,
                      metadata_columns=columns)
 

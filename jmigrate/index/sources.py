@@ -128,11 +128,11 @@ def open_source(
     """Find the files behind `path`, detect the format and columns, and check them before any spending."""
     from jmigrate.stores import is_store_uri
 
-    if is_store_uri(path):  # a vector store collection (postgresql://, qdrant://, ...): jmigrate.stores
-        from jmigrate.stores.source import open_store_source
-
-        return open_store_source(path, id_column=id_column, text_column=text_column,
-                                 metadata_columns=metadata_columns)
+    if is_store_uri(path):
+        # Stores sit above index (jmigrate.stores.source builds on this module): the library entry
+        # point jmigrate.index.run.open_source routes URIs there; this function reads files.
+        raise UsageError(f"{path.split('://', 1)[0]}:// is a store URI, not a file: open it with "
+                         "jmigrate.index.run.open_source")
     files, fmt, root, refused = _resolve(path)
     if fmt == "text-folder":
         return Source(path, fmt, files, "path", "text", [], pa.schema([]), len(files) + len(refused),
