@@ -11,7 +11,7 @@ from jmigrate.models import MODELS, V3, Model
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Edit
 from jmigrate.scan.python import PyModule, call_name, dict_key, kwarg, last_part
-from jmigrate.scan.text import balanced_end, model_matches
+from jmigrate.scan.text import ModelMatch, balanced_end, model_matches
 
 # Constructor (last part of the called name) -> integration kind.
 KINDS = {
@@ -291,6 +291,21 @@ class JsEmbedder:
 _JS_NEW = re.compile(r"(?:(?:const|let|var)\s+([\w$]+)\s*=\s*)?(?P<new>new)\s+JinaEmbeddings\s*\(\s*(\{)?")
 
 
+_JS_MODEL_NAME = re.compile(r"\bmodel(?:Name)?\s*:\s*([A-Za-z_$][\w$]*)\s*[,}]")
+
+
+def _js_const_model(text: str, options: str) -> list[ModelMatch]:
+    """`{ model: MODEL }` with `const MODEL = "jina-embeddings-v2-..."` bound once in the file."""
+    m = _JS_MODEL_NAME.search(options)
+    if m is None:
+        return []
+    name = re.escape(m.group(1))
+    bindings = re.findall(rf"\b(?:const|let|var)\s+{name}\s*=\s*([\"'`])([^\"'`\n]*)\1", text)
+    if len(bindings) != 1 or len(re.findall(rf"\b{name}\s*=[^=]", text)) != 1:
+        return []  # rebound somewhere: which value is used depends on the run
+    return list(model_matches(bindings[0][1]))
+
+
 def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
     """LangChain.js embedders of a JS/TS file (shared by JM301 and JM501)."""
     if ctx.language != "js":
@@ -302,6 +317,8 @@ def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
     for m in _JS_NEW.finditer(text):
         end = balanced_end(text, m.start(3)) if m.group(3) else -1
         models = list(model_matches(text[m.start(3) : end])) if end > 0 else []
+        if not models and end > 0:
+            models = _js_const_model(text, text[m.start(3) : end])
         if not models:
             continue
         b = jsscope.blocks(text)
