@@ -170,3 +170,21 @@ def test_ray_options_need_the_ray_engine(tmp_path: Path, cli: Callable[..., Any]
     r = cli("reindex", tmp_path / "x.jsonl", "--out", tmp_path / "o", "--encoder", "fake",
             "--ray-workers", "3")
     assert r.code == 2 and "--ray-workers is for --engine ray" in r.err
+
+
+def test_a_pool_the_cluster_cannot_hold_is_reported(tmp_path: Path, cli: Callable[..., Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers asking for a GPU on a cluster without one: notes say what waits on what, then exit 2
+    (instead of a silent hang); nothing is written."""
+    from jmigrate.index.engines import ray as engine
+
+    monkeypatch.setattr(engine, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(engine, "START_STALLS", 3)
+    src = write_jsonl(tmp_path / "docs.jsonl", _rows(20))
+    r = cli("reindex", src, "--out", tmp_path / "o", "--encoder", "fake", "--engine", "ray",
+            "--ray-gpus-per-worker", "1")
+    assert r.code == 2
+    err = " ".join(r.err.split())
+    assert "still waiting for the Ray workers to start" in err and "1 GPU each" in err
+    assert "gave up waiting for the Ray workers to start" in err
+    assert not (tmp_path / "o").exists()

@@ -29,6 +29,9 @@ from jmigrate.errors import EncoderError, InputError, JMigrateError, UsageError
 from jmigrate.index.settings import Settings
 
 STALL_SECONDS = 60.0  # no answer from any worker for this long: say what is waiting on what
+# Workers not placed after this many stall periods: give up with the reason (an autoscaler adding a
+# node takes minutes; a pool the cluster can never hold would otherwise wait forever).
+START_STALLS = 10
 MAX_RESTARTS = 3  # a worker (actor) that dies is restarted this often and its call retried
 LIMITER_PREFIX = "jmigrate-limiter-"
 _ERRORS: dict[str, type[JMigrateError]] = {c.__name__: c for c in (EncoderError, InputError, UsageError)}
@@ -188,8 +191,13 @@ class RayEncoder(Encoder):
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, max_concurrency=1)
         self.workers = [actor.remote(settings, api_key, self.limiter_name)
                         for _ in range(settings.ray_workers)]
-        self._wait([w.ready.remote() for w in self.workers], "the Ray workers to start")
         self._next = 0
+        try:
+            self._wait([w.ready.remote() for w in self.workers], "the Ray workers to start",
+                       limit=START_STALLS)
+        except BaseException:
+            self.close()
+            raise
 
     # ---- the pool
     def _need(self) -> str:
@@ -197,11 +205,13 @@ class RayEncoder(Encoder):
         gpus = f", {s.ray_gpus_per_worker:g} GPU" if s.ray_gpus_per_worker else ""
         return f"{s.ray_workers} worker(s) of {s.ray_cpus_per_worker:g} CPU{gpus} each"
 
-    def _wait(self, refs: list[Any], what: str) -> list[Any]:
-        """`ray.get(refs)` that reports a stall (what is waiting on what) instead of hanging silently."""
+    def _wait(self, refs: list[Any], what: str, limit: int | None = None) -> list[Any]:
+        """`ray.get(refs)` that reports a stall (what is waiting on what) instead of hanging silently,
+        and gives up after `limit` stall periods when one is given."""
         ray = _ray()
         pending = list(refs)
         waited = 0.0
+        stalls = 0
         while pending:
             start = time.monotonic()
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=STALL_SECONDS)
@@ -215,6 +225,9 @@ class RayEncoder(Encoder):
                 note = (f"Ray: still waiting for {what} after {waited:.0f} s ({len(pending)} of {len(refs)} "
                         f"pending); asked for {self._need()}; the cluster has free {free or 'unknown'}. "
                         "Lower --ray-cpus-per-worker / --ray-gpus-per-worker or add nodes")
+                stalls += 1
+                if limit is not None and stalls >= limit:
+                    raise EncoderError(note.replace("still waiting", "gave up waiting", 1))
                 if self.on_note is not None:
                     self.on_note(note)
         try:
