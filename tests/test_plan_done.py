@@ -81,3 +81,21 @@ def test_moving_a_small_model_to_v3_says_it_is_a_larger_model(tmp_path: Path) ->
     (tmp_path / "s.py").write_text(src, encoding="utf-8")
     [jm101] = plan(tmp_path / "s.py", select=["JM101"]).findings
     assert "33M parameters" in jm101.fix_title and "572M" in jm101.recommendation["size_change"]
+
+
+def test_a_model_constant_imported_from_another_module_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "config.py").write_text('EMBED_MODEL = "jina-embeddings-v2-base-en"\n')
+    (tmp_path / "main.py").write_text(
+        "from app.config import EMBED_MODEL\nfrom langchain_community.embeddings import JinaEmbeddings\n"
+        "e = JinaEmbeddings(model_name=EMBED_MODEL)\n"
+    )
+    (tmp_path / "app" / "rag.py").write_text(
+        "from .config import EMBED_MODEL\nfrom langchain_community.embeddings import JinaEmbeddings\n"
+        "e = JinaEmbeddings(model_name=EMBED_MODEL)\n"
+    )
+    found = {(f.code, f.path) for f in plan(tmp_path).findings}
+    assert {("JM301", "main.py"), ("JM301", "app/rag.py")} <= found
+    # Once the constant says v3 (as after `apply`), the stale value is not reused from a cache.
+    (tmp_path / "app" / "config.py").write_text('EMBED_MODEL = "jina-embeddings-v3"  # now v3\n')
+    assert not any(f.code == "JM301" for f in plan(tmp_path).findings)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 
 from jmigrate.models import MODELS, V3, Model
 from jmigrate.scan.context import FileContext
@@ -80,7 +81,7 @@ def string_value(mod: PyModule, node: ast.AST | None, depth: int = 0) -> str | N
         bound, certain = mod.resolve_name(node)
         if certain and bound is not None and bound is not node:
             return string_value(mod, bound, depth + 1)
-        return _parameter_default(mod, node, depth)
+        return _parameter_default(mod, node, depth) or _imported_constant(mod, node.id)
     if isinstance(node, ast.JoinedStr):
         parts = []
         for v in node.values:
@@ -113,6 +114,62 @@ def string_value(mod: PyModule, node: ast.AST | None, depth: int = 0) -> str | N
         return None
     if isinstance(node, ast.Attribute):
         return _attribute_value(mod, node.attr, depth)
+    return None
+
+
+def _imported_constant(mod: PyModule, name: str) -> str | None:
+    """`from .config import MODEL` / `from app.settings import MODEL`: the string MODEL is assigned once at
+    module level in that file of the scanned repository (a literal only; anything else is unknown)."""
+    root = mod.__dict__.get("project_root")
+    if not root:
+        return None
+    for stmt in mod.tree.body:
+        if not isinstance(stmt, ast.ImportFrom) or not any(
+            a.name == name and a.asname is None for a in stmt.names
+        ):
+            continue
+        parts = (stmt.module or "").split(".") if stmt.module else []
+        if stmt.level:
+            base = Path(root, mod.src.path).parent
+            for _ in range(stmt.level - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            bases = [Path(root), Path(root, "src")]
+        for b in bases:
+            for candidate in (b.joinpath(*parts).with_suffix(".py"), b.joinpath(*parts, "__init__.py")):
+                value = _module_constant_of(candidate, root, name)
+                if value is not None:
+                    return value
+    return None
+
+
+def _module_constant_of(p: Path, root: str, name: str) -> str | None:
+    try:
+        if p.is_symlink() or not p.is_file() or not p.resolve().is_relative_to(Path(root).resolve()):
+            return None
+        st = p.stat()
+    except (OSError, ValueError):
+        return None
+    if st.st_size > 1 << 20:
+        return None
+    # Keyed by size and mtime: `apply` may have rewritten the module since (a stale v2 value: false alarm).
+    return _module_constant(str(p), st.st_mtime_ns, st.st_size, name)
+
+
+@lru_cache(maxsize=256)
+def _module_constant(path: str, mtime_ns: int, size: int, name: str) -> str | None:
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    values = [
+        s.value
+        for s in tree.body
+        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in s.targets)
+    ]
+    if len(values) == 1 and isinstance(values[0], ast.Constant) and isinstance(values[0].value, str):
+        return values[0].value
     return None
 
 

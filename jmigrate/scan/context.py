@@ -25,6 +25,7 @@ class ProjectFacts:
     # jina-embeddings-v3 is named somewhere (after `apply` renamed the models, say), and the widths some
     # file requests from it with `dimensions` (an explicit 768 keeps a 768 schema on purpose).
     v3_named: bool = False
+    root: str = ""  # the scanned folder: where imports between the project's modules are resolved
     v3_dimensions: set[int] = field(default_factory=set)
 
     @property
@@ -73,6 +74,8 @@ class FileContext:
                         self._py = PyModule.parse(self.src, mask_magics(self.src.text))
                     else:
                         self._py = PyModule.parse(self.src)
+                    # Read by the data flow to follow `from .config import MODEL` into the repository.
+                    self._py.__dict__["project_root"] = self.project.root
                 except SyntaxError as e:
                     self.syntax_error = f"syntax error at line {e.lineno}: {e.msg}"
                 except (ValueError, RecursionError) as e:  # NUL bytes, absurd nesting

@@ -48,7 +48,7 @@ def plan(
     rules = select_rules(select, ignore)
     file_rules = [r for r in rules if not r.project_level]
     project_rules = [r for r in rules if r.project_level]
-    project = ProjectFacts()
+    project = ProjectFacts(root=str(root if root.is_dir() else root.parent))
 
     findings: list[Finding] = []
     skipped: list[SkippedFile] = []
