@@ -84,10 +84,12 @@ def test_api_stub_same_index_and_worker_killed(tmp_path: Path, stub: Any) -> Non
             ray.kill(encoder.workers[0], no_restart=False)
 
     stub.latency = 0.02
+    notes: list[str] = []
     result = reindex(str(src), Settings.resolve({**flags, "out": tmp_path / "ray", "engine": "ray",
                                                  "ray_workers": 2}),
-                     api_key=STUB_KEY, on_progress=kill_one)
+                     api_key=STUB_KEY, on_progress=kill_one, on_note=notes.append)
     assert result.status == "complete" and killed
+    assert any("Ray worker 1 was restarted" in n for n in notes), notes
     _same_index(tmp_path / "local", tmp_path / "ray")
     assert stub.stats.inputs - sent_local >= sent_local  # every row sent (a retried call may repeat)
     assert stub.stats.by_status.get(429, 0) == 0

@@ -16,6 +16,7 @@ Ray is imported only here, and this module only when `--engine ray` is asked for
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -87,7 +88,7 @@ class _Worker:
         status, value = _call(go)
         after = self._snapshot()
         delta = tuple(a - b for a, b in zip(after, before, strict=True))
-        return status, value, delta, self.encoder.served_model
+        return status, value, delta, self.encoder.served_model, os.getpid()
 
     def close(self) -> None:
         self.encoder.close()
@@ -174,6 +175,8 @@ class RayEncoder(Encoder):
         self._started = False
         self._lock = threading.Lock()
         self._halted = False
+        self._pids: dict[int, int] = {}  # worker slot -> the process that last answered
+        self.worker_restarts = 0
         if not ray.is_initialized():
             if settings.ray_address is not None:
                 ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False)
@@ -244,10 +247,12 @@ class RayEncoder(Encoder):
         with self._lock:
             if self._halted:
                 raise Halted("the run is stopping: nothing more is sent to the Ray workers")
+            slots = []
             for part in parts:
-                w = self.workers[self._next % len(self.workers)]
+                slot = self._next % len(self.workers)
                 self._next += 1
-                refs.append(w.run.remote(kind, part, task, dimensions))
+                slots.append(slot)
+                refs.append(self.workers[slot].run.remote(kind, part, task, dimensions))
             self.in_flight += len(refs)
         try:
             results = self._wait(refs, f"{len(refs)} encoder call(s)")
@@ -255,14 +260,27 @@ class RayEncoder(Encoder):
             with self._lock:
                 self.in_flight -= len(refs)
         with self._lock:
+            self._check_restarts(slots, [r[4] for r in results])
             return self._collect(kind, parts, results)
+
+    def _check_restarts(self, slots: list[int], pids: list[int]) -> None:
+        """A worker answering from another process was restarted by Ray (its process or node died) and
+        the call retried: counted and said, as the local engine says what it retried."""
+        for slot, pid in zip(slots, pids, strict=True):
+            known = self._pids.get(slot)
+            self._pids[slot] = pid
+            if known is not None and known != pid:
+                self.worker_restarts += 1
+                if self.on_note is not None:
+                    self.on_note(f"Ray worker {slot + 1} was restarted (its process or node died); its call "
+                                 "was retried")
 
     def _collect(self, kind: str, parts: list[Any], results: list[Any]) -> list[Any]:
         out = []
         offset = 0
         zero: list[int] = []
         first_error: tuple[str, str] | None = None
-        for (status, value, delta, served), part in zip(results, parts, strict=True):
+        for (status, value, delta, served, _), part in zip(results, parts, strict=True):
             self.usage.requests += delta[0]
             self.usage.tokens += delta[1]
             self.usage.retries += delta[2]
