@@ -151,3 +151,13 @@ def test_models_point_only_to_published_figures() -> None:
     import jmigrate.models
 
     assert "docs/models.md" not in (jmigrate.models.__doc__ or "")
+
+
+def test_jm311_ollama_embedders_get_task_advice(tmp_path: Path) -> None:
+    src = (
+        "from langchain_ollama import OllamaEmbeddings\n"
+        'emb = OllamaEmbeddings(model="jina/jina-embeddings-v2-base-en")\n'
+        "vecs = emb.embed_documents(chunks)\n"
+    )
+    [jm311] = findings(tmp_path, "o.py", src, "JM311")
+    assert jm311.recommendation["task"] == "retrieval.passage"

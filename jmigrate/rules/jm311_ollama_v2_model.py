@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from jmigrate.rules._model_names import guess_for, site
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
@@ -35,5 +36,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             "Ollama has no official v3",
             Applicability.MANUAL,
             (),
-            recommendation(match.model, None, local=True),
+            # Task advice too (issue 12): how the vectors are used decides the task, whatever serves them.
+            recommendation(match.model, guess_for(ctx, site(ctx, match)[0]), local=True),
         )
