@@ -190,3 +190,34 @@ def test_a_pool_the_cluster_cannot_hold_is_reported(tmp_path: Path, cli: Callabl
     assert "still waiting for the Ray workers to start" in err and "1 GPU each" in err
     assert "gave up waiting for the Ray workers to start" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_started_locally_finished_on_ray(tmp_path: Path) -> None:
+    """The engine is not part of the fingerprint: a local run stopped halfway is finished on Ray, and
+    the index equals an uninterrupted local run's."""
+    import threading
+
+    from jmigrate.index.run import reindex
+    from jmigrate.index.settings import Settings
+
+    src = write_jsonl(tmp_path / "docs.jsonl", _rows(2000))
+    flags = {"encoder": "fake", "unit_rows": 50, "shard_rows": 400, "batch_size": 25}
+    whole = reindex(str(src), Settings.resolve({**flags, "out": tmp_path / "local"}))
+    assert whole.status == "complete"
+    from jmigrate.encoders.fake import FakeEncoder
+
+    stop = threading.Event()
+
+    class StopsHalfway(FakeEncoder):  # deterministic, whatever the machine's speed
+        def encode_batch(self, texts: Any, **kw: Any) -> Any:
+            if len(self.batches) >= 3:  # one call per gathered group (200 texts)
+                stop.set()
+            return super().encode_batch(texts, **kw)
+
+    out = tmp_path / "mixed"
+    first = reindex(str(src), Settings.resolve({**flags, "out": out}), stop=stop,
+                    encoder=StopsHalfway(model=whole.manifest.model, batch_size=25))
+    assert first.status == "interrupted" and 0 < first.manifest.rows.source < 2000
+    second = reindex(str(src), Settings.resolve({**flags, "out": out, "engine": "ray"}))
+    assert second.status == "complete"
+    _same_index(tmp_path / "local", out)
