@@ -76,10 +76,10 @@ def test_memory_budget_smaller_than_index_streams_and_splits_queries(tmp_path: P
     assert r.block_rows < len(docs)
     assert (_as_positions(r.doc_ids) == _brute(docs, queries, 10)).all()
     # A budget too small for all queries at 1,024 rows per block: several passes, same answer.
-    rows, per_pass = plan_blocks(1024 * (8 * DIMS + 20 * 5), DIMS, len(queries))
+    rows, per_pass = plan_blocks(1024 * (12 * DIMS + 20 * 5), DIMS, len(queries))
     assert rows == 1024 and per_pass == 5
     r2 = search(
-        idx, queries, [str(i) for i in range(len(queries))], 10, memory_budget=1024 * (8 * DIMS + 20 * 5)
+        idx, queries, [str(i) for i in range(len(queries))], 10, memory_budget=1024 * (12 * DIMS + 20 * 5)
     )
     assert r2.passes == 5 and r2.doc_ids == r.doc_ids
 

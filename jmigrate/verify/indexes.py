@@ -95,14 +95,16 @@ class VectorIndex:
         return set(self.row_ids.tolist())
 
     def iter_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (first row, float32 matrix of at most `block_rows` rows) in row order."""
+        """Yield (first row, float32 matrix of at most `block_rows` rows) in row order. Each block is a
+        new array the caller owns (it may modify it in place); nothing else holds a full block."""
         block_rows = max(1, block_rows)
         if self.kind == "npy":
             yield from _npy_blocks(self.files[0], self.dimensions, self.rows, block_rows)
         elif self.kind == "jsonl":
             assert self._matrix is not None
             for start in range(0, self.rows, block_rows):
-                yield start, self._matrix[start : start + block_rows]
+                # a copy: the search normalises each block in place
+                yield start, self._matrix[start : start + block_rows].copy()
         else:
             yield from _parquet_blocks(self.files, self.vector_column, self.dimensions, block_rows)
 
@@ -464,32 +466,57 @@ def read_ids_file(f: Path) -> list[str]:
         raise InputError(f"unreadable ids file {f}: {e}") from e
 
 
+PARQUET_BATCH_BYTES = 1 << 20  # vector bytes pyarrow decodes at a time; its buffers stay ~5x this
+
+
 def _parquet_blocks(files: Sequence[Path], column: str, dims: int,
                     block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    # One row group at a time: `iter_batches` decodes far ahead (list columns carry repetition
-    # levels), measured at ~3x the memory of reading row groups one by one (docs/benchmarks.md).
+    # Small batches decoded straight into a preallocated float32 block: one copy per value, no
+    # concatenation, and pyarrow's own buffers (levels, pages, builders) bounded by the batch size
+    # rather than by the row group's (reading whole row groups held ~4x a row group, 129 MiB for
+    # 8,192 x 1024 rows, outside --memory-budget; docs/benchmarks.md).
+    batch = max(1, PARQUET_BATCH_BYTES // (4 * max(1, dims)))
     start = 0
-    pending: list[np.ndarray] = []
+    block = np.empty((block_rows, dims), dtype=np.float32)
     held = 0
     for f in files:
         with _reading("", f):
-            pf = pq.ParquetFile(f)
-        for g in range(pf.metadata.num_row_groups):
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+            batches = pf.iter_batches(batch_size=batch, columns=[column], use_threads=False)
+        while True:
             with _reading("", f):
-                group = pf.read_row_group(g, columns=[column]).column(0)
-            m = vectors_from_arrow(group, dims, f)
+                b = next(batches, None)
+            if b is None:
+                break
+            m = _flat_vectors(b.column(0), dims, f)
             while len(m):
                 take = m[: block_rows - held]
                 m = m[len(take):]
-                pending.append(take)
+                block[held : held + len(take)] = take  # the one copy (and cast, if not float32)
                 held += len(take)
                 if held == block_rows:
-                    block = pending[0] if len(pending) == 1 else np.concatenate(pending)
                     yield start, block
-                    start += len(block)
-                    pending, held = [], 0
-    if pending:
-        yield start, pending[0] if len(pending) == 1 else np.concatenate(pending)
+                    start += held
+                    block = np.empty((block_rows, dims), dtype=np.float32)  # the last is still in use
+                    held = 0
+    if held:
+        yield start, block[:held]
+
+
+def _flat_vectors(arr: pa.Array, dims: int, where: Path) -> np.ndarray:
+    """A (rows, dims) view (no copy when the values are float without nulls) of a list column."""
+    if arr.null_count:
+        raise InputError(f"{where}: {arr.null_count} row(s) have no vector")
+    if pa.types.is_fixed_size_list(arr.type):
+        if arr.type.list_size != dims:
+            raise InputError(f"{where}: vectors have {arr.type.list_size} dimensions, expected {dims}")
+    else:
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths != dims).any():
+            bad = int((lengths != dims).sum())
+            raise InputError(f"{where}: {bad} vector(s) do not have {dims} dimensions")
+    flat = arr.flatten().to_numpy(zero_copy_only=False)  # flatten honours the slice offset
+    return flat.reshape(len(arr), dims)
 
 
 def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -512,14 +539,26 @@ def _npy_blocks(p: Path, dims: int, rows: int, block_rows: int) -> Iterator[tupl
     except OSError as e:  # removed or made unreadable since it was opened
         raise InputError(f"{p}: cannot read it ({_one_line(e)})") from e
     with fh:
+        # Another dtype (float64, float16) is read in pieces and cast into the float32 block, so
+        # the block is the only full-size copy.
+        piece = max(1, PARQUET_BATCH_BYTES // (max(1, dims) * dtype.itemsize))
         for start in range(0, rows, block_rows):
             n = min(block_rows, rows - start)
             fh.seek(offset + start * dims * dtype.itemsize)
-            block = np.fromfile(fh, dtype=dtype, count=n * dims)
-            if len(block) != n * dims:
-                raise InputError(f"{p}: the file is shorter than its header says (truncated?)")
-            block = block.reshape(n, dims)
-            yield start, block.astype(np.float32, copy=False)
+            block = np.empty((n, dims), dtype=np.float32)
+            for i in range(0, n, piece):
+                m = min(piece, n - i)
+                if dtype == np.float32:
+                    got = fh.readinto(block[i : i + m].data.cast("B"))
+                    ok = got == m * dims * 4
+                else:
+                    part = np.fromfile(fh, dtype=dtype, count=m * dims)
+                    ok = len(part) == m * dims
+                    if ok:
+                        block[i : i + m] = part.reshape(m, dims)
+                if not ok:
+                    raise InputError(f"{p}: the file is shorter than its header says (truncated?)")
+            yield start, block
 
 
 def _open_jsonl(p: Path, side: str, model: str, task: str | None) -> VectorIndex:

@@ -23,8 +23,8 @@ from jmigrate.verify.indexes import VectorIndex, VectorStats
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # 1 GiB for the vector block and its score matrix
 _NEG = np.float32(-np.inf)
-_MIN_PREFETCH_ROWS = 4096  # below this a block is cheap to score: keep plan_blocks' size as it is
 _SAMPLE_COLUMNS = 4096  # columns used to estimate an empty top-k's threshold (see _candidates)
+_NORM_SLICE_BYTES = 4 << 20  # rows whose norms are taken at once (np.linalg.norm's temporary)
 
 
 @dataclass
@@ -57,19 +57,24 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def plan_blocks(budget: int, dims: int, n_queries: int) -> tuple[int, int]:
-    """(index rows per block, queries per pass) that keep one block's working set within `budget`.
+VECTOR_COPIES = 3  # blocks of vectors alive at once: being read, queued, being scored
 
-    Per block row: the raw and normalised vectors (8 * dims bytes) and, per query, a float32 score,
-    an int64 partition index and a bool mask (~20 bytes). Many queries on a tight budget are split
-    into passes over the index rather than shrinking blocks below 1,024 rows.
+
+def plan_blocks(budget: int, dims: int, n_queries: int) -> tuple[int, int]:
+    """(index rows per block, queries per pass) that keep the search's working set within `budget`.
+
+    Per block row: the vectors of the three blocks the reader thread and the scorer hold at once
+    (being read, queued, being scored; each normalised in place, 4 * dims bytes) and, per query, a
+    float32 score, an int64 partition index and a bool mask (~20 bytes). Many queries on a tight
+    budget are split into passes over the index rather than shrinking blocks below 1,024 rows.
     """
     per_query = 20
-    rows = budget // (8 * dims + per_query * max(1, n_queries))
+    per_row = VECTOR_COPIES * 4 * dims
+    rows = budget // (per_row + per_query * max(1, n_queries))
     if rows >= 1024 or n_queries <= 1:
         return max(1, int(rows)), max(1, n_queries)
     rows = 1024
-    q = max(1, (budget // rows - 8 * dims) // per_query)
+    q = max(1, (budget // rows - per_row) // per_query)
     return rows, int(q)
 
 
@@ -147,10 +152,6 @@ def search(
     rows_per_block, q_per_pass = plan_blocks(memory_budget, index.dimensions, len(q))
     if block_rows is not None:
         rows_per_block = block_rows
-    elif rows_per_block >= 2 * _MIN_PREFETCH_ROWS:
-        # The reader thread keeps up to four blocks of vectors alive (being read, being
-        # normalised, queued, being scored) where plan_blocks counts two: halve the blocks.
-        rows_per_block //= 2
     eps = _score_error(index.dimensions)
     best_s = np.full((len(q), k), _NEG, dtype=np.float32)
     best_c = np.full((len(q), k), -1, dtype=np.int64)
@@ -166,6 +167,9 @@ def search(
             else:
                 cand_s, cand_c = _block_candidates(q[qs], xn, bad, c, best_s[qs, -1], k, index.chunked, eps)
             best_s[qs], best_c[qs] = _merge(best_s[qs], best_c[qs], cand_s, cand_c, k, index.chunked)
+            # Let go of this block before asking for the next: held by the loop variable while the
+            # reader fills another, it would make a fourth block where plan_blocks counts three.
+            del xn, bad, c, cand_s, cand_c
     doc_ids: list[list[str]] = []
     scores: list[list[float]] = []
     for srow, crow in zip(best_s, best_c, strict=True):
@@ -215,7 +219,7 @@ def _prefetched(
         try:
             for start, block in index.iter_blocks(block_rows):
                 xn, bad = _normalise_block(block, stats)
-                del block  # only the normalised copy waits in the queue
+                del block  # normalised in place: xn is the same array
                 if not put((start, xn, bad)):
                     return
             put(None)
@@ -239,18 +243,28 @@ def _prefetched(
 
 
 def _normalise_block(block: np.ndarray, stats: VectorStats | None) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length rows; rows with NaN/inf or zero norm are zeroed and flagged `bad` (never returned)."""
+    """Unit-length rows, in place (the block is the reader's own array: no second full-size copy);
+    rows with NaN/inf or zero norm are zeroed and flagged `bad` (never returned).
+
+    Norms are taken a slice of rows at a time (np.linalg.norm squares into a temporary the size of
+    its input); per row the arithmetic is the same, so scores are bit for bit what they were."""
+    block = np.ascontiguousarray(block, dtype=np.float32)
+    norms = np.empty(len(block), dtype=np.float32)
+    step = max(1, _NORM_SLICE_BYTES // (4 * max(1, block.shape[1])))
     with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN rows: counted, not warned about
-        norms = np.linalg.norm(block, axis=1)
+        for i in range(0, len(block), step):
+            norms[i : i + step] = np.linalg.norm(block[i : i + step], axis=1)
     finite = np.isfinite(norms)
     if stats is not None:
         stats.add(norms, finite)
     bad = ~finite | (norms == 0)
     safe = np.where(bad, 1.0, norms).astype(np.float32)
-    xn = block / safe[:, None]
+    if (safe != 1.0).any():  # dividing by exactly 1 changes nothing: unit vectors skip the pass
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.divide(block, safe[:, None], out=block)
     if bad.any():
-        xn[bad] = 0.0
-    return np.ascontiguousarray(xn, dtype=np.float32), bad
+        block[bad] = 0.0
+    return block, bad
 
 
 def _max_per_doc(s: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
