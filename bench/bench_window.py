@@ -229,7 +229,9 @@ def report_rows(results: list[dict[str, Any]], a: argparse.Namespace) -> list[di
         else:
             rows.append({
                 "part": f"{r['kind'].upper()}-bound",
-                "workload": f"{server}, --{r['kind']} limit on both sides",
+                "workload": (f"stub: {a.latency * 1000:.0f} ms + 0..{a.jitter * 1000:.0f} ms jitter, "
+                             f"{a.rpm if r['kind'] == 'rpm' else a.tpm:,.0f} {r['kind']} (1-s bucket), "
+                             f"client --{r['kind']} the same, --concurrency 8"),
                 "baseline": f"the {r['kind'].upper()} limit's rate",
                 "baseline_figure": f"{r['ceiling']:,.1f} rows/s",
                 "ours": "`jmigrate reindex`", "ours_figure": f"{r['steady']:,.1f} rows/s",
