@@ -112,3 +112,20 @@ def test_dry_run_shows_the_spending_cap(cli, src: Path, tmp_path: Path) -> None:
     r = cli("reindex", str(src), "--out", str(tmp_path / "o"), "--dry-run", "--price-per-mtok", str(PRICE),
             "--max-spend", "1000")
     assert "spending cap $1,000: the estimate fits under it" in r.err, r.err
+
+
+def test_a_slow_request_does_not_idle_the_other_slots(cli, src: Path, tmp_path: Path) -> None:
+    """The window: while one request is slow, the other slots keep sending (the old grouped encode
+    waited for it, so only the rest of its group went out meanwhile)."""
+    with StubServer(api_key=STUB_KEY, latency=0.02) as srv:
+        srv.faults.script([Fault.slow(2.0)])  # the first request takes 2 s more
+        r = cli(*args(src, tmp_path / "out", srv.url, "--concurrency", "4"))
+        assert r.code == 0, r.err
+        recs = [x for x in srv.stats.embedding_records() if x.status == 200]
+    slow = next(x for x in recs if x.fault == "slow")
+    assert slow.done is not None
+    during = [x for x in recs if x is not slow and slow.mono < x.mono < slow.done]
+    # Old behaviour: at most the 3 other requests of its group (4 x 8 texts) went out meanwhile.
+    assert len(during) > 10, len(during)
+    assert sorted(read_shards(tmp_path / "out").column("id").to_pylist()) == sorted(
+        f"r{i}" for i in range(ROWS))
