@@ -62,7 +62,7 @@ class _Worker:
     """One Ray actor: one encoder built from the run's Settings by the one factory."""
 
     def __init__(self, settings: Settings, api_key: str | None, limiter: str | None) -> None:
-        from jmigrate.index.run import open_encoder
+        from jmigrate.index.encoding import open_encoder
 
         self.encoder = open_encoder(settings, api_key)
         if limiter is not None and hasattr(self.encoder, "limiter"):
@@ -158,7 +158,7 @@ class RayEncoder(Encoder):
     def __init__(self, settings: Settings, api_key: str | None = None, *,
                  on_note: Callable[[str], None] | None = None) -> None:
         super().__init__()
-        from jmigrate.index.run import open_encoder
+        from jmigrate.index.encoding import open_encoder
 
         ray = _ray()
         self.s = settings
