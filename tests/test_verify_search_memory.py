@@ -37,9 +37,11 @@ print(json.dumps({"numpy_peak": numpy_peak, "arrow_peak": pool.max_memory(), "ar
                   "block_rows": r.block_rows, "top": r.doc_ids[:3]}))
 """
 
-# What the search may use beyond the budget: pyarrow's buffers for one decoded batch (~5x its
-# vector bytes, measured) and small per-query arrays; stated in docs/verify.md.
-CONSTANT = 8 * PARQUET_BATCH_BYTES
+# What the search may use beyond the budget: pyarrow's buffers for one decoded batch and its read
+# buffer (measured up to 7.1 MiB with 1 MiB batches) and numpy's small arrays outside the plan (the
+# id codes, candidates, rescoring gathers; measured up to 1.9 MiB over on this index); stated in
+# docs/verify.md. Reading whole 8 MiB row groups (the old reader) put pyarrow alone at ~32 MiB.
+CONSTANT = 16 * PARQUET_BATCH_BYTES
 
 
 @pytest.mark.slow
