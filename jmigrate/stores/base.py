@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from jmigrate.columns import ID_NAMES, TEXT_NAMES, VECTOR_NAMES
 from jmigrate.errors import InputError
@@ -271,3 +272,16 @@ def check_field_types(fields: dict[str, str]) -> None:
     bad = [f"{k}: {v}" for k, v in fields.items() if v not in LOGICAL_TYPES]
     if bad:
         raise InputError(f"unsupported field type(s) {', '.join(bad)}; use {', '.join(LOGICAL_TYPES)}")
+
+
+def arrow_logical_type(t: pa.DataType) -> str:
+    """The store-neutral field type (bool, int, float, text, json) of an Arrow type."""
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    return "json"

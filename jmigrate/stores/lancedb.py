@@ -30,6 +30,7 @@ from jmigrate.stores.base import (
     Description,
     Page,
     Store,
+    arrow_logical_type,
     check_field_types,
     likely_models,
     pick_field,
@@ -67,18 +68,6 @@ def _vector_fields(schema: pa.Schema) -> dict[str, int | None]:
         elif pa.types.is_list(t) and pa.types.is_floating(t.value_type):
             out[f.name] = None
     return out
-
-
-def _logical(t: pa.DataType) -> str:
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "text"
-    return "json"
 
 
 def _info(schema: pa.Schema) -> dict[str, Any]:
@@ -163,7 +152,7 @@ class LanceStore(Store):
         if idc is None:
             raise InputError(f"{self.where} has no id column; name it with ?id= or --id-column")
         self.id = idc
-        strings = [n for n in others if n != idc and _logical(schema.field(n).type) == "text"]
+        strings = [n for n in others if n != idc and arrow_logical_type(schema.field(n).type) == "text"]
         tf = text_field or self.uri.params.get("text")
         self.text = pick_field(
             tf, TEXT_CANDIDATES, others if tf else strings, "text", self.where, hint="?text= or --text-column"
@@ -185,7 +174,7 @@ class LanceStore(Store):
         if self.text is None:
             notes.append("the text is not stored in this table: re-embedding needs the original documents")
         assert self.schema is not None
-        fields = {n: _logical(self.schema.field(n).type) for n in self.meta}
+        fields = {n: arrow_logical_type(self.schema.field(n).type) for n in self.meta}
         models, evidence = likely_models(self.width, json.dumps(self.info), self.uri.collection)
         return Description(
             str(self.uri),

@@ -24,6 +24,7 @@ from jmigrate.errors import CheckpointError, InputError, UsageError
 from jmigrate.fileio import atomic_write
 from jmigrate.index.manifest import Manifest, now, read_manifest
 from jmigrate.stores import Page, Store, StoreURI, create_store, parse_uri
+from jmigrate.stores.base import arrow_logical_type
 
 STATE = "store-load.json"
 SAMPLE = 200  # vectors compared with the shards after the load
@@ -51,18 +52,6 @@ class LoadResult:
             "sample_checked": self.sample_checked,
             "notes": list(self.notes),
         }
-
-
-def _logical(t: pa.DataType) -> str:
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "text"
-    return "json"
 
 
 def _state(folder: Path) -> dict[str, Any]:
@@ -147,7 +136,7 @@ def load_index(
         for f in schema:
             if f.name in ("id", "text", "vector"):
                 continue
-            fields[f.name] = _logical(f.type)
+            fields[f.name] = arrow_logical_type(f.type)
     src = m.source if isinstance(m.source, dict) else {}
     store_src = src.get("store") if isinstance(src.get("store"), dict) else {}
     id_type = "int" if (store_src or {}).get("id_type") == "int" and not chunked else "text"
