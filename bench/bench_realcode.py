@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jmigrate.models import legacy_models
+from jmigrate.scan.plan import plan
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "realcode" / "labels"
@@ -172,8 +173,6 @@ def regex_lines(root: Path, labels: RepoLabels) -> set[Line]:
 
 
 def plan_lines(root: Path, labels: RepoLabels) -> tuple[set[Line], dict[Line, list[str]]]:
-    from jmigrate.scan.plan import plan
-
     result = plan(root, stores=False)
     rules: dict[Line, list[str]] = {}
     for f in result.findings:
