@@ -11,12 +11,13 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
+from jmigrate.rules._calls import EmbedCall, embed_calls
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
-from jmigrate.scan.tasks import infer_python
+from jmigrate.scan.tasks import PASSAGE, infer_call, infer_python
 
 # Local loaders whose v3 model runs Jina's custom code (task adapters): trust_remote_code=True is required.
 LOADERS = {"SentenceTransformer", "from_pretrained"}
@@ -24,7 +25,6 @@ LOADERS = {"SentenceTransformer", "from_pretrained"}
 ONE_TASK = {"JinaEmbedding": "LlamaIndex JinaEmbedding", "JinaTextEmbedder": "Haystack JinaTextEmbedder",
             "JinaDocumentEmbedder": "Haystack JinaDocumentEmbedder"}
 MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
-ENCODE = {"encode", "encode_text", "embed"}
 
 
 def _is_v3(mod: PyModule, call: ast.Call) -> bool:
@@ -58,7 +58,13 @@ def _true(mod: PyModule, call: ast.Call, name: str) -> bool:
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
-    if mod is None or V3 not in ctx.src.text:
+    if mod is None:
+        return
+    # Calls that embed through a local v3 model (found by JM504's analysis: self.model, variables, imports).
+    for ec in embed_calls(ctx, mod):
+        if ec.loader.v3 and ec.loader.legacy is None:
+            yield from _embeds_without_task(ctx, mod, ec)
+    if V3 not in ctx.src.text:
         return
     for call in mod.calls:
         last = last_part(call_name(call))
@@ -73,7 +79,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                     f"{V3} loaded without trust_remote_code=True (its task adapters are custom code)",
                     "Add trust_remote_code=True", Applicability.MANUAL,
                 )
-            yield from _encodes_without_task(ctx, mod, call, last == "SentenceTransformer")
         elif last in ONE_TASK:
             task = kwarg(call, "task")
             if task is None:
@@ -104,28 +109,38 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             )
 
 
-def _encodes_without_task(ctx: FileContext, mod: PyModule, loader: ast.Call, st: bool) -> Iterator[Finding]:
-    """`model.encode(texts)` calls on the v3 instance that pass no task (and no prompt_name with ST)."""
-    target = mod.assigned_to(loader)
-    for call in mod.calls:
-        func = call.func
-        if not isinstance(func, ast.Attribute) or func.attr not in ENCODE:
-            continue
-        on_loader = func.value is loader  # SentenceTransformer(...).encode(...)
-        if not on_loader and (target is None or call_name(call).rsplit(".", 1)[0] != target):
-            continue
-        if kwarg(call, "task") is not None:
-            if st and kwarg(call, "prompt_name") is None:
-                yield ctx.finding(
-                    *mod.span(func), f"{V3} encode() with task but no prompt_name (sentence-transformers)",
-                    "Pass prompt_name= the same task so the instruction prefix is added",
-                    Applicability.MANUAL,
-                )
-            continue
-        guess = infer_python(mod, call)
-        side = guess.task or "retrieval.passage for documents / retrieval.query for queries"
+def _embeds_without_task(ctx: FileContext, mod: PyModule, ec: EmbedCall) -> Iterator[Finding]:
+    """A call on a v3 model that passes no task (and no prompt_name with sentence-transformers)."""
+    call, func = ec.call, ec.call.func
+    st = ec.loader.kind == "sentence-transformers"
+    if ec.how == "forward":
         yield ctx.finding(
-            *mod.span(func), f"{V3} encode() without a task: generic vectors, no adapter",
-            f"Pass task= ({side})" + (" and prompt_name= the same" if st else ""),
+            *mod.span(func), f"{V3} forward pass pooled by hand: no task adapter, no retrieval instruction",
+            "Call model.encode(texts, task=...) instead (retrieval.passage for documents / "
+            "retrieval.query for queries)",
             Applicability.MANUAL,
         )
+        return
+    if ec.loader.kind == "fastembed":
+        guess = infer_call(mod, call)
+        if guess.task != PASSAGE:  # embed() applies retrieval.passage: right for documents only
+            yield ctx.finding(
+                *mod.span(func), f"fastembed embed() on {V3} embeds with retrieval.passage",
+                "Embed queries with query_embed() (documents with passage_embed())", Applicability.MANUAL,
+            )
+        return
+    if kwarg(call, "task") is not None:
+        if st and kwarg(call, "prompt_name") is None:
+            yield ctx.finding(
+                *mod.span(func), f"{V3} encode() with task but no prompt_name (sentence-transformers)",
+                "Pass prompt_name= the same task so the instruction prefix is added",
+                Applicability.MANUAL,
+            )
+        return
+    guess = infer_call(mod, call)
+    side = guess.task or "retrieval.passage for documents / retrieval.query for queries"
+    yield ctx.finding(
+        *mod.span(func), f"{V3} encode() without a task: generic vectors, no adapter",
+        f"Pass task= ({side})" + (" and prompt_name= the same" if st else ""),
+        Applicability.MANUAL,
+    )

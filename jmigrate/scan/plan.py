@@ -18,6 +18,7 @@ from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE, V3
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
+from jmigrate.scan.imports import ImportIndex
 from jmigrate.scan.notebook import NotebookError, notebook_units
 from jmigrate.scan.own_outputs import own_output
 from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context
@@ -56,6 +57,10 @@ def plan(
     encodings: dict[str, str] = {}
     # Files that may hold a vector width; judged once the project's legacy models are known.
     deferred: list[tuple[RawFile, list[FileContext] | None]] = []
+    # Python files that do not say "jina": parsed after the walk only if they import a name of a module
+    # that defines a v2 model (scan/imports.py).
+    exporting = ImportIndex()
+    unparsed: list[RawFile] = []
     files = size = 0
 
     for sniffed in sniff_tree(root, max_file_size, legacy_widths() if project_rules else frozenset()):
@@ -70,6 +75,8 @@ def plan(
             # name, not the bytes: the second test below drops most without a second read.
             if sniffed.width_hint:
                 deferred.append((item, None))
+            if item.language == "python":
+                unparsed.append(item)
             continue
         kind = own_output(sniffed.data)
         if kind is not None:  # a report of an earlier run: never a finding, never rewritten by apply
@@ -87,10 +94,14 @@ def plan(
                 project.v3_named = True
             project.v3_dimensions |= {int(d) for d in _DIMENSIONS.findall(ctx.src.text)}
             found += _run(file_rules, ctx)
+            exporting.add(ctx)
         _note_syntax_errors(item, contexts, skipped)
         if dims:
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
+
+    if exporting and unparsed:
+        _importers(unparsed, exporting, file_rules, project, deferred, skipped, findings, hashes, encodings)
 
     # Widths (768, 512) count only once we know which legacy models the project uses.
     widths = project.legacy_dims
@@ -133,6 +144,38 @@ def plan(
         encodings=dict(sorted(encodings.items())),
         stores=_stores(root, price_per_mtok) if stores else [],
     )
+
+
+def _importers(
+    unparsed: list[RawFile],
+    exporting: ImportIndex,
+    rules: list[Rule],
+    project: ProjectFacts,
+    deferred: list[tuple[RawFile, list[FileContext] | None]],
+    skipped: list[SkippedFile],
+    findings: list[Finding],
+    hashes: dict[str, str],
+    encodings: dict[str, str],
+) -> None:
+    """Parse and check the Python files without a Jina name that import a v2 name of another module."""
+    waiting = {item.path: i for i, (item, known) in enumerate(deferred) if known is None}
+    for stub in unparsed:
+        try:
+            data = Path(stub.abs_path).read_bytes()
+        except OSError:
+            continue
+        if not exporting.wanted(data):
+            continue
+        item = RawFile(stub.path, stub.abs_path, data)
+        contexts = _contexts(item, skipped)
+        found: list[Finding] = []
+        for ctx in contexts:
+            ctx.project = project
+            found += _run(rules, ctx)
+        _note_syntax_errors(item, contexts, skipped)
+        if item.path in waiting:  # the width pass reuses the parse
+            deferred[waiting[item.path]] = (item, contexts)
+        _record(item, contexts, found, findings, hashes, encodings)
 
 
 def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:

@@ -519,6 +519,20 @@ def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
     return decide(signals)
 
 
+def infer_call(mod: PyModule, call: ast.Call) -> TaskGuess:
+    """The task for one embedding call (`model.encode(x)`): how its vectors are used, else the names of what
+    it embeds and of what it returns into (`doc_vecs = model.encode(documents)`)."""
+    guess = infer_python(mod, call)
+    if guess.signals:
+        return guess
+    names = [dotted(a) for a in call.args] + [mod.assigned_to(call) or ""]
+    for word in names:
+        task = _word_task(word.rsplit(".", 1)[-1]) if word else None
+        if task:
+            return decide([(task, f"it embeds {word!r} (by its name) on {mod.src.where(mod.start(call))}")])
+    return guess
+
+
 # --- other languages (JS/TS, shell, ...) --------------------------------------------------------------
 
 _TEXT_SIGNALS = (

@@ -1,0 +1,611 @@
+"""Calls that embed texts through a local model object (shared by JM502 and JM504).
+
+A sentence-transformers / transformers / fastembed model is loaded once and called elsewhere: through the
+variable it is bound to, an attribute of the instance (`self.model`, set in `__init__` or lazily in the
+method that uses it), or a module-level name imported from another module of the scanned repository. v3
+needs a task AT each such call (`encode(texts, task=...)`; fastembed `passage_embed`/`query_embed`), so the
+call is a finding of its own, with the task inferred for that call.
+
+Which model a loader loads is the set of values its model argument can take (a "may" analysis: every
+assignment, branch, `or`, parameter default, argument at the instantiation sites of the class and loop over
+a literal tuple is followed, within the module and into constants of the repository's modules). A loader is
+a v2 loader when one of those values is a replaced v1/v2 model and none is v3: the path that runs with the
+defaults loads v2.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jmigrate.models import V3, Model
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.python import PyModule, call_name, dotted, kwarg, last_part
+from jmigrate.scan.text import model_matches
+from jmigrate.scan.walk import Source, decode_bytes
+
+# Loader (last part of the called name) -> kind.
+LOADERS = {"SentenceTransformer": "sentence-transformers", "from_pretrained": "transformers",
+           "TextEmbedding": "fastembed"}
+MODEL_KWARGS = ("model_name", "model", "model_id", "model_name_or_path", "pretrained_model_name_or_path")
+# `AutoModel.from_pretrained` is a model; `AutoTokenizer.from_pretrained(...).encode` tokenizes.
+_MODEL_CLASS = re.compile(r"^(?:AutoModel\w*|\w*Model)$")
+# Methods that embed whatever texts they are given (the side-specific ones, fastembed's query_embed /
+# passage_embed, already choose v3's task).
+EMBED_METHODS = {"sentence-transformers": {"encode"}, "transformers": {"encode"}, "fastembed": {"embed"}}
+# Methods that return the model they are called on (moved, cast or switched to inference mode).
+_SAME_MODEL = {"to", "cuda", "cpu", "eval", "half", "float", "bfloat16", "requires_grad_"}
+_MAX_VALUES = 32
+_MAX_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Loader:
+    call: ast.Call
+    kind: str
+    legacy: Model | None  # a replaced v1/v2 model it may load (None: none)
+    v3: bool  # it may load jina-embeddings-v3
+    several: bool  # other values are possible too (a fine-tuned path, another model)
+
+
+@dataclass(frozen=True)
+class EmbedCall:
+    call: ast.Call
+    loader: Loader
+    how: str  # "encode", "embed" or "forward" (a raw transformers forward: model(**inputs))
+
+
+class _Flow:
+    """Possible string values of expressions of one module (memoised: each node is evaluated once)."""
+
+    def __init__(self, mod: PyModule, root: str) -> None:
+        self.mod, self.root = mod, root
+        self.memo: dict[int, tuple[frozenset[str], bool]] = {}
+        self._attrs: dict[tuple[int, str], list[ast.AST]] | None = None
+        self._loops: dict[tuple[int, str], list[ast.AST]] | None = None
+        self._calls_by_last: dict[str, list[ast.Call]] | None = None
+
+    # --- indexes built once per module ---------------------------------------------------------------
+    def attrs(self) -> dict[tuple[int, str], list[ast.AST]]:
+        """(class, attr) -> every value assigned to `self.attr` / `cls.attr` in its methods or class body."""
+        if self._attrs is None:
+            out: dict[tuple[int, str], list[ast.AST]] = {}
+            mod = self.mod
+            assigns: list[ast.Assign | ast.AnnAssign] = [
+                *mod.of_type(ast.Assign), *mod.of_type(ast.AnnAssign)
+            ]
+            for node in assigns:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if node.value is None:
+                    continue
+                for t in targets:
+                    cls = self.class_of(t)
+                    if cls is None:
+                        continue
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in (
+                        "self", "cls"
+                    ):
+                        out.setdefault((id(cls), t.attr), []).append(node.value)
+                    elif isinstance(t, ast.Name) and mod.parent(node) is cls:
+                        out.setdefault((id(cls), t.id), []).append(node.value)
+            self._attrs = out
+        return self._attrs
+
+    def loops(self) -> dict[tuple[int, str], list[ast.AST]]:
+        """(scope, name) -> the iterables of `for name in ...` loops and comprehensions binding it."""
+        if self._loops is None:
+            out: dict[tuple[int, str], list[ast.AST]] = {}
+            mod = self.mod
+            loops: list[ast.For | ast.AsyncFor | ast.comprehension] = [
+                *mod.of_type(ast.For), *mod.of_type(ast.AsyncFor), *mod.of_type(ast.comprehension)
+            ]
+            for node in loops:
+                if isinstance(node.target, ast.Name):
+                    scope = mod.scope_of(node.target)
+                    out.setdefault((id(scope), node.target.id), []).append(node.iter)
+            self._loops = out
+        return self._loops
+
+    def calls_by_last(self) -> dict[str, list[ast.Call]]:
+        if self._calls_by_last is None:
+            out: dict[str, list[ast.Call]] = {}
+            for c in self.mod.calls:
+                out.setdefault(last_part(call_name(c)).removesuffix("()"), []).append(c)
+            self._calls_by_last = out
+        return self._calls_by_last
+
+    def class_of(self, node: ast.AST) -> ast.ClassDef | None:
+        for p in self.mod.ancestors(node):
+            if isinstance(p, ast.ClassDef):
+                return p
+        return None
+
+    # --- values ----------------------------------------------------------------------------------
+    def values(self, node: ast.AST | None, depth: int = 0) -> tuple[frozenset[str], bool]:
+        """(strings `node` may evaluate to, whether that set is complete). None/unknown pieces make it
+        incomplete; `None` constants are left out (`model_path or DEFAULT`)."""
+        if node is None or depth > _MAX_DEPTH:
+            return frozenset(), False
+        key = id(node)
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = (frozenset(), False)  # a cycle (x = f(x)) contributes nothing
+        found = self._values(node, depth)
+        if len(found[0]) > _MAX_VALUES:
+            found = (frozenset(sorted(found[0])[:_MAX_VALUES]), False)
+        self.memo[key] = found
+        return found
+
+    def _union(self, nodes: Sequence[ast.AST], depth: int) -> tuple[frozenset[str], bool]:
+        out: set[str] = set()
+        complete = True
+        for n in nodes:
+            v, c = self.values(n, depth + 1)
+            out |= v
+            complete &= c
+        return frozenset(out), complete
+
+    def _values(self, node: ast.AST, depth: int) -> tuple[frozenset[str], bool]:
+        mod = self.mod
+        if isinstance(node, ast.Constant):
+            if node.value is None:
+                return frozenset(), True
+            return (frozenset([node.value]), True) if isinstance(node.value, str) else (frozenset(), False)
+        if isinstance(node, ast.BoolOp):
+            return self._union(list(node.values), depth)
+        if isinstance(node, ast.IfExp):
+            return self._union([node.body, node.orelse], depth)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return self._union(list(node.elts), depth)  # iterated over by a loop (see loops())
+        if isinstance(node, ast.JoinedStr):
+            combos: set[str] = {""}
+            complete = True
+            for v in node.values:
+                inner = v.value if isinstance(v, ast.FormattedValue) else v
+                parts, c = self.values(inner, depth + 1)
+                complete &= c
+                if not parts:
+                    return frozenset(), False
+                combos = {a + b for a in combos for b in parts}
+                if len(combos) > _MAX_VALUES:
+                    return frozenset(), False
+            return frozenset(combos), complete
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, lc = self.values(node.left, depth + 1)
+            right, rc = self.values(node.right, depth + 1)
+            if not left or not right or len(left) * len(right) > _MAX_VALUES:
+                return frozenset(), False
+            return frozenset(a + b for a in left for b in right), lc and rc
+        if isinstance(node, ast.Call):
+            return self._call_values(node, depth)
+        if isinstance(node, ast.Subscript):
+            table = node.value
+            if isinstance(table, ast.Name):
+                bound, _ = mod.resolve_name(table)
+                table = bound if isinstance(bound, ast.Dict) else table
+            if isinstance(table, ast.Dict):
+                keys, kc = self.values(node.slice, depth + 1)
+                picked = [
+                    v for k, v in zip(table.keys, table.values, strict=True)
+                    if not keys or (isinstance(k, ast.Constant) and k.value in keys)
+                ]
+                found, c = self._union(picked, depth)
+                return found, c and kc and bool(keys)
+            return frozenset(), False
+        if isinstance(node, ast.Name):
+            return self._name_values(node, depth)
+        if isinstance(node, ast.Attribute):
+            return self._attribute_values(node, depth)
+        return frozenset(), False
+
+    def _call_values(self, node: ast.Call, depth: int) -> tuple[frozenset[str], bool]:
+        name = call_name(node)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "format" and not node.keywords:
+            templates, tc = self.values(node.func.value, depth + 1)
+            out: set[str] = set()
+            complete = tc
+            args = [self.values(a, depth + 1) for a in node.args]
+            complete &= all(c for _, c in args)
+            if not templates or any(not v for v, _ in args):
+                return frozenset(), False
+            combos: list[list[str]] = [[]]
+            for v, _ in args:
+                combos = [[*c, x] for c in combos for x in sorted(v)]
+                if len(combos) > _MAX_VALUES:
+                    return frozenset(), False
+            for t in templates:
+                if "{" in t.replace("{}", ""):
+                    return frozenset(), False
+                for c in combos:
+                    try:
+                        out.add(t.format(*c))
+                    except (IndexError, ValueError):
+                        return frozenset(), False
+            return frozenset(out), complete
+        last = last_part(name)
+        if last in ("getenv", "get") or name.endswith("environ.get"):
+            # os.getenv("X", default): the default runs when X is unset (whatever X holds is unknown)
+            if len(node.args) == 2:
+                found, _ = self.values(node.args[1], depth + 1)
+                return found, False
+            return frozenset(), False
+        return frozenset(), False
+
+    def _name_values(self, node: ast.Name, depth: int) -> tuple[frozenset[str], bool]:
+        mod = self.mod
+        scope: ast.AST = mod.scope_of(node)
+        first = True
+        while True:
+            if first or not isinstance(scope, ast.ClassDef):
+                bindings = mod.bindings_of(scope).get(node.id)
+                if bindings:
+                    return self._bound_values(node, scope, bindings, depth)
+            if isinstance(scope, ast.Module):
+                return frozenset(), False
+            first, scope = False, mod.scope_of(scope)
+
+    def _bound_values(
+        self, node: ast.Name, scope: ast.AST, bindings: list[ast.AST | None], depth: int
+    ) -> tuple[frozenset[str], bool]:
+        values = [b for b in bindings if b is not None]
+        out, complete = self._union(values, depth)
+        unknown = len(values) < len(bindings)
+        if unknown:  # a parameter, loop variable or import among the bindings
+            extra, c = self._unbound_values(node.id, scope, depth)
+            out |= extra
+            complete &= c
+        return out, complete
+
+    def _unbound_values(self, name: str, scope: ast.AST, depth: int) -> tuple[frozenset[str], bool]:
+        """Values of a name bound by a parameter, a loop over a literal or an import of the repository."""
+        out: set[str] = set()
+        complete = True
+        hit = False
+        for it in self.loops().get((id(scope), name), []):
+            hit = True
+            v, c = self.values(it, depth + 1)
+            out |= v
+            complete &= c
+        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            v, c, found = self._parameter_values(scope, name, depth)
+            hit |= found
+            out |= v
+            complete &= c
+        if isinstance(scope, ast.Module):
+            value = imported_constant(self.mod, self.root, name)
+            if value is not None:
+                return frozenset([value]) | out, complete
+        return frozenset(out), complete and hit
+
+    def _parameter_values(
+        self, fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str, depth: int
+    ) -> tuple[frozenset[str], bool, bool]:
+        a = fn.args
+        positional = [*a.posonlyargs, *a.args]
+        names = [p.arg for p in positional]
+        kwonly = [p.arg for p in a.kwonlyargs]
+        if name not in names and name not in kwonly:
+            return frozenset(), False, False
+        out: set[str] = set()
+        complete = True
+        defaults = dict(zip(names[len(names) - len(a.defaults) :], a.defaults, strict=True))
+        defaults |= {p: d for p, d in zip(kwonly, a.kw_defaults, strict=True) if d is not None}
+        if name in defaults:
+            v, c = self.values(defaults[name], depth + 1)
+            out |= v
+            complete &= c
+        # Arguments at the call sites in this module: `C(x)` for `C.__init__`, `f(x)` / `self.f(x)`.
+        method = isinstance(self.mod.parent(fn), ast.ClassDef)
+        callee = fn.name
+        if fn.name == "__init__" and method:
+            callee = self.mod.parent(fn).name  # type: ignore[union-attr]
+        sites = self.calls_by_last().get(callee, [])
+        skip = 1 if method and names and names[0] in ("self", "cls") else 0
+        index = names.index(name) - skip if name in names else -1
+        for site in sites:
+            kw = kwarg(site, name)
+            arg: ast.AST | None = kw.value if kw is not None else None
+            if arg is None and 0 <= index < len(site.args) and not any(
+                isinstance(x, ast.Starred) for x in site.args[: index + 1]
+            ):
+                arg = site.args[index]
+            if arg is None:
+                if name not in defaults:
+                    complete = False
+                continue
+            v, c = self.values(arg, depth + 1)
+            out |= v
+            complete &= c
+        if not sites:
+            complete = False  # called from elsewhere (another module, a framework): unknown arguments
+        return frozenset(out), complete, True
+
+    def _attribute_values(self, node: ast.Attribute, depth: int) -> tuple[frozenset[str], bool]:
+        mod = self.mod
+        base = node.value
+        if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+            cls = self.class_of(node)
+            if cls is None:
+                return frozenset(), False
+            assigned = self.attrs().get((id(cls), node.attr), [])
+            if not assigned:
+                return frozenset(), False
+            return self._union(assigned, depth)
+        if isinstance(base, ast.Name):
+            # `config.MODEL` with `import config` (a module of the repository), or settings.NAME assigned
+            # once at module level or in a class body of this module.
+            value = imported_attribute(mod, self.root, base.id, node.attr)
+            if value is not None:
+                return frozenset([value]), True
+            found = [
+                v for (_, attr), vs in self.attrs().items() if attr == node.attr for v in vs
+            ] + [v for k, v in mod.module_constants.items() if k == node.attr]
+            if len(found) == 1:
+                return self.values(found[0], depth + 1)
+        return frozenset(), False
+
+
+def flow(ctx: FileContext, mod: PyModule) -> _Flow:
+    found = mod.__dict__.get("_value_flow")
+    if found is None:
+        found = mod.__dict__["_value_flow"] = _Flow(mod, ctx.project.root)
+    return found
+
+
+# --- modules of the repository ------------------------------------------------------------------------
+
+
+def _module_files(mod: PyModule, root: str, dotted_name: str, level: int) -> list[Path]:
+    parts = dotted_name.split(".") if dotted_name else []
+    if level:
+        base = Path(root, mod.src.path).parent
+        for _ in range(level - 1):
+            base = base.parent
+        bases = [base]
+    else:
+        # Absolute imports: from the root, from src/, and next to the importing file (a script run from
+        # its own folder, or a sys.path insert of it).
+        bases = [Path(root), Path(root, "src"), Path(root, mod.src.path).parent]
+    return [
+        c for b in bases for c in (b.joinpath(*parts).with_suffix(".py"), b.joinpath(*parts, "__init__.py"))
+    ]
+
+
+def imported_constant(mod: PyModule, root: str, name: str) -> str | None:
+    """`from .config import MODEL`: the string MODEL evaluates to in that module of the repository."""
+    if not root:
+        return None
+    for stmt in mod.tree.body:
+        if not isinstance(stmt, ast.ImportFrom):
+            continue
+        for alias in stmt.names:
+            if (alias.asname or alias.name) != name:
+                continue
+            for path in _module_files(mod, root, stmt.module or "", stmt.level):
+                value = _constant_in(path, root, alias.name)
+                if value is not None:
+                    return value
+    return None
+
+
+def imported_attribute(mod: PyModule, root: str, module_name: str, attr: str) -> str | None:
+    """`import config` ... `config.MODEL`: MODEL's string in that module of the repository."""
+    if not root:
+        return None
+    for stmt in mod.tree.body:
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == module_name:
+                    for path in _module_files(mod, root, alias.name, 0):
+                        value = _constant_in(path, root, attr)
+                        if value is not None:
+                            return value
+        elif isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:  # from app import config
+                if (alias.asname or alias.name) == module_name:
+                    sub = ".".join(p for p in (stmt.module or "", alias.name) if p)
+                    for path in _module_files(mod, root, sub, stmt.level):
+                        value = _constant_in(path, root, attr)
+                        if value is not None:
+                            return value
+    return None
+
+
+def _safe(path: Path, root: str) -> tuple[int, int] | None:
+    try:
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(Path(root).resolve()):
+            return None
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return None if st.st_size > 1 << 20 else (st.st_mtime_ns, st.st_size)
+
+
+def repo_module(path: Path, root: str) -> PyModule | None:
+    """A module of the scanned repository, parsed (cached by size and mtime: `apply` may rewrite it)."""
+    stamp = _safe(path, root)
+    return None if stamp is None else _parsed(str(path), root, *stamp)
+
+
+@lru_cache(maxsize=256)
+def _parsed(path: str, root: str, mtime_ns: int, size: int) -> PyModule | None:
+    try:
+        text, encoding = decode_bytes(Path(path).read_bytes(), "python")
+        rel = Path(path).relative_to(Path(root)).as_posix() if Path(path).is_relative_to(root) else path
+        mod = PyModule.parse(Source(rel, text, "python", encoding))
+    except (OSError, SyntaxError, ValueError, RecursionError, Exception):  # noqa: BLE001 -- never fatal
+        return None
+    return mod
+
+
+def _constant_in(path: Path, root: str, name: str) -> str | None:
+    mod = repo_module(path, root)
+    if mod is None:
+        return None
+    values = [
+        s.value
+        for s in mod.tree.body
+        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in s.targets)
+    ]
+    if len(values) != 1:
+        return None
+    f = mod.__dict__.get("_value_flow")
+    if f is None:
+        f = mod.__dict__["_value_flow"] = _Flow(mod, "")  # no further hops: one module away is enough
+    found, _ = f.values(values[0])
+    legacy = [v for v in found if any(True for _ in model_matches(v))]
+    if len(found) == 1:
+        return next(iter(found))
+    return legacy[0] if len(legacy) == 1 else None
+
+
+# --- loaders and the calls that embed through them ---------------------------------------------------
+
+
+def loader_of(ctx: FileContext, mod: PyModule, call: ast.Call) -> Loader | None:
+    name = call_name(call)
+    kind = LOADERS.get(last_part(name))
+    if kind is None:
+        return None
+    if kind == "transformers":
+        owner = last_part(dotted(call.func.value)) if isinstance(call.func, ast.Attribute) else ""
+        if not _MODEL_CLASS.match(owner) or "Tokenizer" in owner:
+            return None
+    kw = kwarg(call, *MODEL_KWARGS)
+    node = kw.value if kw is not None else (call.args[0] if call.args else None)
+    found, complete = flow(ctx, mod).values(node)
+    legacy: Model | None = None
+    v3 = False
+    for value in sorted(found):
+        if value.rsplit("/", 1)[-1].split("@", 1)[0] == V3:
+            v3 = True
+        for m in model_matches(value):
+            if m.model.replacement is not None and legacy is None:
+                legacy = m.model
+    if legacy is None and not v3:
+        return None
+    return Loader(call, kind, legacy, v3, several=len(found) > 1 or not complete)
+
+
+def _loader_for(ctx: FileContext, mod: PyModule, expr: ast.AST, depth: int = 0) -> Loader | None:
+    """The loader whose model `expr` (the receiver of `.encode`, or the callee of a forward) holds: every
+    value it may hold is that loader's result (or None, for lazy loading)."""
+    if depth > 3:
+        return None
+    while (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr in _SAME_MODEL
+    ):
+        expr = expr.func.value  # AutoModel.from_pretrained(...).to(device): the same model
+    if isinstance(expr, ast.Call):
+        return loader_of(ctx, mod, expr)
+    f = flow(ctx, mod)
+    candidates: list[ast.AST] = []
+    on_self = isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in (
+        "self", "cls"
+    )
+    if isinstance(expr, ast.Attribute) and on_self:
+        cls = f.class_of(expr)
+        if cls is None:
+            return None
+        candidates = f.attrs().get((id(cls), expr.attr), [])
+    elif isinstance(expr, ast.Name):
+        scope: ast.AST = mod.scope_of(expr)
+        first = True
+        while True:
+            if first or not isinstance(scope, ast.ClassDef):
+                bindings = mod.bindings_of(scope).get(expr.id)
+                if bindings:
+                    if any(b is None for b in bindings):
+                        if isinstance(scope, ast.Module) and len(bindings) == 1:
+                            return _imported_loader(ctx, mod, expr.id)
+                        return None
+                    candidates = list(bindings)  # type: ignore[arg-type]
+                    break
+            if isinstance(scope, ast.Module):
+                return None
+            first, scope = False, mod.scope_of(scope)
+    loaders = [
+        c for c in candidates if not (isinstance(c, ast.Constant) and c.value is None)
+    ]
+    if not loaders:
+        return None
+    found = [_loader_for(ctx, mod, c, depth + 1) for c in loaders]
+    if any(x is None for x in found):
+        return None
+    return found[0]
+
+
+def _imported_loader(ctx: FileContext, mod: PyModule, name: str) -> Loader | None:
+    """`from .models import encoder`: a module-level loader call in that module of the repository."""
+    root = ctx.project.root
+    if not root:
+        return None
+    for stmt in mod.tree.body:
+        if not isinstance(stmt, ast.ImportFrom):
+            continue
+        for alias in stmt.names:
+            if (alias.asname or alias.name) != name:
+                continue
+            for path in _module_files(mod, root, stmt.module or "", stmt.level):
+                other = repo_module(path, root)
+                if other is None:
+                    continue
+                value = other.module_constants.get(alias.name)
+                if isinstance(value, ast.Call):
+                    other_ctx = FileContext(other.src, project=ctx.project)
+                    other_ctx._py, other_ctx._parsed = other, True
+                    return _loader_for(other_ctx, other, value, 2)
+    return None
+
+
+def embed_calls(ctx: FileContext, mod: PyModule) -> list[EmbedCall]:
+    """Every call of this module that embeds texts through a local Jina model (legacy or v3)."""
+    cached = mod.__dict__.get("_embed_calls")
+    if cached is not None:
+        return cached
+    out: list[EmbedCall] = []
+    training = _training_code(mod)
+    for call in mod.calls:
+        func = call.func
+        if training and _owner(mod, call) in training:
+            continue
+        if isinstance(func, ast.Attribute) and func.attr in ("encode", "embed"):
+            loader = _loader_for(ctx, mod, func.value)
+            if loader is not None and func.attr in EMBED_METHODS[loader.kind]:
+                out.append(EmbedCall(call, loader, func.attr))
+            continue
+        if isinstance(func, (ast.Name, ast.Attribute)) and (call.args or call.keywords):
+            loader = _loader_for(ctx, mod, func)
+            if loader is not None and loader.kind == "transformers":
+                out.append(EmbedCall(call, loader, "forward"))
+    mod.__dict__["_embed_calls"] = out
+    return out
+
+
+def _owner(mod: PyModule, node: ast.AST) -> ast.AST:
+    """The outermost class around `node`, else its outermost function, else the module."""
+    owner: ast.AST = mod.tree
+    for p in mod.ancestors(node):
+        if isinstance(p, ast.ClassDef):
+            owner = p
+        elif isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)) and not isinstance(owner, ast.ClassDef):
+            owner = p
+    return owner
+
+
+def _training_code(mod: PyModule) -> set[ast.AST]:
+    """Classes/functions that fine-tune the model (`loss.backward()`, `optimizer.zero_grad()`): their forward
+    passes train v2 (moving a fine-tune to v3 is a new training, not a task argument), they embed nothing."""
+    out: set[ast.AST] = set()
+    for call in mod.calls:
+        if isinstance(call.func, ast.Attribute) and call.func.attr in ("backward", "zero_grad"):
+            owner = _owner(mod, call)
+            if owner is not mod.tree:
+                out.add(owner)
+    return out

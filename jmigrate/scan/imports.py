@@ -1,0 +1,84 @@
+"""Files that never say "jina" but use a v2 model another module of the repository defines.
+
+`from app.settings import EMBED_MODEL` then `SentenceTransformer(EMBED_MODEL)`, or `from .models import
+encoder` then `encoder.encode(question)`: the file holds no Jina name, so the byte prefilter drops it. The
+modules that define such names are parsed anyway (they name the model), so while they are planned their
+exports are recorded: module-level names whose statement names a v1/v2 model, and, one step on, names
+bound from those (`encoder = SentenceTransformer(MODEL)`, `def get_db(): ... embeddings ...`). After the
+walk, a Python file is parsed only if its bytes hold both the name of an exporting module (`settings`) and
+one of that module's exported names (`EMBED_MODEL`): substring tests on files already read once, so the
+cost stays linear and files without a reason are still never parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import PurePosixPath
+
+from jmigrate.scan.context import FileContext
+from jmigrate.scan.text import model_matches
+
+_MAX_EXPORTING = 256  # exporting modules remembered (each adds substring tests per unparsed Python file)
+
+
+def module_key(path: str) -> str:
+    """The last part of a module's dotted name: "settings" for app/settings.py, "app" for app/__init__.py."""
+    p = PurePosixPath(path)
+    return p.parent.name if p.stem == "__init__" else p.stem
+
+
+def _bound(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+        stmt, ast.AnnAssign
+    ) else []
+    return [t.id for t in targets if isinstance(t, ast.Name)]
+
+
+def exports(ctx: FileContext) -> frozenset[str]:
+    """Module-level names of this Python module that carry a legacy model (see the module docstring)."""
+    mod = ctx.py
+    if mod is None or ctx.cell_map is not None or not ctx.models:
+        return frozenset()
+    text = ctx.src.text
+    spans = [(m.start, m.end) for m in model_matches(text)]
+    out: set[str] = set()
+    rest: list[tuple[ast.stmt, list[str]]] = []
+    for stmt in mod.tree.body:
+        names = _bound(stmt)
+        if not names:
+            continue
+        lo, hi = mod.span(stmt)
+        if any(lo <= s < hi for s, _ in spans):
+            out.update(names)
+        else:
+            rest.append((stmt, names))
+    if out:
+        for stmt, names in rest:  # one step on: bound from an exported name
+            if {n.split(".", 1)[0] for n in mod.names_in(stmt)} & out:
+                out.update(names)
+    return frozenset(out)
+
+
+class ImportIndex:
+    """Exporting modules seen so far, and the byte test for files that do not say "jina"."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[bytes, set[bytes]] = {}
+
+    def add(self, ctx: FileContext) -> None:
+        if len(self.by_key) >= _MAX_EXPORTING or ctx.language != "python":
+            return
+        names = exports(ctx)
+        if names:
+            self.by_key.setdefault(module_key(ctx.src.path).encode(), set()).update(n.encode() for n in names)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_key)
+
+    def wanted(self, data: bytes) -> bool:
+        """Whether a Python file's bytes may import an exported name (then it is parsed)."""
+        if b"import" not in data:
+            return False
+        return any(key in data and any(n in data for n in names) for key, names in self.by_key.items())
