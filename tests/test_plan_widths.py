@@ -70,3 +70,53 @@ def test_widths_in_files_without_a_model_name(tmp_path: Path, capsys: pytest.Cap
 )
 def test_widths_that_are_not_vector_widths_are_not_parsed(line: bytes) -> None:
     assert not width_in_context(b"import os\n" + line + b"\n", legacy_widths(), "a.py")
+
+
+STORES_PY = """\
+import os
+
+from pydantic import Field
+
+EMBED_DIM = int(os.getenv("EMBED_DIM", "768"))
+vector_size: int = Field(768, ge=1)
+store = InMemoryDocumentStore(embedding_dim=768)
+schema.add_field(field_name="vector", datatype=DataType.FLOAT_VECTOR, dim=768)
+body = {"vectors": {"size": 768, "distance": "Cosine"}}
+attrs = {"TYPE": "FLOAT32", "DIM": 768, "DISTANCE_METRIC": "COSINE"}
+redis.execute_command("FT.CREATE i SCHEMA v VECTOR HNSW 6 TYPE FLOAT32 DIM 768 DISTANCE_METRIC COSINE")
+pinecone.create_index("docs", 768, metric="cosine")
+thumb = {"size": 768}
+"""
+
+
+def test_widths_in_store_code_without_a_model_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Env defaults, settings fields, store keywords, REST bodies and Redis schemas in files that never
+    name the model: the byte test must let each through (issue 12: widths tied by their context)."""
+    (tmp_path / "model.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
+    (tmp_path / "stores.py").write_text(STORES_PY)
+    (tmp_path / "schema.ts").write_text(
+        'export const docs = pgTable("docs", { embedding: vector("embedding", { dimensions: 768 }) });\n'
+        'const s = new Schema([new Field("v", new FixedSizeList(768, new Field("i", new Float32())))]);\n'
+    )
+    (tmp_path / "docker-compose.yml").write_text("services:\n  api:\n    environment:\n    - VECTOR_DIM=768")
+    (tmp_path / "redis.sh").write_text("redis-cli FT.CREATE i SCHEMA v VECTOR FLAT 6 TYPE FLOAT32 DIM 768\n")
+    code = main(["plan", "--format", "json", str(tmp_path)])
+    found = {(f["path"], f["line"], f["code"]) for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert code == 1
+    assert found == {
+        ("model.py", 1, "JM101"),
+        ("stores.py", 5, "JM403"),
+        ("stores.py", 6, "JM403"),
+        ("stores.py", 7, "JM403"),
+        ("stores.py", 8, "JM402"),
+        ("stores.py", 9, "JM402"),
+        ("stores.py", 10, "JM402"),
+        ("stores.py", 11, "JM402"),
+        ("stores.py", 12, "JM402"),
+        ("schema.ts", 1, "JM401"),
+        ("schema.ts", 2, "JM402"),
+        ("docker-compose.yml", 4, "JM403"),
+        ("redis.sh", 1, "JM402"),
+    }

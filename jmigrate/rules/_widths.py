@@ -2,20 +2,74 @@
 
 A width counts only when a v1/v2 model that v3 replaces is named in the same file (any context) or, for
 contexts that are unmistakably a vector schema (a vector column, an index definition, an EMBEDDING_DIM
-setting), anywhere in the scanned project. Other 768s and 512s (chunk sizes, token limits, image sizes,
-HNSW parameters, hidden sizes) are never findings. `jmigrate.scan.prefilter.width_in_context` decides
-which files without a model name reach these rules: a new spelling of a width must be added there too.
+setting), anywhere in the scanned project. A width whose own block (the dict, call, config section or
+settings group around it) names a model belongs to that model: tied when it is a replaced v1/v2 model of
+that width (or v3 after `apply`, while the project still has v2 widths), never when it is only
+jina-embeddings-v2-base-code or a model of another width. Other 768s and 512s (chunk sizes, token limits,
+image sizes, HNSW parameters, hidden sizes) are never findings. `jmigrate.scan.prefilter.width_in_context`
+decides which files without a model name reach these rules: a new spelling of a width must be added there.
+
+Python widths are judged per literal, by the role the literal plays (`python_widths`): JM402 reports those
+in a store schema, JM403 the rest, so one literal is never reported twice.
 """
 
 from __future__ import annotations
 
+import ast
+import bisect
+import re
+from dataclasses import dataclass
+
 from jmigrate.models import MODELS, V3
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
+from jmigrate.scan.memo import per_text
+from jmigrate.scan.python import PyModule, call_name, dict_key, last_part
+from jmigrate.scan.text import balanced_end, legacy_model_mentions
+
+# A name that says "the width of an embedding": EMBEDDING_DIM, VECTOR_SIZE, emb_dim, DIMS, n_dims,
+# embeddingDimensions, EMB_SIZE, vec_len...
+WIDTH_NAME = re.compile(
+    r"(?i)(emb\w*?_?(dim|size|width|len)|vec(tor)?s?_?(dim|size|width|len)|^(n_|num_)?dims?$|"
+    r"^dimension(ality)?$|^d_?model_out$)"
+)
+# Names that hold a width-looking number that is not a vector width (EMBED_BATCH_SIZE, embedding_max_len).
+NOT_WIDTH_NAME = re.compile(r"(?i)batch|chunk|token|overlap|max_?len|limit|window|seq|cache|pool|timeout")
+# Generic keys: a width only inside a store schema (JM402) or next to the model they belong to.
+GENERIC_KEYS = frozenset({"dim", "dims", "dimension", "size", "vector_size", "d", "f"})
+
+
+def width_name(name: str | None) -> bool:
+    """EMBEDDING_DIM-like (never `dimensions`, the v3 request parameter that keeps a schema on purpose)."""
+    if not name or name.lower() == "dimensions":
+        return False
+    return WIDTH_NAME.search(name) is not None and NOT_WIDTH_NAME.search(name) is None
+
+
+def _specific(name: str) -> bool:
+    """A width name that is not also a generic key (`embed_dim`, not `dim`): a keyword or dict key so
+    named is a width wherever it is; `dim`/`size` only in a schema or next to their model."""
+    return width_name(name) and name.lower() not in GENERIC_KEYS
 
 
 def tied(ctx: FileContext, width: int, strong: bool) -> bool:
     return width in ctx.legacy_dims or (strong and width in ctx.project.legacy_dims)
+
+
+def block_tie(ctx: FileContext, models: set[str], v3: bool, width: int) -> bool | None:
+    """The verdict of the models a width's own block names: True (a replaced model of that width, or v3
+    while the project keeps a v2 width it does not request), False (only other models: base-code, another
+    width), None (the block names no model: the usual rules decide)."""
+    if any(MODELS[m].replacement and MODELS[m].dims == width for m in models):
+        return True
+    if v3 and width in ctx.project.legacy_dims:
+        return True
+    return False if models or v3 else None
+
+
+def text_block_tie(ctx: FileContext, block: str, width: int) -> bool | None:
+    """`block_tie` for a block of text (a config section, an object literal)."""
+    return block_tie(ctx, {m for m, _, _ in legacy_model_mentions(block)}, V3 in block, width)
 
 
 def width_finding(ctx: FileContext, start: int, end: int, width: int, what: str) -> Finding:
@@ -43,3 +97,458 @@ def width_finding(ctx: FileContext, start: int, end: int, width: int, what: str)
         [Edit(start, end, str(v3))],
         {"dimensions": {"default": v3, "keep_schema": width}, "model": V3},
     )
+
+
+# --- Python: the role of each width literal ---------------------------------------------------------------
+
+# Constructor (last part of the called name) -> keyword that holds the width (and positional index as a
+# fallback): store schemas, reported by JM402.
+SCHEMA_CALLS: dict[str, tuple[str, int | None]] = {
+    "VectorParams": ("size", None),
+    "FieldSchema": ("dim", None),
+    "add_field": ("dim", None),  # pymilvus CollectionSchema.add_field / MilvusClient schemas
+    "MilvusVectorStore": ("dim", None),  # LlamaIndex
+    "create_index": ("dimension", None),
+    "create_collection": ("dimension", None),
+    "ServerlessSpec": ("dimension", None),
+    "IndexFlatIP": ("d", 0),
+    "IndexFlatL2": ("d", 0),
+    "IndexHNSWFlat": ("d", 0),
+    "IndexFlat": ("d", 0),
+    "IndexLSH": ("d", 0),
+    "IndexScalarQuantizer": ("d", 0),
+    "IndexPQ": ("d", 0),
+    "IndexIVFFlat": ("d", 1),
+    "IndexIVFPQ": ("d", 1),
+    "AnnoyIndex": ("f", 0),
+    "list_": ("list_size", 1),
+    "Index": ("dim", None),
+    "FixedSizeListArray": ("list_size", None),
+}
+# A dict is a store schema when one of its keys or string values says so (Elasticsearch/OpenSearch
+# mappings, Qdrant REST bodies, Redis field attributes, Milvus field dicts).
+_SCHEMA_DICT_WORDS = re.compile(
+    r"(?i)^(dense_vector|knn_vector|distance|distance_metric|metric|similarity|space_type|float32|"
+    r"float_vector|floatvector|vector|vectors|hnsw|flat|algorithm|vector_index)$"
+)
+_SCHEMA_DICT_KEYS = frozenset({"size", "dims", "dim", "dimension", "vector_size"})
+_ENV_GETTERS = ("getenv", "get", "setdefault", "int", "float", "str", "Field", "config", "env")
+# Wrappers a width passes through unchanged: int("768"), os.getenv("X", "768"), Field(default=768).
+_CONVERTERS = frozenset({"int", "float", "str"})
+_SHAPE_CALLS = {"zeros", "empty", "ones", "rand", "randn", "reshape", "full", "ndarray", "normal", "random"}
+_ASSERT_CALLS = frozenset({"assertEqual", "assertEquals", "assert_equal", "assert_array_equal", "equal"})
+_SUBJECT_NAME = re.compile(r"(?i)emb|vec")
+_ENCODE_CALL = re.compile(r"(?i)encode|embed")
+
+
+@dataclass(frozen=True)
+class PyWidth:
+    """A width literal of a Python module that a rule reports: where its digits are and why."""
+
+    rule: str  # "JM402" (store schema) or "JM403" (code and settings)
+    width: int
+    start: int
+    end: int
+    what: str
+
+
+def python_widths(ctx: FileContext) -> list[PyWidth]:
+    """Every reportable width literal of the module (computed once per context, shared by JM402/JM403)."""
+    cached = ctx.__dict__.get("_py_widths")
+    if cached is None:
+        cached = ctx.__dict__["_py_widths"] = list(_python_widths(ctx))
+    return cached
+
+
+def _literals(mod: PyModule, widths: set[int]) -> list[tuple[ast.Constant, int]]:
+    """Integer literals equal to a width, and strings that are exactly one (`os.getenv("DIM", "768")`)."""
+    out = []
+    for n in mod.of_type(ast.Constant):
+        if type(n.value) is int and n.value in widths:
+            out.append((n, n.value))
+        elif isinstance(n.value, str) and n.value.strip().isdigit() and int(n.value) in widths:
+            out.append((n, int(n.value)))
+    return out
+
+
+def _digits(mod: PyModule, node: ast.Constant, width: int) -> tuple[int, int]:
+    start, end = mod.span(node)
+    if isinstance(node.value, str):  # the digits inside the quotes
+        at = mod.src.text.find(str(width), start, end)
+        if at < 0:
+            at = mod.src.text.find(node.value.strip(), start, end)
+        return (at, at + len(node.value.strip())) if at >= 0 else (start, end)
+    return start, end
+
+
+def _python_widths(ctx: FileContext) -> list[PyWidth]:
+    mod = ctx.py
+    if mod is None:
+        return []
+    widths = ctx.legacy_dims | ctx.project.legacy_dims
+    out: list[PyWidth] = []
+    for node, width in _literals(mod, widths):
+        found = _role(ctx, mod, node, width)
+        if found is not None:
+            rule, what = found
+            start, end = _digits(mod, node, width)
+            out.append(PyWidth(rule, width, start, end, what))
+    return out
+
+
+def _carried(mod: PyModule, node: ast.AST) -> tuple[ast.AST, str | None]:
+    """Climb from a literal through the calls that hand it on unchanged: `int(...)`, `os.getenv("KEY",
+    default)`, `Field(default=...)`. Returns the outermost such expression and the env key, if any."""
+    key = None
+    while True:
+        p = mod.parent(node)
+        if isinstance(p, ast.keyword) and p.arg == "default":
+            call = mod.parent(p)
+            if isinstance(call, ast.Call) and last_part(call_name(call)) in _ENV_GETTERS:
+                key = key or _env_key(mod, call)
+                node = call
+                continue
+            return node, key
+        if not isinstance(p, ast.Call) or node not in p.args:
+            return node, key
+        name = last_part(call_name(p))
+        i = p.args.index(node)
+        if name in _CONVERTERS and i == 0:
+            node = p
+        elif name in ("getenv", "get", "setdefault") and i == 1 and "environ" in call_name(p) + name:
+            key, node = key or _env_key(mod, p), p
+        elif name == "getenv" and i == 1:
+            key, node = key or _env_key(mod, p), p
+        elif name == "Field" and i == 0:
+            node = p
+        else:
+            return node, key
+
+
+def _env_key(mod: PyModule, call: ast.Call) -> str | None:
+    value = mod.constant_value(call.args[0]) if call.args else None
+    return value if isinstance(value, str) else None
+
+
+def _comment_says_jina(mod: PyModule, node: ast.AST) -> bool:
+    """A trailing comment on the literal's line that ties it to Jina (`D = 768  # jina v2 width`)."""
+    text = mod.src.text
+    end = mod.end(node)
+    line_end = text.find("\n", end)
+    rest = text[end : line_end if line_end >= 0 else len(text)]
+    hash_at = rest.find("#")
+    return hash_at >= 0 and "jina" in rest[hash_at:].lower()
+
+
+def _models_in(mod: PyModule, container: ast.AST) -> tuple[set[str], bool]:
+    """Models named by the string values of a call's arguments, a dict's values or a class body's
+    assignments (names followed as the loaders' data flow does); once per container, however many widths
+    it holds (a dict of a thousand model widths is read once, not once per width)."""
+    from jmigrate.rules._sites import string_value
+
+    cache: dict[int, tuple[set[str], bool]] = mod.__dict__.setdefault("_width_models", {})
+    key = id(container)
+    if key in cache:
+        return cache[key]
+    if isinstance(container, ast.Call):
+        nodes: list[ast.AST] = [*container.args, *(k.value for k in container.keywords)]
+    elif isinstance(container, ast.Dict):
+        nodes = list(container.values)
+    elif isinstance(container, ast.ClassDef):
+        nodes = [
+            s.value
+            for s in container.body
+            if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None
+        ]
+    else:
+        nodes = []
+    models: set[str] = set()
+    v3 = False
+    for n in nodes:
+        value = string_value(mod, n)
+        if isinstance(value, str):
+            models |= {m for m, _, _ in legacy_model_mentions(value)}
+            v3 = v3 or V3 in value
+    cache[key] = (models, v3)
+    return models, v3
+
+
+def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) -> tuple[str, str] | None:
+    """(rule, what) when this literal is a v2 width to report, else None."""
+    node, env_key = _carried(mod, literal)
+    parent = mod.parent(node)
+    commented = _comment_says_jina(mod, node)
+    strong_env = env_key is not None and width_name(env_key)
+
+    if isinstance(parent, ast.keyword) and parent.arg:
+        call = mod.parent(parent)
+        assert isinstance(call, ast.Call)
+        name = last_part(call_name(call))
+        if name in SCHEMA_CALLS and SCHEMA_CALLS[name][0] == parent.arg and node is literal:
+            return ("JM402", f"{name}() schema") if tied(ctx, width, True) else None
+        models, v3 = _models_in(mod, call)
+        verdict = block_tie(ctx, models, v3, width)
+        if verdict is not None:
+            ok = verdict and (width_name(parent.arg) or parent.arg.lower() in GENERIC_KEYS)
+            return ("JM403", f"{name}({parent.arg}=...)") if ok else None
+        if _specific(parent.arg) or strong_env or commented:
+            return ("JM403", f"{parent.arg}= setting") if tied(ctx, width, True) else None
+        if parent.arg.lower() in ("dim", "dims", "dimension") and tied(ctx, width, False):
+            return "JM403", f"{name}({parent.arg}=...)"
+        return None
+
+    if isinstance(parent, ast.Call) and node is literal and node in parent.args:
+        name = last_part(call_name(parent))
+        pos = SCHEMA_CALLS.get(name, ("", None))[1]
+        if pos is not None and parent.args.index(node) == pos:
+            return ("JM402", f"{name}() schema") if tied(ctx, width, True) else None
+        pinecone = "pinecone" in call_name(parent).lower()
+        if name == "create_index" and parent.args.index(node) == 1 and pinecone:
+            return ("JM402", "Pinecone create_index() schema") if tied(ctx, width, True) else None
+        return _shape_role(ctx, mod, parent, node, width)
+
+    if isinstance(parent, ast.Dict) and node in parent.values:
+        i = parent.values.index(node)
+        key_node = parent.keys[i]
+        key = mod.constant_value(key_node) if key_node is not None else None
+        if not isinstance(key, str):
+            return None
+        if _schema_dict(mod, parent) and key.lower() in _SCHEMA_DICT_KEYS:
+            return ("JM402", "vector schema") if tied(ctx, width, True) else None
+        key_models = {m for m, _, _ in legacy_model_mentions(key)}
+        if key_models or V3 in key:  # {"jina-embeddings-v2-base-en": 768}: that model's width
+            return ("JM403", "width of a model") if block_tie(ctx, key_models, V3 in key, width) else None
+        models, v3 = _models_in(mod, parent)
+        verdict = block_tie(ctx, models, v3, width)
+        if verdict is not None:
+            ok = verdict and (width_name(key) or key.lower() in GENERIC_KEYS)
+            return ("JM403", f"setting {key!r}") if ok else None
+        if _specific(key) or strong_env:
+            return ("JM403", f"setting {key!r}") if tied(ctx, width, True) else None
+        return None
+
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        names = [_target_name(t) for t in targets]
+        if any(width_name(n) for n in names) or strong_env or commented:
+            if _class_tie(ctx, mod, parent, width) is False:
+                return None
+            return ("JM403", f"constant {names[0] or 'value'}") if tied(ctx, width, True) else None
+        return None
+
+    if isinstance(parent, ast.Return) and node is literal:
+        fn = mod.enclosing_function(parent)
+        if fn is not None and re.search(r"(?i)dim|embed|size|width", fn.name):
+            return ("JM403", f"{fn.name}() result") if tied(ctx, width, False) else None
+        return None
+
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Mult) and node is literal:
+        # [0.0] * 768: a zero vector of the model's width (a fallback for empty texts); not padding
+        # arithmetic inside a larger expression.
+        other = parent.left if parent.right is node else parent.right
+        if (
+            isinstance(other, ast.List)
+            and len(other.elts) == 1
+            and isinstance(other.elts[0], ast.Constant)
+            and type(other.elts[0].value) in (int, float)
+            and not isinstance(mod.parent(parent), ast.BinOp)
+        ):
+            return ("JM403", "zero vector") if tied(ctx, width, False) else None
+        return None
+
+    return _compare_role(ctx, mod, literal, width)
+
+
+def _target_name(t: ast.AST) -> str | None:
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    return None
+
+
+def _class_tie(ctx: FileContext, mod: PyModule, stmt: ast.AST, width: int) -> bool | None:
+    """A setting in a class body (pydantic settings, a config class) belongs to the model the class names."""
+    cls = mod.parent(stmt)
+    if not isinstance(cls, ast.ClassDef):
+        return None
+    models, v3 = _models_in(mod, cls)
+    return block_tie(ctx, models, v3, width)
+
+
+def _schema_dict(mod: PyModule, d: ast.Dict) -> bool:
+    """Does this dict (or the dict holding it) look like a store schema? (Once per dict.)"""
+    cache: dict[int, bool] = mod.__dict__.setdefault("_width_schema", {})
+    if id(d) not in cache:
+        cache[id(d)] = _schema_words(mod, d)
+    return cache[id(d)]
+
+
+def _schema_words(mod: PyModule, d: ast.Dict) -> bool:
+    for dd in (d, mod.parent(d)):
+        if not isinstance(dd, ast.Dict):
+            continue
+        for k, v in zip(dd.keys, dd.values, strict=True):
+            for n in (k, v):
+                value = mod.constant_value(n) if n is not None else None
+                if isinstance(value, str) and _SCHEMA_DICT_WORDS.match(value):
+                    return True
+                if isinstance(n, ast.Attribute) and _SCHEMA_DICT_WORDS.match(n.attr):
+                    return True  # DataType.FLOAT_VECTOR
+    return False
+
+
+def _shape_role(
+    ctx: FileContext, mod: PyModule, call: ast.Call, node: ast.AST, width: int
+) -> tuple[str, str] | None:
+    name = last_part(call_name(call))
+    if name in _ASSERT_CALLS and len(call.args) >= 2 and node is call.args[1]:
+        return ("JM403", "assertion") if _subject(mod, call.args[0]) and tied(ctx, width, False) else None
+    if name not in _SHAPE_CALLS:
+        return None
+    args = call.args
+    if len(args) == 1 and all(k.arg == "dtype" for k in call.keywords):
+        # np.zeros(768): a zero vector of the model's width.
+        return ("JM403", "array shape") if name != "reshape" and tied(ctx, width, False) else None
+    # A 2-D shape (n, width): (512, 512, 3) images and square matrices are not embeddings.
+    square = isinstance(args[0], ast.Constant) and args[0].value == width if args else False
+    if len(args) == 2 and args[1] is node and not square:
+        return ("JM403", "array shape") if tied(ctx, width, False) else None
+    return None
+
+
+def _compare_role(
+    ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int
+) -> tuple[str, str] | None:
+    """Shapes and lengths: `np.zeros((n, 768))`, `assert v.shape == (1, 768)`, `assert len(v) == 768`,
+    `self.assertEqual(len(v), 768)` (for vectors: names like emb/vec or values of an encode call)."""
+    node: ast.AST = literal
+    parent = mod.parent(node)
+    if isinstance(parent, ast.Tuple) and parent.elts and parent.elts[-1] is node:
+        elts = parent.elts
+        holder = mod.parent(parent)
+        if isinstance(holder, ast.Call) and last_part(call_name(holder)) in _SHAPE_CALLS:
+            square = len(elts) >= 2 and isinstance(elts[-2], ast.Constant) and elts[-2].value == width
+            if len(elts) == 2 and not square:
+                return ("JM403", "array shape") if tied(ctx, width, False) else None
+            return None
+        node, parent = parent, holder
+    if isinstance(parent, ast.Compare) and len(parent.comparators) == 1:
+        other = parent.left if parent.comparators[0] is node else parent.comparators[0]
+        if isinstance(mod.parent(parent), ast.Assert) and _subject(mod, other):
+            return ("JM403", "assertion") if tied(ctx, width, False) else None
+        return None
+    if isinstance(parent, ast.Call) and last_part(call_name(parent)) in _ASSERT_CALLS:
+        others = [a for a in parent.args[:2] if a is not node]
+        if len(parent.args) >= 2 and others and _subject(mod, others[0]):
+            return ("JM403", "assertion") if tied(ctx, width, False) else None
+    return None
+
+
+def _subject(mod: PyModule, node: ast.AST) -> bool:
+    """Is this `len(v)`, `v.shape`, `v.shape[i]` or `v` for a vector v (by name, or the value of an
+    encode/embed call)? A `dim`-named value (`assert dim == 768`) counts too."""
+    if isinstance(node, ast.Call) and call_name(node) == "len" and node.args:
+        node = node.args[0]
+    if isinstance(node, ast.Name) and width_name(node.id):
+        return True
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        if isinstance(node, ast.Attribute) and width_name(node.attr):
+            return True
+        node = node.value
+    if isinstance(node, ast.Call):
+        return _ENCODE_CALL.search(call_name(node)) is not None
+    if not isinstance(node, ast.Name):
+        return False
+    if _SUBJECT_NAME.search(node.id):
+        return True
+    bound, _certain = mod.resolve_name(node)
+    while isinstance(bound, ast.Await):
+        bound = bound.value
+    return isinstance(bound, ast.Call) and _ENCODE_CALL.search(call_name(bound)) is not None
+
+
+def dict_entry(mod: PyModule, d: ast.Dict, key: str) -> ast.AST | None:
+    i = dict_key(d, key)
+    return d.values[i] if i is not None else None
+
+
+# --- text: the block around a key ------------------------------------------------------------------
+
+_BLOCK_LINES = 200
+_BRACE_WINDOW = 2000
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Per line of a text (once per file): start offset, and the rows that bound its indented block: the
+    nearest row above that is less indented or a `[section]` header, and the first row below that is less
+    indented (or, for an unindented row, a `[section]` header). Two linear stack passes, so a flat file
+    of thousands of settings costs one pass, not one walk per setting."""
+
+    starts: list[int]
+    up: list[int]  # -1: none
+    down: list[int]  # len(rows): none
+
+
+@per_text()
+def _rows(text: str) -> _Rows:
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    n = len(lines)
+    indent = [len(x) - len(x.lstrip()) if x.strip() else -1 for x in lines]  # -1: blank
+    header = [x.lstrip().startswith("[") for x in lines]
+    up = [-1] * n
+    stack: list[int] = []  # non-blank rows, strictly increasing indents
+    last_header = -1
+    for r in range(n):
+        if indent[r] >= 0:
+            own = indent[r]
+            while stack and indent[stack[-1]] >= own:
+                stack.pop()
+            up[r] = max(stack[-1] if stack else -1, last_header)
+            stack.append(r)
+        else:
+            up[r] = last_header
+        if header[r] and indent[r] >= 0:
+            last_header = r
+    down = [n] * n
+    stack = []
+    next_header = n
+    for r in range(n - 1, -1, -1):
+        own = max(indent[r], 0)
+        while stack and indent[stack[-1]] >= own:
+            stack.pop()
+        below = stack[-1] if stack else n
+        down[r] = min(below, next_header) if own == 0 else below
+        if indent[r] >= 0:
+            stack.append(r)
+            if header[r]:
+                next_header = r
+    return _Rows(starts, up, down)
+
+
+def enclosing_block(text: str, offset: int) -> str:
+    """The object (`{...}` and what precedes it) or the indented block (parent key and siblings) around a
+    key, so that `size: 768` counts only next to vector words of the same schema."""
+    lo, depth, i = max(0, offset - _BRACE_WINDOW), 0, offset
+    while True:  # back over the braces only (a file without braces costs two searches)
+        o, c = text.rfind("{", lo, i), text.rfind("}", lo, i)
+        if o < 0 and c < 0:
+            break
+        if c > o:
+            depth, i = depth + 1, c
+        elif depth == 0:
+            end = balanced_end(text, o)
+            return text[max(0, o - 80) : end if end > 0 else offset + 300]
+        else:
+            depth, i = depth - 1, o
+    rows = _rows(text)
+    row = bisect.bisect_right(rows.starts, offset) - 1
+    # At most _BLOCK_LINES lines each way: a flat file is one huge "block".
+    top = max(rows.up[row], row - _BLOCK_LINES, 0)
+    bottom = min(rows.down[row] - 1, row + _BLOCK_LINES, len(rows.starts) - 1)
+    end = rows.starts[bottom + 1] - 1 if bottom + 1 < len(rows.starts) else len(text)
+    return text[rows.starts[top] : end]

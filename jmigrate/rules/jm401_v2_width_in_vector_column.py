@@ -13,6 +13,8 @@ from jmigrate.scan.finding import Applicability, Finding
 # SQL DDL and the ORM/LanceDB column types spelled the same way, in any file (SQL often sits in strings).
 _COLUMN = re.compile(
     r"(?i)\b(?:vector|halfvec)\s*\(\s*(\d{3,4})\s*[,)]|\bVectorField\s*\([^)]*?dimensions\s*=\s*(\d{3,4})"
+    # Drizzle ORM: vector("embedding", { dimensions: 768 }).
+    r"""|\b(?:vector|halfvec)\s*\(\s*["'`][\w-]*["'`]\s*,\s*\{[^}]{0,200}?\bdimensions\s*:\s*(\d{3,4})"""
 )
 
 
@@ -20,7 +22,7 @@ _COLUMN = re.compile(
     code="JM401",
     name="v2-width-in-vector-column",
     summary="vector column of a v2 width: pgvector vector(768) / halfvec, Vector(768), "
-    "VectorField(dimensions=768)",
+    "VectorField(dimensions=768), Drizzle vector(..., { dimensions: 768 })",
     explanation="A vector column is as wide as the model that fills it. v3 returns 1024 dimensions by "
     "default; a 768 (512 for small-en) column either changes or v3 is asked for "
     "dimensions=768 (Matryoshka), and in both cases every row is re-embedded.",
@@ -33,7 +35,7 @@ _COLUMN = re.compile(
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
     for m in _COLUMN.finditer(ctx.src.text):
-        group = 1 if m.group(1) else 2
+        group = next(g for g in (1, 2, 3) if m.group(g))
         width = int(m.group(group))
         if tied(ctx, width, strong=True):
             yield width_finding(ctx, m.start(group), m.end(group), width, "vector column")

@@ -35,22 +35,29 @@ _BATCH = 256  # files per task: large enough to amortise pickling, small enough 
 # project-wide "strong" contexts count there). Either (1) a key on the same line, the width right after
 # its `=` / `:` (quotes, an annotation or an opening parenthesis allowed): a schema keyword or key
 # (`list_size`, `dim`, `dims`, `dimension(s)`, FAISS `d`, Annoy `f`; `size` below) or a constant/setting
-# named like _WIDTH_NAME in JM403 (EMBEDDING_DIM, vector_size, emb_dim, n_dims, d_model_out); or (2) a
-# vector column `vector(768` / `halfvec(768`; or (3) a positional argument of `Index...(` (FAISS, Annoy) or
-# pyarrow `list_(`, possibly over several lines. A rule that learns a new spelling must add it here, or
-# files without a model name never reach it (tests/test_plan_widths.py runs the spellings through `plan`).
+# named like WIDTH_NAME in rules/_widths.py (EMBEDDING_DIM, vector_size, emb_dim, n_dims, d_model_out); or
+# (2) a vector column `vector(768` / `halfvec(768` / Arrow `FixedSizeList(768`; or (3) a positional argument
+# of `Index...(` (FAISS, Annoy, Pinecone create_index) or pyarrow `list_(`, possibly over several lines; or
+# (4) a width name, then the width as a later argument (an env default, a settings field); or (5) Redis
+# `... VECTOR HNSW 6 ... DIM 768`. A rule that learns a new spelling must add it here, or files without a
+# model name never reach it (tests/test_plan_widths.py runs the spellings through `plan`).
 _KEY_TAIL = rb"""\b[^\n]{0,80}?[:=]\s*\(?\s*["']?"""
+_WIDTH_WORDS = rb"""\w*dim\w*|\w*vec(?:tor)?_?(?:size|width|len)\w*|\w*emb\w*?(?:size|width|len)\w*"""
 _BEFORE_WIDTH = re.compile(
-    rb"""(?i)(?:\b(?:\w*dim\w*|list_size|\w*vec(?:tor)?_?(?:size|width)\w*|\w*emb\w*?(?:size|width)\w*|"""
-    rb"""d_?model_out|d|f)"""
+    rb"""(?i)(?:\b(?:""" + _WIDTH_WORDS + rb"""|list_size|d_?model_out|d|f)"""
     + _KEY_TAIL
-    + rb"""|\b(?:vector|halfvec)\s*\(\s*"""
+    # (4) a width name, then the width as a later argument: os.getenv("EMBED_DIM", "768"),
+    # `vector_size: int = Field(768)`.
+    + rb"""|\b(?:""" + _WIDTH_WORDS + rb""")\b[^\n]{0,80}?[,(]\s*["']?"""
+    + rb"""|\b(?:vector|halfvec)\s*\(\s*|FixedSizeList\s*\(\s*"""
     rb"""|(?:index\w*|list_)\s*\([^;]{0,100}?[(,]\s*)\Z"""
 )
+# (5) Redis: `VECTOR HNSW 6 TYPE FLOAT32 DIM 768` (no separator before the width).
+_REDIS_DIM = re.compile(rb"\bVECTOR\s+(?:HNSW|FLAT|SVS-VAMANA)\s+\d+\b[^\n]{0,200}?\bDIM\s+\Z")
 # A bare `size` key: YAML/JSON schemas (JM402 judges the block around it), but in Python only Qdrant's
 # VectorParams(size=...) (buffer and shared-memory sizes are everywhere in Python code).
 _SIZE_KEY = re.compile(rb"(?i)\bsize" + _KEY_TAIL + rb"\Z")
-_VECTOR_PARAMS = re.compile(rb"VectorParams\s*\(")
+_VECTOR_PARAMS = re.compile(rb"""VectorParams\s*\(|["']vectors?["']\s*:|["']distance["']""")
 # How far before the width the key may start; how far back a VectorParams( call may open.
 _WINDOW = 120
 _CALL_WINDOW = 1000
@@ -95,12 +102,15 @@ def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bo
             continue
         # Every key pattern ends in `=`, `:`, `(` or `,` (then blanks and a quote): most numbers fail here.
         before = data[max(0, start - 8) : start].rstrip(b" \t\r\n\"'")
+        if before.endswith(b"DIM") and _REDIS_DIM.search(data, max(0, start - 300), start):
+            return True
         if before and before[-1] not in _SEPARATORS:
             continue  # (only blanks in these 8 bytes: the regex below decides)
         if _BEFORE_WIDTH.search(data, max(0, start - _WINDOW), start):
             return True
         if _SIZE_KEY.search(data, max(0, start - _WINDOW), start) and (
-            language_of(path) != "python" or _VECTOR_PARAMS.search(data, max(0, start - _CALL_WINDOW), start)
+            language_of(path) != "python"
+            or _VECTOR_PARAMS.search(data, max(0, start - _CALL_WINDOW), start + _WINDOW)
         ):
             return True
     return False
