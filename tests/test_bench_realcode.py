@@ -63,7 +63,8 @@ def test_scores_plan_and_regex_on_the_same_labelled_lines(tmp_path, scorer, caps
     ])
     out_json = tmp_path / "scores.json"
     code = scorer.main(["--labels", str(tmp_path / "labels"), "--repos", str(tmp_path / "repos"), "--show",
-                        "--json-out", str(out_json)])
+                        "--scores-json", str(out_json), "--json-out", str(tmp_path / "rows.json"),
+                        "--markdown", str(tmp_path / "realcode.md")])
     assert code == 0
     scores = json.loads(out_json.read_text())[0]
     # regex: line 3 (name + 768 in the comment) and line 5 (512 in a file naming a model); code.py is keep,
@@ -71,6 +72,11 @@ def test_scores_plan_and_regex_on_the_same_labelled_lines(tmp_path, scorer, caps
     assert scores["regex"] == {"tp": 1, "fp": 1, "fn": 1}
     # plan finds line 3 (and the loader on line 4, unlabelled: a false alarm until labelled), misses line 1.
     assert scores["plan"]["tp"] == 1 and scores["plan"]["fn"] == 1
+    rows = {row["part"]: row for row in json.loads((tmp_path / "rows.json").read_text())}
+    assert rows["recall on real code"]["baseline_figure"] == "0.500 (1/2)"
+    assert rows["precision on real code"]["met"] is False
+    md = (tmp_path / "realcode.md").read_text()
+    assert "| [acme/demo](https://github.com/acme/demo) |" in md and "miss: `app.py:1 must/integration" in md
     out = capsys.readouterr().out
     assert "plan miss        app.py:1 must/integration: made up, to miss" in out
     assert "TOTAL (1 repositories)" in out
