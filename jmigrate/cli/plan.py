@@ -73,8 +73,9 @@ def plan_command(
                                    "of the report."),
     unsafe: bool = typer.Option(False, "--unsafe", help="With --diff: include the unsafe rewrites too "
                                 "(an error without --diff)."),
-    verbose: bool = typer.Option(False, "--verbose", help="List every skipped binary file (the text report "
-                                 "counts them)."),
+    verbose: bool = typer.Option(False, "--verbose", help="List every skipped binary file and every mention "
+                                 "of a v1/v2 model in prose, comments and logs (the text report counts "
+                                 "them)."),
     store: list[str] = typer.Option([], "--store", metavar="URI",
                                     help="Also inspect a vector-store collection (postgresql://, qdrant://, "
                                          "chroma://, lancedb://); repeatable. See docs/stores.md."),

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jmigrate.models import MODELS, V3
-from jmigrate.scan.finding import Applicability, Edit, Finding
-from jmigrate.scan.text import legacy_model_mentions
+from jmigrate.scan.finding import Applicability, Edit, Finding, Mention
+from jmigrate.scan.text import PARTIAL_V2, legacy_model_mentions, line_of, model_matches
 from jmigrate.scan.walk import Source
 
 if TYPE_CHECKING:
     from jmigrate.scan.notebook import CellMap
+    from jmigrate.scan.prose import Regions
     from jmigrate.scan.python import PyModule
 
 
@@ -54,6 +55,11 @@ class FileContext:
     syntax_error: str | None = None
     _models: set[str] | None = None
     reported: int = 0  # findings built from this context
+    # Not-code spans (prose, comments, docstrings, logs), worked out when the first finding asks.
+    not_code: Regions | None = None
+    # Findings a rule built on text that is not code (by id): `plan` reports them as `mentions` instead.
+    not_code_findings: set[int] = field(default_factory=set)
+    mentions: list[Mention] = field(default_factory=list)
 
     @property
     def language(self) -> str:
@@ -106,7 +112,9 @@ class FileContext:
     ) -> Finding:
         """Build a finding from character offsets into `src.text` (cell text for notebooks). The rule's
         code and name are stamped by the registry on what its check yields (a rule never repeats them)."""
-        self.reported += 1
+        from jmigrate.scan.prose import kind_at
+
+        kind = kind_at(self, start)
         if applicability is not Applicability.MANUAL and not edits:
             applicability = Applicability.MANUAL  # nothing to apply: a person decides
         if applicability is Applicability.MANUAL:
@@ -125,7 +133,7 @@ class FileContext:
                 applicability, mapped = Applicability.MANUAL, []
                 fix_title += " (edit this notebook cell by hand)"
             edit_list = mapped or []
-        return Finding(
+        finding = Finding(
             code="",
             rule="",
             path=self.src.path,
@@ -141,6 +149,35 @@ class FileContext:
             cell=cell,
             cell_line=cell_line,
         )
+        if kind is None:
+            self.reported += 1
+        else:
+            self.not_code_findings.add(id(finding))
+            self.mentions.extend(self.mentions_at(start, end, kind))
+        return finding
+
+    def mentions_at(self, start: int, end: int, kind: str) -> list[Mention]:
+        """The legacy models named in text[start:end] (a partial v2 id counts), as mentions of `kind`."""
+        text = self.src.text
+        lo, hi = line_of(text, start)
+        found = [
+            (lo + m.start, m.model.name)
+            for m in model_matches(text[lo:hi])
+            if lo + m.start < end and lo + m.end > start
+        ]
+        if not found:
+            partial = PARTIAL_V2.search(text, start, max(end, start + 19))
+            if partial is not None:
+                found = [(partial.start(), text[partial.start() : partial.end()] + "*")]
+        out = []
+        for at, name in found:
+            if self.cell_map is not None:
+                line, column = self.cell_map.position(at)
+                cell = self.cell_map.locate(text, at)[0]
+            else:
+                (line, column), cell = self.src.position(at), None
+            out.append(Mention(self.src.path, line, column, kind, name, cell))
+        return out
 
 
 def findings_sorted(findings: Iterable[Finding]) -> list[Finding]:

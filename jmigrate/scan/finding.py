@@ -51,6 +51,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Mention:
+    """A legacy model named where nothing runs it: prose, a comment, a docstring or help text, captured
+    output. Not a finding: reported apart, never rewritten, never a reason for exit status 1."""
+
+    path: str
+    line: int  # 1-based, in the file as stored (notebooks: the line of the .ipynb)
+    column: int
+    kind: str  # "prose" | "comment" | "docstring" | "log"
+    model: str  # the model named, e.g. "jina-embeddings-v2-base-en"
+    cell: int | None = None  # notebooks: 1-based index of the cell
+
+
+@dataclass(frozen=True)
 class SkippedFile:
     """A file `plan` could not read or parse: reported, never a crash."""
 
@@ -77,3 +90,5 @@ class PlanResult:
     # Vector stores found on disk (`jmigrate.scan.stores.StoreInfo.to_dict()`, paths relative to root):
     # rows, dims, likely model and the `jmigrate reindex` command that re-embeds each.
     stores: list[dict[str, Any]] = field(default_factory=list)
+    # Legacy models named in prose, comments, docstrings and logs: not code, so not findings (issue 12).
+    mentions: list[Mention] = field(default_factory=list)

@@ -159,6 +159,9 @@ class Notebook:
     code_cells: list[CellSource]  # the same cells one by one (when the joined code does not parse)
     markdown: list[CellSource]
     problems: list[str] = field(default_factory=list)  # parts of the JSON left out, one line each
+    # The text a code cell printed when it last ran (streams, text results, tracebacks): captured output,
+    # never code (language "log").
+    outputs: list[CellSource] = field(default_factory=list)
 
 
 def _unit(nb_source: Source, cells: list[tuple[int, list[_PosStr]]], language: str) -> CellSource:
@@ -196,6 +199,7 @@ def notebook_units(nb_source: Source) -> Notebook:
     code_language = "python" if lang == "python" else "text"
     code: list[tuple[int, list[_PosStr]]] = []
     markdown: list[CellSource] = []
+    outputs: list[CellSource] = []
     problems: list[str] = []
     for index, cell in enumerate(nb["cells"], start=1):
         kind = cell.get("cell_type") if isinstance(cell, dict) else None
@@ -211,6 +215,7 @@ def notebook_units(nb_source: Source) -> Notebook:
             continue
         if kind == "code":
             code.append((index, parts))
+            outputs += [_unit(nb_source, [(index, texts)], "log") for texts in _output_texts(cell)]
         else:
             markdown.append(_unit(nb_source, [(index, parts)], "markdown"))
     return Notebook(
@@ -218,7 +223,25 @@ def notebook_units(nb_source: Source) -> Notebook:
         [_unit(nb_source, [c], code_language) for c in code],
         markdown,
         problems,
+        outputs,
     )
+
+
+# Output mime types that hold text a person reads (images and widgets are left alone).
+_TEXT_MIMES = ("text/plain", "text/markdown", "text/html", "text/latex")
+
+
+def _output_texts(cell: dict[str, Any]) -> list[list[_PosStr]]:
+    out: list[list[_PosStr]] = []
+    outputs = cell.get("outputs")
+    for o in outputs if isinstance(outputs, list) else []:
+        o = _as_dict(o)
+        data = _as_dict(o.get("data"))
+        for value in (o.get("text"), o.get("traceback"), *(data.get(m) for m in _TEXT_MIMES)):
+            parts = [value] if isinstance(value, str) else value
+            if isinstance(parts, list) and parts and all(isinstance(p, _PosStr) for p in parts):
+                out.append(parts)
+    return out
 
 
 def _as_dict(value: object) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from jmigrate.errors import InputError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE, V3
 from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
-from jmigrate.scan.finding import Applicability, Finding, PlanResult, SkippedFile
+from jmigrate.scan.finding import Applicability, Finding, Mention, PlanResult, SkippedFile
 from jmigrate.scan.imports import ImportIndex
 from jmigrate.scan.notebook import NotebookError, notebook_units
 from jmigrate.scan.own_outputs import own_output
@@ -52,6 +52,7 @@ def plan(
     project = ProjectFacts(root=str(root if root.is_dir() else root.parent))
 
     findings: list[Finding] = []
+    mentions: list[Mention] = []
     skipped: list[SkippedFile] = []
     hashes: dict[str, str] = {}
     encodings: dict[str, str] = {}
@@ -93,7 +94,7 @@ def plan(
             if V3 in ctx.src.text:
                 project.v3_named = True
             project.v3_dimensions |= {int(d) for d in _DIMENSIONS.findall(ctx.src.text)}
-            found += _run(file_rules, ctx)
+            found += _run(file_rules, ctx, mentions)
             exporting.add(ctx)
         _note_syntax_errors(item, contexts, skipped)
         if dims:
@@ -123,7 +124,7 @@ def plan(
                 contexts = _contexts(item, skipped)
             for ctx in contexts:
                 ctx.project = project
-            found = [f for ctx in contexts for f in _run(project_rules, ctx)]
+            found = [f for ctx in contexts for f in _run(project_rules, ctx, mentions)]
             if known is None:
                 _note_syntax_errors(item, contexts, skipped)
             _record(item, contexts, found, findings, hashes, encodings)
@@ -143,6 +144,7 @@ def plan(
         notes=notes,
         encodings=dict(sorted(encodings.items())),
         stores=_stores(root, price_per_mtok) if stores else [],
+        mentions=sorted(set(mentions), key=lambda m: (m.path, m.line, m.column, m.model)),
     )
 
 
@@ -171,7 +173,7 @@ def _importers(
         found: list[Finding] = []
         for ctx in contexts:
             ctx.project = project
-            found += _run(rules, ctx)
+            found += _run(rules, ctx, [])  # no model name in these files, so no mention either
         _note_syntax_errors(item, contexts, skipped)
         if item.path in waiting:  # the width pass reuses the parse
             deferred[waiting[item.path]] = (item, contexts)
@@ -218,9 +220,10 @@ def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
         return []
     if nb.problems:
         skipped.append(SkippedFile(item.path, "; ".join(nb.problems)))
-    # Markdown cells are prose ("we used v2 before", links to model cards): not code, never rewritten
-    # (issue 12: rewriting them turned history into false statements and counted as false alarms).
-    markdown: list[FileContext] = []
+    # Markdown cells are scanned as Markdown: their prose ("we used v2 before", links to model cards) and
+    # the cells' outputs are mentions, never rewritten (issue 12: rewriting them turned history into false
+    # statements and counted as false alarms); a code block in a Markdown cell is code.
+    markdown = [FileContext(c, cell_map=c.cell_map) for c in (*nb.markdown, *nb.outputs)]
     if nb.code is None:
         return markdown
     joined = FileContext(nb.code, cell_map=nb.code.cell_map)
@@ -230,13 +233,19 @@ def _contexts(item: RawFile, skipped: list[SkippedFile]) -> list[FileContext]:
     return [*(FileContext(c, cell_map=c.cell_map) for c in nb.code_cells), *markdown]
 
 
-def _run(rules: list[Rule], ctx: FileContext) -> list[Finding]:
+def _run(rules: list[Rule], ctx: FileContext, mentions: list[Mention]) -> list[Finding]:
+    """The rules' findings on one context; what they found in prose, comments and logs goes to `mentions`."""
     out: list[Finding] = []
     if ctx.language == "python":
         ctx.py  # noqa: B018 -- parse now so a syntax error is reported even if no Python rule runs
     for rule in rules:
         if rule.applies_to(ctx.language):
             out.extend(rule.check(ctx))
+    if ctx.not_code_findings:
+        out = [f for f in out if id(f) not in ctx.not_code_findings]
+        ctx.not_code_findings.clear()
+    mentions.extend(ctx.mentions)
+    ctx.mentions.clear()
     if ctx.syntax_error:
         # The file does not parse now, so no rewrite of it can be checked: report, don't fix.
         for f in out:

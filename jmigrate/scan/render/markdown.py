@@ -5,6 +5,8 @@ from __future__ import annotations
 from jmigrate.scan.finding import PlanResult
 from jmigrate.scan.render.summary import (
     location_text,
+    mention_text,
+    mentions_line,
     migration_checklist,
     recommendation_text,
     sorted_findings,
@@ -59,6 +61,10 @@ def render_markdown(result: PlanResult) -> str:
             first, *rest = store_lines(store)
             out.append(f"- {_cell(first)}")
             out += [f"  - {_cell(line.strip())}" for line in rest]
+    if result.mentions:
+        out += ["", f"<details><summary>{_cell(mentions_line(result))}</summary>", ""]
+        out += [f"- {_code(mention_text(m))}" for m in result.mentions]
+        out += ["", "</details>"]
     if result.skipped:
         out += ["", f"<details><summary>Skipped files ({len(result.skipped)})</summary>", ""]
         out += [f"- {_code(k.path)}: {_cell(k.reason)}" for k in sorted(result.skipped, key=lambda k: k.path)]

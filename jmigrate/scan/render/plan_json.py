@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from jmigrate.errors import InputError
-from jmigrate.scan.finding import Applicability, Edit, Finding, PlanResult, SkippedFile
+from jmigrate.scan.finding import Applicability, Edit, Finding, Mention, PlanResult, SkippedFile
 from jmigrate.scan.render.summary import migration_checklist, sorted_findings, summarize
 from jmigrate.version import VERSION
 
@@ -61,9 +61,12 @@ def _plan_body(result: PlanResult) -> dict[str, Any]:
             "by_applicability": s.by_applicability,
             "by_code": s.by_code,
             "skipped": s.skipped,
+            "mentions": s.mentions,
         },
         "notes": migration_checklist(result),
         "findings": [f.to_dict() for f in sorted_findings(result)],
+        # Not findings: never applied, never a reason for exit status 1 (issue 12).
+        "mentions": [asdict(m) for m in result.mentions],
         "skipped": [asdict(k) for k in sorted(result.skipped, key=lambda k: k.path)],
         "file_hashes": dict(sorted(result.file_hashes.items())),
         "encodings": dict(sorted(result.encodings.items())),
@@ -129,4 +132,5 @@ def plan_from_dict(data: Any) -> PlanResult:
         encodings=dict(data["encodings"]),
         notes=list(data["notes"]),
         stores=list(data.get("stores", [])),
+        mentions=[Mention(**m) for m in data.get("mentions", [])],
     )

@@ -125,6 +125,10 @@ def sarif_log(result: PlanResult) -> dict[str, Any]:
                 "columnKind": "unicodeCodePoints",
                 "originalUriBaseIds": {ROOT_ID: {"uri": scan_base(result.root).resolve().as_uri() + "/"}},
                 "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+                # Mentions (models named in prose, comments, logs) are not results, not even `note`s:
+                # code scanning opens an alert for every result, and nothing there needs changing.
+                # Their count stays visible to SARIF readers as a run property.
+                "properties": {"mentions": len(result.mentions)},
                 "results": [_result(f, index) for f in sorted_findings(result)],
             }
         ],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jmigrate.models import LICENCE_V3_NOTE, MATRYOSHKA_DIMS, MODELS, ORDERING_RULE, TASKS, V3
-from jmigrate.scan.finding import Applicability, Finding, PlanResult
+from jmigrate.scan.finding import Applicability, Finding, Mention, PlanResult
 
 
 def sorted_findings(result: PlanResult) -> list[Finding]:
@@ -73,6 +73,7 @@ class Summary:
     by_code: dict[str, int]
     rule_names: dict[str, str]
     skipped: int
+    mentions: int = 0
 
     @property
     def fixable(self) -> int:
@@ -91,7 +92,21 @@ def summarize(result: PlanResult) -> Summary:
         by_code=dict(sorted(by_code.items())),
         rule_names={f.code: f.rule for f in sorted_findings(result)},
         skipped=len(result.skipped),
+        mentions=len(result.mentions),
     )
+
+
+def mentions_line(result: PlanResult) -> str:
+    """The one line a report gives to mentions (models named where nothing runs them)."""
+    n = len(result.mentions)
+    generations = {MODELS[m.model].generation for m in result.mentions if m.model in MODELS}
+    models = "v2 models" if generations <= {"v2"} else "v1/v2 models"
+    return f"{n} mention{'s' * (n != 1)} of {models} in prose, comments and logs (not code)"
+
+
+def mention_text(m: Mention) -> str:
+    cell = f" (cell {m.cell})" if m.cell is not None else ""
+    return f"{m.path}:{m.line}:{m.column}{cell}  {m.kind}  {m.model}"
 
 
 def _value(v: Any) -> str:

@@ -14,6 +14,8 @@ from jmigrate.scan.finding import Applicability, PlanResult
 from jmigrate.scan.render.summary import (
     human_size,
     location_text,
+    mention_text,
+    mentions_line,
     migration_checklist,
     recommendation_text,
     sorted_findings,
@@ -61,6 +63,8 @@ def render_text(
         f"{s.skipped} file{'s' * (s.skipped != 1)} skipped",
         indent=2,
     )
+    if result.mentions:
+        out(mentions_line(result) + (": listed below" if verbose else ": --verbose lists them"), indent=2)
     if s.by_code:
         table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, show_edge=False)
         for col in ("code", "rule", "findings", "safe", "unsafe", "manual"):
@@ -96,6 +100,12 @@ def render_text(
             rec = recommendation_text(f)
             if rec:
                 out(f"v3: {rec}", indent=6, style="dim")
+    # Mentions are not work to do: one line in the summary, each listed with --verbose.
+    if result.mentions and verbose:
+        console.line()
+        out("Mentions (not code: never rewritten)", style="bold")
+        for m in result.mentions:
+            out(mention_text(m), indent=2)
     # Binaries are skipped by design (images, models, archives): one count, each listed with --verbose.
     # Everything else skipped (unreadable, too large, a syntax error, jmigrate's own reports) is named.
     binaries = [k for k in result.skipped if k.reason.startswith("binary")]
