@@ -30,7 +30,9 @@ def write(root: Path, rel: str, content: str | bytes) -> Path:
 
 
 def found_paths(root: Path) -> set[str]:
-    return {f.path for f in plan(root).findings}
+    """Files the walk read and found a model in (a .log file's model is a mention, not a finding)."""
+    result = plan(root)
+    return {f.path for f in result.findings} | {m.path for m in result.mentions}
 
 
 def test_gitignore_files_are_honoured_including_nested_ones(tmp_path: Path) -> None:
@@ -108,7 +110,7 @@ def test_symlinks_are_not_followed_and_loops_do_not_hang(tmp_path: Path) -> None
 
 def test_undecodable_python_and_syntax_errors_are_skipped_not_crashes(tmp_path: Path) -> None:
     write(tmp_path, "bad_utf8.py", b'# jina\nMODEL = "caf\xe9 ' + V2.encode() + b'"\n')
-    write(tmp_path, "broken.py", f"# uses {V2}\ndef f(:\n    pass\n")
+    write(tmp_path, "broken.py", f'M = "{V2}"\ndef f(:\n    pass\n')
     write(tmp_path, "ok.py", LINE)
     result = plan(tmp_path)
     reasons = {s.path: s.reason for s in result.skipped}
@@ -122,16 +124,17 @@ def test_undecodable_python_and_syntax_errors_are_skipped_not_crashes(tmp_path: 
 
 def test_declared_and_fallback_encodings_are_used_and_reported(tmp_path: Path) -> None:
     write(tmp_path, "latin.py", b'# -*- coding: latin-1 -*-\nNAME = "caf\xe9"; M = "' + V2.encode() + b'"\n')
-    write(tmp_path, "notes.txt", b"caf\xe9 \x80 " + V2.encode())
+    # (not notes.txt: a notes/README-like .txt file is prose, its models are mentions without encodings)
+    write(tmp_path, "models.txt", b"caf\xe9 \x80 " + V2.encode())
     write(tmp_path, "bom.py", b"\xef\xbb\xbf" + LINE.encode())
     result = plan(tmp_path)
-    assert result.encodings == {"bom.py": "utf-8-sig", "latin.py": "iso-8859-1", "notes.txt": "cp1252"}
+    assert result.encodings == {"bom.py": "utf-8-sig", "latin.py": "iso-8859-1", "models.txt": "cp1252"}
     latin = next(f for f in result.findings if f.path == "latin.py")
     assert (latin.line, latin.column) == (2, len('NAME = "café"; M = "') + 1)
     bom = next(f for f in result.findings if f.path == "bom.py")
     assert (bom.line, bom.column) == (1, 10)  # the BOM is not a column
-    text, encoding = decode_bytes((tmp_path / "notes.txt").read_bytes())
-    assert text.encode(encoding) == (tmp_path / "notes.txt").read_bytes()
+    text, encoding = decode_bytes((tmp_path / "models.txt").read_bytes())
+    assert text.encode(encoding) == (tmp_path / "models.txt").read_bytes()
 
 
 def test_positions_are_characters_in_the_file_as_stored(tmp_path: Path) -> None:
