@@ -126,3 +126,39 @@ def test_files_that_never_say_jina_but_import_a_v2_constant_or_model_are_scanned
     assert not any(p == "pkg/unrelated.py" for _, p, _ in found)
     q = next(f for f in result.findings if (f.code, f.path) == ("JM504", "pkg/search.py"))
     assert q.recommendation["task"] == "retrieval.query" and "another module" in q.message
+
+
+def test_calls_of_a_helper_that_embeds_its_argument_are_where_the_task_is_chosen(tmp_path: Path) -> None:
+    (tmp_path / "embedder.py").write_text(
+        "from sentence_transformers import SentenceTransformer\n"
+        "def get_embedding(text):\n"
+        f"    model = SentenceTransformer({V2!r}, trust_remote_code=True)\n"
+        "    return model.encode(text)\n"
+        "class Crawler:\n"
+        "    def __init__(self):\n"
+        f"        self.model = SentenceTransformer({V2!r}, trust_remote_code=True)\n"
+        "    def crawl(self, urls):\n"
+        "        for url in urls:\n"
+        "            chunks = self.split(fetch(url))\n"
+        "            self.store(self.model.encode(chunks))\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "ingest.py").write_text(
+        "from embedder import Crawler, get_embedding\n"
+        "def ingest(rows, qdrant):\n"
+        "    for row in rows:\n"
+        "        qdrant.upsert(points=[get_embedding(row['text'])])\n"
+        "Crawler().crawl(['https://example.org'])\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "retrieve.py").write_text(
+        "import embedder\nfrom embedder import get_embedding\n"
+        "def search(question, qdrant):\n"
+        "    return qdrant.search(query_vector=get_embedding(question))\n",
+        encoding="utf-8",
+    )
+    found = {(f.path, f.line): f for f in plan(tmp_path, select=["JM504"]).findings}
+    assert set(found) == {("embedder.py", 4), ("embedder.py", 11), ("ingest.py", 4), ("retrieve.py", 4)}
+    assert found["ingest.py", 4].recommendation["task"] == "retrieval.passage"
+    assert found["retrieve.py", 4].recommendation["task"] == "retrieval.query"
+    assert "get_embedding()" in found["retrieve.py", 4].message

@@ -609,3 +609,245 @@ def _training_code(mod: PyModule) -> set[ast.AST]:
             if owner is not mod.tree:
                 out.add(owner)
     return out
+
+
+# --- functions that embed their argument (helpers) and the calls of them -------------------------------
+
+_Fn = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """A function or method that embeds (part of) its argument through a local Jina model: `def embed(texts):
+    return model.encode(texts)`. Whoever calls it decides what is embedded, so the task is chosen there."""
+
+    fn: _Fn
+    inner: EmbedCall
+
+
+# Calls that keep the texts as they are (a copy, a slice, a count): taint flows through them, not through others
+# (`chunks = self.split(page)` makes new texts: whoever calls `crawl(urls)` does not choose what is embedded).
+_PLAIN_CALLS = {"list", "tuple", "str", "len", "range", "enumerate", "zip", "sorted", "reversed", "min",
+                "max"}
+
+
+def _plain(node: ast.AST) -> bool:
+    return all(
+        not isinstance(n, ast.Call) or (isinstance(n.func, ast.Name) and n.func.id in _PLAIN_CALLS)
+        for n in ast.walk(node)
+    )
+
+
+def _tainted(mod: PyModule, fn: _Fn) -> set[str]:
+    """Names in `fn` holding its argument texts: the parameters, and locals assigned from them by copying,
+    slicing, indexing or looping (not by a call that makes new texts)."""
+    a = fn.args
+    names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p is not None}
+    names -= {"self", "cls"}
+    for _ in range(2):
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                read = {n.split(".", 1)[0] for n in mod.names_in(node.value)}
+                if read & names and _plain(node.value):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            elif isinstance(node, (ast.For, ast.comprehension)):
+                if {n.split(".", 1)[0] for n in mod.names_in(node.iter)} & names and _plain(node.iter):
+                    names |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _reads(mod: PyModule, call: ast.Call, names: set[str]) -> bool:
+    """Whether the call is given (a plain copy or part of) one of `names`."""
+    args = [*call.args, *(k.value for k in call.keywords)]
+    return any({n.split(".", 1)[0] for n in mod.names_in(x)} & names and _plain(x) for x in args)
+
+
+def _enclosing_fn(mod: PyModule, node: ast.AST) -> _Fn | None:
+    return mod.enclosing_function(node)
+
+
+def wrappers(ctx: FileContext, mod: PyModule) -> dict[ast.AST, Wrapper]:
+    """Helpers of this module, by function node (a helper calling a helper with its argument is one too)."""
+    cached = mod.__dict__.get("_wrappers")
+    if cached is not None:
+        return cached
+    out: dict[ast.AST, Wrapper] = {}
+    taint: dict[ast.AST, set[str]] = {}
+
+    def tainted(fn: _Fn) -> set[str]:
+        if fn not in taint:
+            taint[fn] = _tainted(mod, fn)
+        return taint[fn]
+
+    for ec in embed_calls(ctx, mod):
+        fn = _enclosing_fn(mod, ec.call)
+        if fn is not None and fn not in out and _reads(mod, ec.call, tainted(fn)):
+            out[fn] = Wrapper(fn, ec)
+    if out:
+        for _ in range(4):  # helpers of helpers, a few levels deep
+            grown = False
+            for call in mod.calls:
+                fn = _enclosing_fn(mod, call)
+                if fn is None or fn in out:
+                    continue
+                target = _local_target(ctx, mod, call, out)
+                if target is not None and _reads(mod, call, tainted(fn)):
+                    out[fn] = Wrapper(fn, target.inner)
+                    grown = True
+            if not grown:
+                break
+    mod.__dict__["_wrappers"] = out
+    return out
+
+
+def _methods(cls: ast.ClassDef) -> dict[str, _Fn]:
+    return {s.name: s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _local_target(
+    ctx: FileContext, mod: PyModule, call: ast.Call, found: dict[ast.AST, Wrapper]
+) -> Wrapper | None:
+    """The helper of this module that `call` calls: `helper(x)`, `self.helper(x)`, `obj.helper(x)` with
+    `obj = Helper(...)` (or `self.obj = Helper(...)`) for a class of this module."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        fn = _top_level(mod).get(func.id)
+        return found.get(fn) if fn is not None else None
+    if not isinstance(func, ast.Attribute):
+        return None
+    cls = _class_of_receiver(ctx, mod, func.value)
+    if isinstance(cls, ast.ClassDef):
+        method = _methods(cls).get(func.attr)
+        return found.get(method) if method is not None else None
+    return None
+
+
+def _class_of_receiver(ctx: FileContext, mod: PyModule, recv: ast.AST) -> ast.ClassDef | str | None:
+    """The class an object is an instance of, when the module says so: `self` in a method (its class), a
+    name or `self.attr` bound only to `C(...)`. A class of this module as a node; an imported name as str."""
+    f = flow(ctx, mod)
+    if isinstance(recv, ast.Name) and recv.id in ("self", "cls"):
+        return f.class_of(recv)
+    values: list[ast.AST] = []
+    if isinstance(recv, ast.Attribute) and isinstance(recv.value, ast.Name) and recv.value.id in (
+        "self", "cls"
+    ):
+        cls = f.class_of(recv)
+        values = f.attrs().get((id(cls), recv.attr), []) if cls is not None else []
+    elif isinstance(recv, ast.Name):
+        bound, certain = mod.resolve_name(recv)
+        values = [bound] if certain and bound is not None else []
+    calls = [v for v in values if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)]
+    if not calls or len(calls) != len(values) or len({c.func.id for c in calls}) != 1:  # type: ignore[attr-defined]
+        return None
+    name = calls[0].func.id  # type: ignore[attr-defined]
+    local = _top_level(mod).get(name)
+    if isinstance(local, ast.ClassDef):
+        return local
+    return None if local is not None else name
+
+
+def _imported_wrapper(ctx: FileContext, mod: PyModule, name: str, method: str | None) -> Wrapper | None:
+    """`from helpers import embed` (method None) or `from models import Embedder` (a method of it): the
+    helper in that module of the repository (one re-export through a package `__init__` followed)."""
+    root = ctx.project.root
+    imported = _imports_from(mod).get(name)
+    if not root or imported is None:
+        return None
+    memo: dict[tuple[str, str | None], Wrapper | None] = mod.__dict__.setdefault("_imported_wrappers", {})
+    if (name, method) in memo:  # one look into the other module per imported name, however many calls
+        return memo[name, method]
+    stmt, real = imported
+    found = None
+    for path in _module_files(mod, root, stmt.module or "", stmt.level):
+        found = _wrapper_in(ctx, path, root, real, method, hops=1)
+        if found is not None:
+            break
+    memo[name, method] = found
+    return found
+
+
+def _top_level(mod: PyModule) -> dict[str, ast.stmt]:
+    """Functions and classes defined at module level, by name (built once: looked up for every call)."""
+    found = mod.__dict__.get("_top_level")
+    if found is None:
+        found = mod.__dict__["_top_level"] = {
+            s.name: s
+            for s in mod.tree.body
+            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+    return found
+
+
+def _imports_from(mod: PyModule) -> dict[str, tuple[ast.ImportFrom, str]]:
+    """Names bound by module-level `from X import name [as alias]`: alias -> (statement, name)."""
+    found = mod.__dict__.get("_imports_from")
+    if found is None:
+        found = {}
+        for stmt in mod.tree.body:
+            if isinstance(stmt, ast.ImportFrom):
+                for alias in stmt.names:
+                    found.setdefault(alias.asname or alias.name, (stmt, alias.name))
+        mod.__dict__["_imports_from"] = found
+    return found
+
+
+def _wrapper_in(
+    ctx: FileContext, path: Path, root: str, name: str, method: str | None, hops: int
+) -> Wrapper | None:
+    other = repo_module(path, root)
+    if other is None:
+        return None
+    other_ctx = FileContext(other.src, project=ctx.project)
+    other_ctx._py, other_ctx._parsed = other, True
+    for stmt in other.tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name and method is None:
+            return wrappers(other_ctx, other).get(stmt)
+        if isinstance(stmt, ast.ClassDef) and stmt.name == name and method is not None:
+            fn = _methods(stmt).get(method)
+            return wrappers(other_ctx, other).get(fn) if fn is not None else None
+        if hops and isinstance(stmt, ast.ImportFrom) and any(
+            (a.asname or a.name) == name for a in stmt.names
+        ):  # a package __init__ re-exporting it
+            real = next(a.name for a in stmt.names if (a.asname or a.name) == name)
+            for p in _module_files(other, root, stmt.module or "", stmt.level):
+                found = _wrapper_in(ctx, p, root, real, method, hops - 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def wrapper_calls(ctx: FileContext, mod: PyModule) -> list[tuple[ast.Call, Wrapper]]:
+    """Calls of helpers (this module's or imported) made outside any helper: where the texts are chosen."""
+    cached = mod.__dict__.get("_wrapper_calls")
+    if cached is not None:
+        return cached
+    local = wrappers(ctx, mod)
+    out: list[tuple[ast.Call, Wrapper]] = []
+    for call in mod.calls:
+        if not (call.args or call.keywords):
+            continue
+        fn = _enclosing_fn(mod, call)
+        if fn is not None and fn in local:
+            continue  # passes its own argument on: its caller chooses
+        target = _local_target(ctx, mod, call, local) if local else None
+        if target is None:
+            target = _imported_target(ctx, mod, call)
+        if target is not None:
+            out.append((call, target))
+    mod.__dict__["_wrapper_calls"] = out
+    return out
+
+
+def _imported_target(ctx: FileContext, mod: PyModule, call: ast.Call) -> Wrapper | None:
+    func = call.func
+    if isinstance(func, ast.Name):
+        if mod.bindings_of(mod.tree).get(func.id) == [None]:  # bound by an import only
+            return _imported_wrapper(ctx, mod, func.id, None)
+        return None
+    if isinstance(func, ast.Attribute):
+        cls = _class_of_receiver(ctx, mod, func.value)
+        if isinstance(cls, str):
+            return _imported_wrapper(ctx, mod, cls, func.attr)
+    return None

@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
-from jmigrate.rules._calls import EmbedCall, embed_calls
+from jmigrate.rules._calls import EmbedCall, embed_calls, wrapper_calls
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
@@ -61,9 +61,26 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     if mod is None:
         return
     # Calls that embed through a local v3 model (found by JM504's analysis: self.model, variables, imports).
+    lines: set[int] = set()
     for ec in embed_calls(ctx, mod):
         if ec.loader.v3 and ec.loader.legacy is None:
-            yield from _embeds_without_task(ctx, mod, ec)
+            for f in _embeds_without_task(ctx, mod, ec):
+                lines.add(f.line)
+                yield f
+    for call, helper in wrapper_calls(ctx, mod):
+        loader = helper.inner.loader
+        if not loader.v3 or loader.legacy is not None or kwarg(call, "task") is not None:
+            continue
+        side = infer_call(mod, call).task or "retrieval.passage for documents / retrieval.query for queries"
+        found = ctx.finding(
+            *mod.span(call.func),
+            f"{helper.fn.name}() embeds through {V3} but this call chooses no task",
+            f"Give {helper.fn.name}() a task parameter passed on to the model and pass it here ({side})",
+            Applicability.MANUAL,
+        )
+        if found.line not in lines:
+            lines.add(found.line)
+            yield found
     if V3 not in ctx.src.text:
         return
     for call in mod.calls:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jmigrate.rules._calls import EmbedCall, embed_calls
+from jmigrate.rules._calls import EmbedCall, embed_calls, wrapper_calls
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
@@ -57,8 +57,30 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
     if mod is None:
         return
+    lines: set[int] = set()  # one finding a line (a helper call wrapping an encode call, say)
     for ec in embed_calls(ctx, mod):
-        yield from _finding(ctx, ec)
+        for f in _finding(ctx, ec):
+            lines.add(f.line)
+            yield f
+    for call, helper in wrapper_calls(ctx, mod):
+        loader = helper.inner.loader
+        if loader.legacy is None or loader.v3 or kwarg(call, "task") is not None:
+            continue
+        guess = infer_call(mod, call)
+        name = helper.fn.name
+        found = ctx.finding(
+            *mod.span(call.func),
+            f"{name}() embeds its argument through a local {loader.legacy.name} model ({loader.kind}): v3 "
+            f"needs the task chosen at this call; {guess.task or 'task unclear'}: {guess.reason}",
+            f"Give {name}() a task parameter passed on to the model and pass it here: "
+            + _fix(loader.kind, helper.inner.how, guess.task),
+            Applicability.MANUAL,
+            (),
+            recommendation(loader.legacy, guess, local=True),
+        )
+        if found.line not in lines:
+            lines.add(found.line)
+            yield found
 
 
 def _finding(ctx: FileContext, ec: EmbedCall) -> Iterator[Finding]:
