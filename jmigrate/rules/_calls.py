@@ -625,7 +625,7 @@ class Wrapper:
     inner: EmbedCall
 
 
-# Calls that keep the texts as they are (a copy, a slice, a count): taint flows through them, not through others
+# Calls that keep the texts as they are (a copy, a slice, a count): taint flows through them, not others
 # (`chunks = self.split(page)` makes new texts: whoever calls `crawl(urls)` does not choose what is embedded).
 _PLAIN_CALLS = {"list", "tuple", "str", "len", "range", "enumerate", "zip", "sorted", "reversed", "min",
                 "max"}
