@@ -120,3 +120,18 @@ def test_widths_in_store_code_without_a_model_name(
         ("docker-compose.yml", 4, "JM403"),
         ("redis.sh", 1, "JM402"),
     }
+
+
+def test_json_samples_in_markdown_are_not_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A README's sample response (`"embedding_dimension": 768,` in a json block) is captured output, while
+    an env block a user copies (`EMBEDDING_DIM=768`) is a setting (issue 12: logs are not code)."""
+    (tmp_path / "model.py").write_text('MODEL = "jina-embeddings-v2-base-en"\n')
+    (tmp_path / "README.md").write_text(
+        '```json\n{\n  "embedding_dimension": 768,\n  "documents": 12\n}\n```\n\n'
+        "```bash\nEMBEDDING_DIM=768\n```\n"
+    )
+    main(["plan", "--format", "json", str(tmp_path)])
+    found = {(f["path"], f["line"]) for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert found == {("model.py", 1), ("README.md", 9)}

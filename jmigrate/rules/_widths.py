@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from jmigrate.models import MODELS, V3
-from jmigrate.scan.context import FileContext
+from jmigrate.scan.context import FileContext, replaced_dims
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.memo import per_text
 from jmigrate.scan.python import PyModule, call_name, dict_key, last_part
@@ -31,7 +31,7 @@ from jmigrate.scan.text import balanced_end, legacy_model_mentions
 # embeddingDimensions, EMB_SIZE, vec_len...
 WIDTH_NAME = re.compile(
     r"(?i)(emb\w*?_?(dim|size|width|len)|vec(tor)?s?_?(dim|size|width|len)|^(n_|num_)?dims?$|"
-    r"^dimension(ality)?$|^d_?model_out$)"
+    r"^dimension(ality)?$|^d_?model_out$|dim\w*?_vec(tor)?s?$)"
 )
 # Names that hold a width-looking number that is not a vector width (EMBED_BATCH_SIZE, embedding_max_len).
 NOT_WIDTH_NAME = re.compile(r"(?i)batch|chunk|token|overlap|max_?len|limit|window|seq|cache|pool|timeout")
@@ -53,7 +53,53 @@ def _specific(name: str) -> bool:
 
 
 def tied(ctx: FileContext, width: int, strong: bool) -> bool:
+    if ctx.language == "python" and width not in _code_dims(ctx) and _loads_other_model(ctx):
+        return False  # this file's own embedding model is another one: the width is that model's
     return width in ctx.legacy_dims or (strong and width in ctx.project.legacy_dims)
+
+
+# Calls that load an embedding model by id: a file that loads another model (all-mpnet-base-v2, codebert,
+# nomic-embed-text) sizes its schemas for that model, even when the project uses v2 elsewhere.
+_LOADERS = frozenset({
+    "SentenceTransformer", "from_pretrained", "HuggingFaceEmbeddings", "HuggingFaceEmbedding",
+    "HuggingFaceBgeEmbeddings", "SentenceTransformerEmbeddings", "TextEmbedding", "FastEmbedEmbeddings",
+    "OllamaEmbeddings", "OllamaEmbedding",
+})
+
+
+def _code_dims(ctx: FileContext) -> set[int]:
+    """Widths of the replaced models named by string literals of the module (not by comments)."""
+    cached = ctx.__dict__.get("_code_dims")
+    if cached is None:
+        mod = ctx.py
+        names: set[str] = set()
+        if mod is not None:
+            for n in mod.of_type(ast.Constant):
+                if isinstance(n.value, str) and "jina" in n.value:
+                    names |= {m for m, _, _ in legacy_model_mentions(n.value)}
+        cached = ctx.__dict__["_code_dims"] = replaced_dims(names)
+    return cached
+
+
+def _loads_other_model(ctx: FileContext) -> bool:
+    """Does the module load an embedding model whose id is known and is not a Jina model?"""
+    cached = ctx.__dict__.get("_other_model")
+    if cached is None:
+        from jmigrate.rules._sites import MODEL_KWARGS, string_value
+
+        cached = False
+        mod = ctx.py
+        for call in mod.calls if mod is not None else []:
+            if last_part(call_name(call)) not in _LOADERS:
+                continue
+            kw = next((k for k in call.keywords if k.arg in MODEL_KWARGS), None)
+            arg = kw.value if kw is not None else (call.args[0] if call.args else None)
+            value = string_value(mod, arg) if mod is not None else None
+            if isinstance(value, str) and value and "jina" not in value.lower():
+                cached = True
+                break
+        ctx.__dict__["_other_model"] = cached
+    return bool(cached)
 
 
 def block_tie(ctx: FileContext, models: set[str], v3: bool, width: int) -> bool | None:
@@ -280,6 +326,18 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
     commented = _comment_says_jina(mod, node)
     strong_env = env_key is not None and width_name(env_key)
 
+    if isinstance(parent, ast.arguments):  # def __init__(self, embedding_dim: int = 768)
+        param = _parameter_of(parent, node)
+        if width_name(param) or strong_env or commented:
+            return ("JM403", f"default of {param}") if tied(ctx, width, True) else None
+        return None
+
+    if isinstance(parent, ast.Dict) and node in parent.keys and node is literal:
+        # {"VECTOR_SIZES": {768: "JINA"}}: a width as the key of a table named like widths.
+        if width_name(_dict_name(mod, parent)):
+            return ("JM403", "width table key") if tied(ctx, width, True) else None
+        return None
+
     if isinstance(parent, ast.keyword) and parent.arg:
         call = mod.parent(parent)
         assert isinstance(call, ast.Call)
@@ -319,11 +377,14 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
         if key_models or V3 in key:  # {"jina-embeddings-v2-base-en": 768}: that model's width
             return ("JM403", "width of a model") if block_tie(ctx, key_models, V3 in key, width) else None
         models, v3 = _models_in(mod, parent)
+        if key == "dimensions":  # {"identifier": "<v2 id>", "dimensions": 768}: the model's own width
+            ok = any(MODELS[m].replacement and MODELS[m].dims == width for m in models)
+            return ("JM403", "model width") if ok and tied(ctx, width, True) else None
         verdict = block_tie(ctx, models, v3, width)
         if verdict is not None:
             ok = verdict and (width_name(key) or key.lower() in GENERIC_KEYS)
             return ("JM403", f"setting {key!r}") if ok else None
-        if _specific(key) or strong_env:
+        if _specific(key) or strong_env or width_name(_dict_name(mod, parent)):
             return ("JM403", f"setting {key!r}") if tied(ctx, width, True) else None
         return None
 
@@ -357,6 +418,33 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
         return None
 
     return _compare_role(ctx, mod, literal, width)
+
+
+def _parameter_of(a: ast.arguments, default: ast.AST) -> str | None:
+    positional = [*a.posonlyargs, *a.args]
+    for arg, d in zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True):
+        if d is default:
+            return arg.arg
+    for arg, kd in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        if kd is default:
+            return arg.arg
+    return None
+
+
+def _dict_name(mod: PyModule, d: ast.Dict) -> str | None:
+    """What a dict literal is called: its key in the dict holding it, or the name it is assigned to."""
+    p = mod.parent(d)
+    if isinstance(p, ast.Dict) and d in p.values:
+        key = p.keys[p.values.index(d)]
+        value = mod.constant_value(key) if key is not None else None
+        return value if isinstance(value, str) else None
+    if isinstance(p, ast.Assign) and len(p.targets) == 1:
+        return _target_name(p.targets[0])
+    if isinstance(p, ast.AnnAssign):
+        return _target_name(p.target)
+    if isinstance(p, ast.keyword):
+        return p.arg
+    return None
 
 
 def _target_name(t: ast.AST) -> str | None:
@@ -456,16 +544,38 @@ def _subject(mod: PyModule, node: ast.AST) -> bool:
         if isinstance(node, ast.Attribute) and width_name(node.attr):
             return True
         node = node.value
+    if isinstance(node, ast.Name) and _SUBJECT_NAME.search(node.id):
+        return True
+    return _encoded(mod, node, 0)
+
+
+_WRAPPERS = frozenset({"list", "tuple", "array", "asarray", "stack", "vstack", "tensor"})
+
+
+def _encoded(mod: PyModule, node: ast.AST | None, depth: int) -> bool:
+    """Is this the value of an encode/embed call: directly, wrapped (`list(m.embed_multi(...))`,
+    `np.array(...)`), through a name bound to one, or a loop variable over one?"""
+    if node is None or depth > 4:
+        return False
+    while isinstance(node, ast.Await):
+        node = node.value
     if isinstance(node, ast.Call):
-        return _ENCODE_CALL.search(call_name(node)) is not None
+        name = call_name(node)
+        if _ENCODE_CALL.search(name):
+            return True
+        return last_part(name) in _WRAPPERS and bool(node.args) and _encoded(mod, node.args[0], depth + 1)
+    if isinstance(node, ast.Subscript):
+        return _encoded(mod, node.value, depth + 1)
     if not isinstance(node, ast.Name):
         return False
-    if _SUBJECT_NAME.search(node.id):
-        return True
+    for p in mod.ancestors(node):  # `for floats in outputs:` around the use
+        if isinstance(p, (ast.For, ast.AsyncFor)) and isinstance(p.target, ast.Name):
+            if p.target.id == node.id:
+                return _encoded(mod, p.iter, depth + 1)
+        if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            break
     bound, _certain = mod.resolve_name(node)
-    while isinstance(bound, ast.Await):
-        bound = bound.value
-    return isinstance(bound, ast.Call) and _ENCODE_CALL.search(call_name(bound)) is not None
+    return bound is not None and bound is not node and _encoded(mod, bound, depth + 1)
 
 
 def dict_entry(mod: PyModule, d: ast.Dict, key: str) -> ast.AST | None:

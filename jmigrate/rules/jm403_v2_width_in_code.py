@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from jmigrate.models import MODELS
 from jmigrate.rules._widths import (
     enclosing_block,
     python_widths,
@@ -16,6 +17,7 @@ from jmigrate.rules._widths import (
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.text import legacy_model_mentions
 
 # `KEY=768` / `KEY: 768` / `"key": 768,` / `export const KEY: number = 768;` / `- KEY=768` (compose lists).
 _SETTING = re.compile(
@@ -43,10 +45,12 @@ _JS_WIDTH = re.compile(
     "array shapes",
     explanation="Constants and checks written for v2's width break (or silently truncate) once v3 returns "
     "1024 dimensions. Settings named like a width (constants, `os.getenv(\"EMBED_DIM\", \"768\")` defaults, "
-    "settings fields `Field(default=768)`, keywords `embed_dim=768`, dict keys, .env / compose / JSON / "
-    "TS config entries, a value whose comment says Jina) count whenever the project uses a v1/v2 model "
+    "parameter defaults, settings fields `Field(default=768)`, keywords `embed_dim=768`, dict keys and the "
+    "keys of width tables `{\"VECTOR_SIZES\": {768: ...}}`, .env / compose / JSON / TS config entries, a "
+    "value whose comment says Jina) count whenever the project uses a v1/v2 model "
     "of that width; a width next to a model in the same call, dict, class or config block belongs to "
-    "that model (`{\"jina-embeddings-v2-base-en\": 768}`; base-code's 768 stays). `return 768` in a width "
+    "that model (`{\"jina-embeddings-v2-base-en\": 768}`, a model table's `dimensions: 768` beside a v2 id; "
+    "base-code's 768 stays). `return 768` in a width "
     "function, asserts and unittest/jest checks of a vector's length or shape, array shapes and zero "
     "vectors (`[0.0] * 768`) only when the same file names the model. `dimensions` (the API parameter) "
     "is never flagged.",
@@ -65,6 +69,14 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     text = ctx.src.text
     for m in _SETTING.finditer(text):
         name, width = m.group(1), int(m.group(2))
+        if ctx.language == "markdown" and text[m.start(1) - 1 : m.start(1)] in "\"'" and m.start(1):
+            continue  # a JSON sample in a README is a captured response more often than a setting
+        if name == "dimensions":
+            # A model table's `dimensions` next to the model's id is that model's width (a request's
+            # `dimensions` beside v3 is the v3 parameter, never reported).
+            if _names_replaced_model(enclosing_block(text, m.start()), width) and tied(ctx, width, True):
+                yield width_finding(ctx, m.start(2), m.end(2), width, "model width")
+            continue
         if name.lower() in _SCHEMA_KEYS or not width_name(name.rsplit(".", 1)[-1]):
             continue
         # A setting next to the model it describes belongs to that model (base-code's 768 stays).
@@ -78,3 +90,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         width = int(m.group(group))
         if tied(ctx, width, strong=False):
             yield width_finding(ctx, m.start(group), m.end(group), width, "vector length")
+
+
+def _names_replaced_model(block: str, width: int) -> bool:
+    return any(MODELS[m].replacement and MODELS[m].dims == width for m, _, _ in legacy_model_mentions(block))
