@@ -162,3 +162,26 @@ def test_calls_of_a_helper_that_embeds_its_argument_are_where_the_task_is_chosen
     assert found["ingest.py", 4].recommendation["task"] == "retrieval.passage"
     assert found["retrieve.py", 4].recommendation["task"] == "retrieval.query"
     assert "get_embedding()" in found["retrieve.py", 4].message
+
+
+def test_settings_object_imported_from_a_config_module_in_a_parent_folder(tmp_path: Path) -> None:
+    app = tmp_path / "service"
+    (app / "services").mkdir(parents=True)
+    (app / "config.py").write_text(
+        "class Settings(BaseSettings):\n"
+        f"    EMBED_MODEL: str = {V2!r}\n"
+        "    EMBED_DIM: int = 768\n"
+        "settings = Settings()\n",
+        encoding="utf-8",
+    )
+    (app / "services" / "embedding.py").write_text(
+        "from transformers import AutoModel\nfrom config import settings\n"
+        "class Embedder:\n"
+        "    def __init__(self):\n"
+        "        self.model = AutoModel.from_pretrained(settings.EMBED_MODEL, trust_remote_code=True)\n"
+        "    def embed_chunks(self, chunks):\n"
+        "        return [self.model.encode(c) for c in chunks]\n",
+        encoding="utf-8",
+    )
+    found = [(f.code, f.path, f.line) for f in plan(tmp_path, select=["JM504"]).findings]
+    assert found == [("JM504", "service/services/embedding.py", 7)]

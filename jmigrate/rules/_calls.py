@@ -367,9 +367,11 @@ def _module_files(mod: PyModule, root: str, dotted_name: str, level: int) -> lis
             base = base.parent
         bases = [base]
     else:
-        # Absolute imports: from the root, from src/, and next to the importing file (a script run from
-        # its own folder, or a sys.path insert of it).
-        bases = [Path(root), Path(root, "src"), Path(root, mod.src.path).parent]
+        # Absolute imports: from the importing file's folder and each folder above it up to the root (a
+        # script run from its own folder or a project in a subfolder), and from src/.
+        here = Path(root, mod.src.path).parent
+        ups = [here, *here.parents[: max(0, len(Path(mod.src.path).parts) - 1)]]  # up to the root
+        bases = [*ups, Path(root, "src")]
     return [
         c for b in bases for c in (b.joinpath(*parts).with_suffix(".py"), b.joinpath(*parts, "__init__.py"))
     ]
@@ -412,6 +414,11 @@ def imported_attribute(mod: PyModule, root: str, module_name: str, attr: str) ->
                         value = _constant_in(path, root, attr)
                         if value is not None:
                             return value
+                    # from config import settings: an object of that module; its class sets attr once
+                    for path in _module_files(mod, root, stmt.module or "", stmt.level):
+                        value = _constant_in(path, root, attr, classes=True)
+                        if value is not None:
+                            return value
     return None
 
 
@@ -442,14 +449,19 @@ def _parsed(path: str, root: str, mtime_ns: int, size: int) -> PyModule | None:
     return mod
 
 
-def _constant_in(path: Path, root: str, name: str) -> str | None:
+def _constant_in(path: Path, root: str, name: str, classes: bool = False) -> str | None:
+    """The string `name` is bound to at module level (with `classes`, or in a class body: a settings
+    object's default) in that module, when it is bound there once."""
     mod = repo_module(path, root)
     if mod is None:
         return None
+    bodies = [mod.tree.body, *(c.body for c in mod.of_type(ast.ClassDef))] if classes else [mod.tree.body]
     values = [
         s.value
-        for s in mod.tree.body
-        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in s.targets)
+        for body in bodies
+        for s in body
+        if (isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in s.targets))
+        or (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.target.id == name)
     ]
     if len(values) != 1:
         return None
@@ -584,6 +596,14 @@ def embed_calls(ctx: FileContext, mod: PyModule) -> list[EmbedCall]:
             loader = _loader_for(ctx, mod, func)
             if loader is not None and loader.kind == "transformers":
                 out.append(EmbedCall(call, loader, "forward"))
+    # A forward pass beside an encode() of the same model in one function is the fallback for models without
+    # encode() (`if hasattr(model, "encode")`, a class-name test): Jina's remote code has encode(), so the
+    # forward branch does not run for it.
+    encoders = {(id(mod.enclosing_function(e.call)), id(e.loader.call)) for e in out if e.how == "encode"}
+    out = [
+        e for e in out
+        if e.how != "forward" or (id(mod.enclosing_function(e.call)), id(e.loader.call)) not in encoders
+    ]
     mod.__dict__["_embed_calls"] = out
     return out
 
