@@ -241,3 +241,49 @@ def test_a_plan_saved_before_mentions_existed_still_loads(tmp_path: Path) -> Non
 
     data["checksum"] = plan_checksum(data)
     assert plan_from_dict(data).mentions == []
+
+
+def test_inline_code_is_prose_unless_it_is_a_command(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "Install:\n"
+        f"- `jinaai/{V2}` ([model card](https://huggingface.co/jinaai/{V2}))\n"
+        f"- run `ollama pull jina/{SMALL}` first\n"
+        f"- or set `EMBED_MODEL={V2}` in `.env`\n"
+    )
+    result = plan(tmp_path)
+    assert {(f.line, f.code) for f in result.findings} == {(3, "JM311"), (4, "JM101")}
+    assert where(result.mentions) == {(2, "prose")}
+
+
+def test_a_json_block_introduced_as_a_response_is_output(tmp_path: Path) -> None:
+    (tmp_path / "API.md").write_text(
+        "The service returns:\n\n"
+        f'```json\n{{"model": "{V2}", "dimension": 768}}\n```\n\n'
+        "Send this body:\n\n"
+        f'```json\n{{"model": "{V2}", "input": ["hi"]}}\n```\n\n'
+        "#### `GET /stats`\nStatistics of the index.\n\n"
+        f'```json\n{{"model": "{V2}", "dimension": 768}}\n```\n'
+    )
+    result = plan(tmp_path)
+    assert {f.line for f in result.findings} == {10}
+    assert where(result.mentions) == {(4, "log"), (17, "log")}
+
+
+def test_python_docstring_usage_examples_and_commented_template_lines(tmp_path: Path) -> None:
+    (tmp_path / "client.py").write_text(
+        '"""\n'
+        "curl http://127.0.0.1:8000/v1/embeddings \\\n"
+        f'  -d \'{{"model": "jinaai/{SMALL}", "input": "hi"}}\'\n'
+        '"""\n'
+        "\n\n"
+        "def setup():\n"
+        f'    """Write an .env sample for {V2}."""\n'
+        '    sample = """\n'
+        "EMBED_MODEL=jina-embeddings-v3\n"
+        f"# EMBED_MODEL={V2}\n"
+        '"""\n'
+        "    return sample\n"
+    )
+    result = plan(tmp_path, select=["JM101"])
+    assert {f.line for f in result.findings} == {3}  # the curl example users copy
+    assert where(result.mentions) == {(8, "docstring"), (11, "comment")}

@@ -102,6 +102,12 @@ class Regions:
             merged.append((s, e, k))
         return cls([s for s, _, _ in merged], [e for _, e, _ in merged], [k for _, _, k in merged])
 
+    def span_at(self, offset: int) -> tuple[int, int, str] | None:
+        i = bisect.bisect_right(self.starts, offset) - 1
+        if i >= 0 and offset < self.ends[i]:
+            return self.starts[i], self.ends[i], self.kinds[i]
+        return None
+
     def kind_at(self, offset: int) -> str | None:
         i = bisect.bisect_right(self.starts, offset) - 1
         if i >= 0 and offset < self.ends[i]:
@@ -245,6 +251,12 @@ def _described_values(text: str, lo: int, hi: int, *, yaml: bool) -> list[tuple[
 
 # --- Markdown and reStructuredText ----------------------------------------------------------------------
 
+# A block after a line like "Response:", "Example output", "it returns" / "you will see" is output.
+_OUTPUT_LEAD = re.compile(
+    r"(?i)\b(?:responses?|outputs?|returns?|results?|prints?|(?:you(?:'ll| will| should)? )(?:see|get))\b"
+)
+_GET = re.compile(r"\bGET\s+/")
+_DATA_OR_UNLABELLED = {"", "json", "jsonc", "json5"}
 _FENCE = re.compile(r"^[ \t]*(?:>[ \t]*)*(`{3,}|~{3,})[ \t]*\{?\.?([^\s`{}]*)")
 _RST_DIRECTIVE = re.compile(r"^[ \t]*\.\.[ \t]+(?:code-block|code|sourcecode|highlight)::[ \t]*(\S*)", re.I)
 _RST_LITERAL_END = re.compile(r"::[ \t]*$")
@@ -288,8 +300,15 @@ def _log_lines(text: str, lo: int, hi: int, *, prompt: bool) -> list[tuple[int, 
     return out
 
 
+# Inline code in prose: `jinaai/jina-embeddings-v2-base-en` alone is a name in a sentence (prose), but a
+# command or an assignment (`ollama pull jina/...`, `model="..."`, `SentenceTransformer("...")`) is what
+# a user types or copies: code.
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+_INLINE_COMMAND = re.compile(r"\S\s+\S|=|\(")
+
+
 def _prose_lines(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
-    """Prose, except lines that are log records pasted into it."""
+    """Prose, except lines that are log records pasted into it and inline code that is a command."""
     out = []
     start = lo
     for s, e in _lines(text, lo, hi):
@@ -297,6 +316,11 @@ def _prose_lines(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
             out.append((start, s, PROSE))
             out.append((s, e, LOG))
             start = e
+        elif "`" in text[s:e]:
+            for m in _INLINE_CODE.finditer(text, s, e):
+                if _INLINE_COMMAND.search(m.group(2).strip()):
+                    out.append((start, m.start(), PROSE))
+                    start = m.end()
     out.append((start, hi, PROSE))
     return out
 
@@ -309,6 +333,8 @@ def _markdown(text: str, rst: bool) -> list[tuple[int, int, str]]:
     i = 0
     prev_blank = True
     prev_list = False  # the paragraph before this line is a list item: its indented lines continue it
+    lead = ""  # the last prose line or heading before a block
+    heading = ""  # the last heading: a JSON block under "GET /stats" is what the endpoint answers
     # Front matter (--- YAML ---) at the very top: site/model-card metadata, read by people and tools
     # that do not embed anything.
     if n and text[lines[0][0] : lines[0][1]].strip() == "---" and not rst:
@@ -332,7 +358,10 @@ def _markdown(text: str, rst: bool) -> list[tuple[int, int, str]]:
                 j += 1
             content_start = lines[i + 1][0] if i + 1 < n else e
             content_end = lines[j][0] if j < n else len(text)
-            block = (content_start, content_end, min(j + 1, n), fence.group(2))
+            lang = fence.group(2)
+            if lang.lower() in _DATA_OR_UNLABELLED and (_OUTPUT_LEAD.search(lead) or _GET.search(heading)):
+                lang = "log"  # "The API returns:" then a JSON block: a sample response, not code
+            block = (content_start, content_end, min(j + 1, n), lang)
         elif rst and (_RST_DIRECTIVE.match(line) or _RST_LITERAL_END.search(line)):
             directive = _RST_DIRECTIVE.match(line)
             lang = directive.group(1) if directive else ""
@@ -383,7 +412,7 @@ def _markdown(text: str, rst: bool) -> list[tuple[int, int, str]]:
             out += _block_spans(text, content_start, content_end, lang)
             prose_from = content_end
             i = nxt
-            prev_blank, prev_list = True, False
+            prev_blank, prev_list, lead = True, False, ""
             continue
         if stripped:
             if _LIST_ITEM.match(line):
@@ -391,6 +420,10 @@ def _markdown(text: str, rst: bool) -> list[tuple[int, int, str]]:
             elif prev_blank and not line.startswith((" ", "\t")):
                 prev_list = False
         prev_blank = not stripped
+        if stripped:
+            lead = stripped
+            if stripped.startswith("#"):
+                heading = stripped
         i += 1
     out += _prose_lines(text, prose_from, len(text))
     return out
@@ -492,12 +525,40 @@ def _python_kind(ctx: FileContext, offset: int) -> str | None:
         return None  # `!huggingface-cli download ...`, `%pip install`: shell the notebook runs
     if ctx.not_code is None:
         ctx.not_code = _python_regions(text)
-    kind = ctx.not_code.kind_at(offset)
-    if kind != _STRING:
-        return kind
+    span = ctx.not_code.span_at(offset)
+    if span is None or span[2] != _STRING:
+        return None if span is None else span[2]
+    string_start = span[0]
+    if line_start > string_start and text[line_start:offset].lstrip().startswith("#"):
+        # A `#` line inside a multi-line string: a commented-out line of the file or snippet it holds
+        # (an .env sample written by a setup script, a config template).
+        return COMMENT
     mod = ctx.py
     node = mod.string_at(offset) if mod is not None else None
-    return None if mod is None or node is None else _python_string_kind(mod, node)
+    kind = None if mod is None or node is None else _python_string_kind(mod, node)
+    if kind == DOCSTRING and _command_paragraph(text, line_start, string_start):
+        return None  # a docstring's usage example (`curl ...`, `$ ...`, `>>> ...`): what users copy
+    return kind
+
+
+# The first line of a usage example in a docstring: a prompt or a command users type.
+_COMMAND = re.compile(
+    r"[ \t]*(?:[rRuUbBfF]{0,2}(?:\"\"\"|'''))?[ \t]*"
+    r"(?:\$\s|>>>\s|(?:curl|wget|http|https|docker|ollama|pip3?|python3?|uv|llm|npx|npm|export"
+    r"|huggingface-cli|hf|jmigrate|litellm)\s)"
+)
+
+
+def _command_paragraph(text: str, line_start: int, lo: int) -> bool:
+    """Does the paragraph holding the line at `line_start` (lines back to a blank one, not before `lo`, the
+    string's start) begin with a command?"""
+    start = line_start
+    while start > lo:
+        prev = max(text.rfind("\n", lo, start - 1) + 1, lo)
+        if not text[prev : start - 1].strip(" \t\r\"'"):
+            break
+        start = prev
+    return _COMMAND.match(text, start) is not None
 
 
 def _python_string_kind(mod: PyModule, node: ast.AST) -> str | None:

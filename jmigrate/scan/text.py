@@ -27,7 +27,7 @@ _ORG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 
 # A v2 id with a part filled in at run time: "jina-embeddings-v2-{size}-en", "jina-embeddings-v2-" + size.
-PARTIAL_V2 = re.compile(r"jina-embeddings-v2-(?!(?:small|base)-(?:en|de|es|zh|code)(?![\w]))")
+PARTIAL_V2 = re.compile(r"jina-embeddings-v2-(?!(?:small|base)-(?:en|de|es|zh|code)(?![A-Za-z0-9]))")
 
 
 def mentions_jina(data: bytes) -> bool:
