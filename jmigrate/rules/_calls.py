@@ -596,16 +596,43 @@ def embed_calls(ctx: FileContext, mod: PyModule) -> list[EmbedCall]:
             loader = _loader_for(ctx, mod, func)
             if loader is not None and loader.kind == "transformers":
                 out.append(EmbedCall(call, loader, "forward"))
-    # A forward pass beside an encode() of the same model in one function is the fallback for models without
-    # encode() (`if hasattr(model, "encode")`, a class-name test): Jina's remote code has encode(), so the
-    # forward branch does not run for it.
-    encoders = {(id(mod.enclosing_function(e.call)), id(e.loader.call)) for e in out if e.how == "encode"}
-    out = [
-        e for e in out
-        if e.how != "forward" or (id(mod.enclosing_function(e.call)), id(e.loader.call)) not in encoders
-    ]
+    # A forward pass in one branch of an `if` and an encode() of the same model outside that branch, in one
+    # function, is the fallback for models without encode() (`if hasattr(model, "encode")`, a class-name
+    # test): Jina's remote code has encode(), so that branch does not run for it. (Both at top level, as in
+    # a late-chunking notebook, both run.)
+    encodes = [e for e in out if e.how == "encode"]
+    out = [e for e in out if e.how != "forward" or not _fallback(mod, e, encodes)]
     mod.__dict__["_embed_calls"] = out
     return out
+
+
+def _branch(mod: PyModule, call: ast.Call, fn: ast.AST) -> set[int] | None:
+    """Ids of the nodes in the branch of the nearest `if` (inside `fn`) that holds `call`."""
+    child: ast.AST = call
+    for p in mod.ancestors(call):
+        if p is fn:
+            return None
+        if isinstance(p, ast.If):
+            branch = p.body if child in p.body else p.orelse if child in p.orelse else None
+            return None if branch is None else {id(n) for stmt in branch for n in ast.walk(stmt)}
+        child = p
+    return None
+
+
+def _fallback(mod: PyModule, forward: EmbedCall, encodes: list[EmbedCall]) -> bool:
+    fn = mod.enclosing_function(forward.call)
+    if fn is None:
+        return False
+    mine = _branch(mod, forward.call, fn)
+    for e in encodes:
+        if e.loader.call is not forward.loader.call or mod.enclosing_function(e.call) is not fn:
+            continue
+        theirs = _branch(mod, e.call, fn)
+        if mine is not None and id(e.call) not in mine:
+            return True
+        if theirs is not None and id(forward.call) not in theirs:
+            return True
+    return False
 
 
 def _owner(mod: PyModule, node: ast.AST) -> ast.AST:

@@ -131,6 +131,8 @@ def _embeds_without_task(ctx: FileContext, mod: PyModule, ec: EmbedCall) -> Iter
     call, func = ec.call, ec.call.func
     st = ec.loader.kind == "sentence-transformers"
     if ec.how == "forward":
+        if kwarg(call, "adapter_mask", "task_id") is not None:
+            return  # the raw way to select v3's adapter
         yield ctx.finding(
             *mod.span(func), f"{V3} forward pass pooled by hand: no task adapter, no retrieval instruction",
             "Call model.encode(texts, task=...) instead (retrieval.passage for documents / "
