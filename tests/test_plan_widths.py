@@ -102,6 +102,11 @@ def test_widths_in_store_code_without_a_model_name(
     )
     (tmp_path / "docker-compose.yml").write_text("services:\n  api:\n    environment:\n    - VECTOR_DIM=768")
     (tmp_path / "redis.sh").write_text("redis-cli FT.CREATE i SCHEMA v VECTOR FLAT 6 TYPE FLOAT32 DIM 768\n")
+    (tmp_path / "schema.cql").write_text("CREATE TABLE d (id int PRIMARY KEY, e VECTOR<FLOAT, 768>);\n")
+    (tmp_path / "duck.sql").write_text("CREATE TABLE d (e FLOAT[768]);\nSELECT x[768] FROM d;\n")
+    (tmp_path / "doc.sd").write_text("field embedding type tensor<float>(x[768]) {\n")
+    (tmp_path / "fields.py").write_text("embedding: conlist(float, min_length=768, max_length=768)\n")
+    (tmp_path / "index.cypher").write_text("OPTIONS {indexConfig: {`vector.dimensions`: 768}}\n")
     code = main(["plan", "--format", "json", str(tmp_path)])
     found = {(f["path"], f["line"], f["code"]) for f in json.loads(capsys.readouterr().out)["findings"]}
     assert code == 1
@@ -119,6 +124,11 @@ def test_widths_in_store_code_without_a_model_name(
         ("schema.ts", 2, "JM402"),
         ("docker-compose.yml", 4, "JM403"),
         ("redis.sh", 1, "JM402"),
+        ("schema.cql", 1, "JM401"),
+        ("duck.sql", 1, "JM401"),
+        ("doc.sd", 1, "JM401"),
+        ("fields.py", 1, "JM403"),
+        ("index.cypher", 1, "JM402"),
     }
 
 

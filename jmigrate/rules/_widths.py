@@ -342,6 +342,10 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
         call = mod.parent(parent)
         assert isinstance(call, ast.Call)
         name = last_part(call_name(call))
+        if parent.arg in _LENGTH_KWARGS:  # conlist(float, min_length=768), Field(..., max_length=768)
+            if node is literal and _vector_field(mod, call):
+                return ("JM403", f"{parent.arg} of a vector field") if tied(ctx, width, True) else None
+            return None
         if name in SCHEMA_CALLS and SCHEMA_CALLS[name][0] == parent.arg and node is literal:
             return ("JM402", f"{name}() schema") if tied(ctx, width, True) else None
         models, v3 = _models_in(mod, call)
@@ -418,6 +422,24 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
         return None
 
     return _compare_role(ctx, mod, literal, width)
+
+
+_LENGTH_KWARGS = frozenset({"min_length", "max_length", "min_items", "max_items"})
+
+
+def _vector_field(mod: PyModule, call: ast.Call) -> bool:
+    """A pydantic list-of-floats field: `conlist(float, ...)`, or a call assigned to a field named like a
+    vector (`embedding: list[float] = Field(..., min_length=768)`)."""
+    if last_part(call_name(call)) == "conlist" and call.args:
+        item = call.args[0]
+        return isinstance(item, ast.Name) and item.id == "float"
+    for p in mod.ancestors(call):
+        if isinstance(p, (ast.Assign, ast.AnnAssign)):
+            targets = p.targets if isinstance(p, ast.Assign) else [p.target]
+            return any(_SUBJECT_NAME.search(_target_name(t) or "") for t in targets)
+        if isinstance(p, ast.stmt):
+            return False
+    return False
 
 
 def _parameter_of(a: ast.arguments, default: ast.AST) -> str | None:
@@ -522,9 +544,17 @@ def _compare_role(
             return None
         node, parent = parent, holder
     if isinstance(parent, ast.Compare) and len(parent.comparators) == 1:
+        # `assert len(vec) == 768`, and the same check as a condition: `if len(vec) != 768: raise ...`.
         other = parent.left if parent.comparators[0] is node else parent.comparators[0]
-        if isinstance(mod.parent(parent), ast.Assert) and _subject(mod, other):
-            return ("JM403", "assertion") if tied(ctx, width, False) else None
+        if _subject(mod, other):
+            what = "assertion" if isinstance(mod.parent(parent), ast.Assert) else "width check"
+            return ("JM403", what) if tied(ctx, width, False) else None
+        return None
+    if isinstance(parent, ast.Slice) and parent.upper is node and parent.lower is None:
+        # vec[:768]: a vector cut to the v2 width.
+        holder = mod.parent(parent)
+        if isinstance(holder, ast.Subscript) and _subject(mod, holder.value):
+            return ("JM403", "vector slice") if tied(ctx, width, False) else None
         return None
     if isinstance(parent, ast.Call) and last_part(call_name(parent)) in _ASSERT_CALLS:
         others = [a for a in parent.args[:2] if a is not node]

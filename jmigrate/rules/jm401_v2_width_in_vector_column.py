@@ -15,6 +15,12 @@ _COLUMN = re.compile(
     r"(?i)\b(?:vector|halfvec)\s*\(\s*(\d{3,4})\s*[,)]|\bVectorField\s*\([^)]*?dimensions\s*=\s*(\d{3,4})"
     # Drizzle ORM: vector("embedding", { dimensions: 768 }).
     r"""|\b(?:vector|halfvec)\s*\(\s*["'`][\w-]*["'`]\s*,\s*\{[^}]{0,200}?\bdimensions\s*:\s*(\d{3,4})"""
+    # Cassandra / Astra CQL: VECTOR<FLOAT, 768>.
+    r"|\bvector\s*<\s*float\s*,\s*(\d{3,4})\s*>"
+    # DuckDB / sqlite-vec: FLOAT[768] (one dimension: FLOAT[768][768] is a matrix).
+    r"|(?<![\w.])(?:float|double|real)[48]?\s*\[\s*(\d{3,4})\s*\](?!\s*\[)"
+    # Vespa: tensor<float>(x[768]) (one indexed dimension).
+    r"|\btensor\s*<\s*\w+\s*>\s*\(\s*\w+\s*\[\s*(\d{3,4})\s*\]\s*\)"
 )
 
 
@@ -22,7 +28,8 @@ _COLUMN = re.compile(
     code="JM401",
     name="v2-width-in-vector-column",
     summary="vector column of a v2 width: pgvector vector(768) / halfvec, Vector(768), "
-    "VectorField(dimensions=768), Drizzle vector(..., { dimensions: 768 })",
+    "VectorField(dimensions=768), Drizzle vector(..., { dimensions: 768 }), CQL VECTOR<FLOAT, 768>, "
+    "FLOAT[768], Vespa tensor<float>(x[768])",
     explanation="A vector column is as wide as the model that fills it. v3 returns 1024 dimensions by "
     "default; a 768 (512 for small-en) column either changes or v3 is asked for "
     "dimensions=768 (Matryoshka), and in both cases every row is re-embedded.",
@@ -35,7 +42,7 @@ _COLUMN = re.compile(
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
     for m in _COLUMN.finditer(ctx.src.text):
-        group = next(g for g in (1, 2, 3) if m.group(g))
+        group = next(g for g in range(1, (m.re.groups or 0) + 1) if m.group(g))
         width = int(m.group(group))
         if tied(ctx, width, strong=True):
             yield width_finding(ctx, m.start(group), m.end(group), width, "vector column")

@@ -19,12 +19,15 @@ from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.text import legacy_model_mentions
 
-# `KEY=768` / `KEY: 768` / `"key": 768,` / `export const KEY: number = 768;` / `- KEY=768` (compose lists).
+# `KEY=768` / `KEY: 768` / `"key": 768,` / `export const KEY: number = 768;` / `- KEY=768` (compose lists),
+# and the constants of other languages: `private static final int KEY = 768;`, `pub const KEY: usize = 768;`.
 _SETTING = re.compile(
     r"""(?im)^[ \t]*(?:-[ \t]+)?["']?"""
-    r"""(?:(?:export|ENV|ARG|const|let|var|readonly|static|public|private)[ \t]+)*"""
+    r"""(?:(?:export|ENV|ARG|const|let|var|val|readonly|static|public|private|protected|internal|final|pub|"""
+    r"""int|long|Integer|def)[ \t]+)*"""
     r"""["']?([A-Za-z_][\w.-]*)["']?"""
-    r"""[ \t]*(?::[ \t]*(?:number|int|integer)[ \t]*)?[=:][ \t]*["']?(\d{3,4})["']?"""
+    r"""[ \t]*(?::[ \t]*(?:number|int|integer|usize|[ui](?:16|32|64)|Int|Long)[ \t]*)?"""
+    r"""[=:][ \t]*["']?(\d{3,4})["']?"""
     r"""[ \t]*[,;]?[ \t]*(?:(?:#|//).*)?$"""
 )
 # Keys JM402 judges with their schema context (`size: 768` may be anything else).
@@ -32,7 +35,7 @@ _SCHEMA_KEYS = {"size", "dims", "dim", "dimension", "vector_size", "dimensions"}
 # JS/TS tests and zero vectors, judged like Python's (the file names the model): expect(emb.length).toBe(768),
 # expect(vectors[0]).toHaveLength(768), assert.equal(vec.length, 768), new Array(768).fill(0).
 _JS_WIDTH = re.compile(
-    r"""(?i)\b(?:emb|vec)[\w$]*(?:\[[^\]\n]{0,40}\])*(?:\.length\)?\s*(?:\.to(?:Be|Equal|StrictEqual)\(\s*|===?\s*|,\s*)"""
+    r"""(?i)\b(?:emb|vec)[\w$]*(?:\[[^\]\n]{0,40}\])*(?:\.length\)?\s*(?:\.to(?:Be|Equal|StrictEqual)\(\s*|[!=]==?\s*|,\s*)"""
     r"""|\)\.toHaveLength\(\s*)(\d{3,4})\b"""
     r"""|\b(?:new\s+)?(?:Array|Float32Array|Float64Array)\(\s*(\d{3,4})\s*\)"""
 )
@@ -46,12 +49,14 @@ _JS_WIDTH = re.compile(
     explanation="Constants and checks written for v2's width break (or silently truncate) once v3 returns "
     "1024 dimensions. Settings named like a width (constants, `os.getenv(\"EMBED_DIM\", \"768\")` defaults, "
     "parameter defaults, settings fields `Field(default=768)`, keywords `embed_dim=768`, dict keys and the "
-    "keys of width tables `{\"VECTOR_SIZES\": {768: ...}}`, .env / compose / JSON / TS config entries, a "
-    "value whose comment says Jina) count whenever the project uses a v1/v2 model "
+    "keys of width tables `{\"VECTOR_SIZES\": {768: ...}}`, pydantic vector fields `conlist(float, "
+    "min_length=768)`, .env / compose / JSON / TS config entries and the constants of Java, Kotlin, Rust, "
+    "Go and C#, a value whose comment says Jina) count whenever the project uses a v1/v2 model "
     "of that width; a width next to a model in the same call, dict, class or config block belongs to "
     "that model (`{\"jina-embeddings-v2-base-en\": 768}`, a model table's `dimensions: 768` beside a v2 id; "
     "base-code's 768 stays). `return 768` in a width "
-    "function, asserts and unittest/jest checks of a vector's length or shape, array shapes and zero "
+    "function, asserts, `if len(vec) != 768` checks and unittest/jest checks of a vector's length or "
+    "shape, vector slices `vec[:768]`, array shapes and zero "
     "vectors (`[0.0] * 768`) only when the same file names the model. `dimensions` (the API parameter) "
     "is never flagged.",
     example="EMBEDDING_DIM = 768",

@@ -39,8 +39,9 @@ _BATCH = 256  # files per task: large enough to amortise pickling, small enough 
 # (2) a vector column `vector(768` / `halfvec(768` / Arrow `FixedSizeList(768`; or (3) a positional argument
 # of `Index...(` (FAISS, Annoy, Pinecone create_index) or pyarrow `list_(`, possibly over several lines; or
 # (4) a width name, then the width as a later argument (an env default, a settings field); or (5) Redis
-# `... VECTOR HNSW 6 ... DIM 768`. A rule that learns a new spelling must add it here, or files without a
-# model name never reach it (tests/test_plan_widths.py runs the spellings through `plan`).
+# `... VECTOR HNSW 6 ... DIM 768`; or (6) the column types listed at (6) below. A rule that learns a new
+# spelling must add it here, or files without a model name never reach it (tests/test_plan_widths.py runs
+# the spellings through `plan`).
 _KEY_TAIL = rb"""\b[^\n]{0,80}?[:=]\s*\(?\s*["']?"""
 _WIDTH_WORDS = rb"""\w*dim\w*|\w*vec(?:tor)?_?(?:size|width|len)\w*|\w*emb\w*?(?:size|width|len)\w*"""
 _BEFORE_WIDTH = re.compile(
@@ -50,6 +51,11 @@ _BEFORE_WIDTH = re.compile(
     # `vector_size: int = Field(768)`.
     + rb"""|\b(?:""" + _WIDTH_WORDS + rb""")\b[^\n]{0,80}?[,(]\s*["']?"""
     + rb"""|\b(?:vector|halfvec)\s*\(\s*|FixedSizeList\s*\(\s*"""
+    # (6) other column types: CQL VECTOR<FLOAT, 768>, DuckDB/sqlite-vec FLOAT[768], Vespa
+    # tensor<float>(x[768]), and a pydantic vector field `embedding: conlist(float, min_length=768)`.
+    rb"""|\bvector\s*<\s*float\s*,\s*|(?<![\w.])(?:float|double|real)[48]?\s*\[\s*"""
+    rb"""|\btensor\s*<\s*\w+\s*>\s*\(\s*\w+\s*\[\s*"""
+    rb"""|\b(?:emb|vec)\w*\b[^\n]{0,60}?\b(?:min|max)_(?:length|items)\s*=\s*"""
     rb"""|(?:index\w*|list_)\s*\([^;]{0,100}?[(,]\s*)\Z"""
 )
 # (5) Redis: `VECTOR HNSW 6 TYPE FLOAT32 DIM 768` (no separator before the width).
@@ -63,7 +69,7 @@ _WINDOW = 120
 _CALL_WINDOW = 1000
 
 
-_SEPARATORS = frozenset(b"=:(,")
+_SEPARATORS = frozenset(b"=:(,[")
 _WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
 
@@ -100,7 +106,7 @@ def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bo
             start -= 1
         if start > 0 and data[start - 1] in _WORD_BYTES:
             continue
-        # Every key pattern ends in `=`, `:`, `(` or `,` (then blanks and a quote): most numbers fail here.
+        # Every key pattern ends in `=`, `:`, `(`, `,` or `[` (then blanks, a quote): most numbers fail here.
         before = data[max(0, start - 8) : start].rstrip(b" \t\r\n\"'")
         if before.endswith(b"DIM") and _REDIS_DIM.search(data, max(0, start - 300), start):
             return True
