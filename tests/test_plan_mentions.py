@@ -115,6 +115,11 @@ def test_text_html_and_log_files(tmp_path: Path) -> None:
     (tmp_path / "run.log").write_text(f"loading {V2}\n")
     (tmp_path / "requirements.txt").write_text(f"# we pin {V2} in code\nsentence-transformers\n")
     (tmp_path / "Makefile").write_text(f"MODEL ?= {V2}\n")
+    (tmp_path / "worker.out").write_text(f"2024-05-01 12:00:01 INFO loaded {V2}\n")
+    (tmp_path / "docs.mdx").write_text(f"Uses {V2}.\n\n```python\nM = \"{V2}\"\n```\n")
+    (tmp_path / "schema.py").write_text(
+        f'from pydantic import Field\nmodel: str = Field("{V2}", examples=["{SMALL}"])\n'
+    )
     (tmp_path / "index.html").write_text(
         "<html><body>\n"
         f"<p>Embeddings by {V2}.</p>\n"
@@ -127,6 +132,8 @@ def test_text_html_and_log_files(tmp_path: Path) -> None:
     result = plan(tmp_path, select=["JM101"])
     assert {(f.path, f.line) for f in result.findings} == {
         ("Makefile", 1),
+        ("docs.mdx", 4),
+        ("schema.py", 2),
         ("index.html", 4),
         ("index.html", 7),
         ("index.html", 9),
@@ -134,6 +141,9 @@ def test_text_html_and_log_files(tmp_path: Path) -> None:
     assert {(m.path, m.line, m.kind) for m in result.mentions} == {
         ("README.txt", 1, "prose"),
         ("run.log", 1, "log"),
+        ("worker.out", 1, "log"),
+        ("docs.mdx", 1, "prose"),
+        ("schema.py", 2, "prose"),
         ("requirements.txt", 1, "comment"),
         ("index.html", 2, "prose"),
         ("index.html", 3, "comment"),

@@ -38,7 +38,8 @@ KINDS = (PROSE, COMMENT, DOCSTRING, LOG)
 
 # Keyword arguments and keys whose string is text for people (help screens, API docs, schemas).
 DESCRIBING_KEYS = frozenset(
-    {"help", "description", "title", "summary", "epilog", "usage", "describe", "short_help", "long_help"}
+    {"help", "description", "title", "summary", "epilog", "usage", "describe", "short_help", "long_help",
+     "example", "examples"}
 )
 
 # A log record: a timestamp or a level at the start of the line (logging, loguru, glog, uvicorn, tqdm-free).
@@ -492,8 +493,10 @@ def regions(text: str, language: str, path: str = "") -> Regions:
         spans = [(0, len(text), LOG)]
     elif _PROSE_TXT.match(name) or lower.endswith((".adoc", ".asciidoc", ".textile", ".org")):
         spans = _prose_lines(text, 0, len(text))
-    else:  # other text (Makefiles, .cfg, .ini, requirements): whole-line `#` comments only
-        spans = _hash_comments(text, 0, len(text), line_start_only=True)
+    else:  # other text (Makefiles, .cfg, .ini, requirements): whole-line `#` comments and log records
+        spans = _hash_comments(text, 0, len(text), line_start_only=True) + _log_lines(
+            text, 0, len(text), prompt=False
+        )
     return Regions.of(spans)
 
 
@@ -567,7 +570,7 @@ def _python_string_kind(mod: PyModule, node: ast.AST) -> str | None:
             return DOCSTRING
         if isinstance(parent, ast.keyword):
             return PROSE if parent.arg in DESCRIBING_KEYS else None
-        if not isinstance(parent, (ast.JoinedStr, ast.FormattedValue, ast.BinOp)):
+        if not isinstance(parent, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.List, ast.Tuple)):
             return None
         if isinstance(parent, ast.BinOp) and not isinstance(parent.op, (ast.Add, ast.Mod)):
             return None

@@ -73,6 +73,9 @@ LANGUAGES: dict[str, str] = {
     ".md": "markdown",
     ".markdown": "markdown",
     ".rst": "markdown",
+    ".mdx": "markdown",  # Markdown with JSX (Docusaurus, Next.js docs)
+    ".qmd": "markdown",  # Quarto
+    ".rmd": "markdown",  # R Markdown
 }
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
