@@ -335,6 +335,25 @@ class _Flow:
             if not assigned:
                 return frozenset(), False
             return self._union(assigned, depth)
+        chain: list[str] = []
+        b: ast.AST = node
+        while isinstance(b, ast.Attribute):
+            chain.append(b.attr)
+            b = b.value
+        if isinstance(b, ast.Name) and len(chain) >= 2 and b.id not in ("self", "cls"):
+            # settings.embedding.model: an instance of a settings class whose field is another settings
+            # class with a default (here or in the repository module the instance is imported from)
+            chain.reverse()
+            value = _chain_value(mod, b.id, chain)
+            imported = _imports_from(mod).get(b.id)
+            if value is None and imported is not None and self.root:
+                stmt, real = imported
+                for path in _module_files(mod, self.root, stmt.module or "", stmt.level):
+                    other = repo_module(path, self.root)
+                    value = _chain_value(other, real, chain) if other is not None else None
+                    if value is not None:
+                        break
+            return (frozenset([value]), False) if value is not None else (frozenset(), False)
         if isinstance(base, ast.Name):
             # `config.MODEL` with `import config` (a module of the repository), or settings.NAME assigned
             # once at module level or in a class body of this module.
@@ -347,6 +366,47 @@ class _Flow:
             if len(found) == 1:
                 return self.values(found[0], depth + 1)
         return frozenset(), False
+
+
+def _class_field(cls: ast.ClassDef, name: str) -> ast.Assign | ast.AnnAssign | None:
+    for stmt in cls.body:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        ):
+            return stmt
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == name:
+            return stmt
+    return None
+
+
+def _chain_value(mod: PyModule, base: str, chain: list[str]) -> str | None:
+    """`base.a.b`: base bound once at module level to `C(...)` of a class of `mod`, `a` a field of C whose
+    value or annotation is another class of `mod`, `b` that class's field with a string default."""
+    classes = {c.name: c for c in mod.tree.body if isinstance(c, ast.ClassDef)}
+    bound = [v for k, v in mod.module_constants.items() if k == base]
+    if len(bound) != 1 or not isinstance(bound[0], ast.Call) or not isinstance(bound[0].func, ast.Name):
+        return None
+    cls = classes.get(bound[0].func.id)
+    for attr in chain[:-1]:
+        field = _class_field(cls, attr) if cls is not None else None
+        if field is None:
+            return None
+        value = field.value
+        kind = value.func if isinstance(value, ast.Call) else getattr(field, "annotation", None)
+        cls = classes.get(kind.id) if isinstance(kind, ast.Name) else None
+    last = _class_field(cls, chain[-1]) if cls is not None else None
+    if last is None or last.value is None:
+        return None
+    found = flow_of(mod).values(last.value)[0]
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def flow_of(mod: PyModule) -> _Flow:
+    """The value flow of a module of the repository read on the side (no further hops into others)."""
+    found = mod.__dict__.get("_value_flow")
+    if found is None:
+        found = mod.__dict__["_value_flow"] = _Flow(mod, "")
+    return found
 
 
 def flow(ctx: FileContext, mod: PyModule) -> _Flow:
@@ -532,6 +592,12 @@ def _loader_for(ctx: FileContext, mod: PyModule, expr: ast.AST, depth: int = 0) 
         while True:
             if first or not isinstance(scope, ast.ClassDef):
                 bindings = mod.bindings_of(scope).get(expr.id)
+                shared = _globals(mod).get(expr.id)
+                if bindings and shared is not None and (
+                    isinstance(scope, ast.Module) or id(scope) in shared[0]
+                ):
+                    # `global model` in the functions that set it: every module-level and global binding
+                    bindings = [*mod.bindings_of(mod.tree).get(expr.id, []), *shared[1]]
                 if bindings:
                     if any(b is None for b in bindings):
                         if isinstance(scope, ast.Module) and len(bindings) == 1:
@@ -551,6 +617,27 @@ def _loader_for(ctx: FileContext, mod: PyModule, expr: ast.AST, depth: int = 0) 
     if any(x is None for x in found):
         return None
     return found[0]
+
+
+def _globals(mod: PyModule) -> dict[str, tuple[set[int], list[ast.AST]]]:
+    """Names declared `global` in functions: (ids of those functions, values they assign to the name)."""
+    found = mod.__dict__.get("_globals")
+    if found is None:
+        found = {}
+        for g in mod.of_type(ast.Global):
+            fn = mod.scope_of(g)
+            for name in g.names:
+                fns, values = found.setdefault(name, (set(), []))
+                if id(fn) in fns:
+                    continue
+                fns.add(id(fn))
+                for n in ast.walk(fn):
+                    if isinstance(n, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == name for t in n.targets
+                    ):
+                        values.append(n.value)
+        mod.__dict__["_globals"] = found
+    return found
 
 
 def _imported_loader(ctx: FileContext, mod: PyModule, name: str) -> Loader | None:
