@@ -73,6 +73,19 @@ def test_vcs_dependency_and_virtualenv_folders_are_skipped(tmp_path: Path) -> No
     assert found_paths(tmp_path) == {"src/app.py"}
 
 
+def test_a_git_file_of_a_worktree_or_submodule_is_not_scanned(tmp_path: Path) -> None:
+    # `git worktree add` and submodules leave a `.git` FILE (`gitdir: <path>`) whose path may name the
+    # model (issue 12: a checkout folder named after v2 gave two findings on that line).
+    write(tmp_path, "app.py", LINE)
+    write(tmp_path, ".git", f"gitdir: /repos/{V2}/.git/worktrees/x\n")
+    write(tmp_path, "vendor/sub/.git", f"gitdir: ../../.git/modules/{V2}\n")
+    os.symlink(tmp_path / "app.py", tmp_path / "vendor" / ".git")  # a link named .git: not followed either
+    result = plan(tmp_path)
+    assert {f.path for f in result.findings} == {"app.py"}
+    assert not [s for s in result.skipped if ".git" in s.path]
+    assert not [m for m in result.mentions if ".git" in m.path]
+
+
 def test_binary_and_huge_files_become_skipped_notes(tmp_path: Path) -> None:
     write(tmp_path, "model.bin", b"\x00\x01" + V2.encode())
     write(tmp_path, "big.txt", V2 + " " * 3000)

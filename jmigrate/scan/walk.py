@@ -24,6 +24,8 @@ import pathspec
 from jmigrate.scan.finding import SkippedFile
 
 DEFAULT_MAX_FILE_SIZE = 2_000_000
+# Version-control metadata, never the user's code: skipped whether a folder, a file or a link.
+VCS_NAMES = frozenset({".git", ".hg", ".svn"})
 BINARY_SNIFF_BYTES = 8192
 
 # Folders that never hold the user's own code or vector stores (one list for the code walk and the store
@@ -288,6 +290,10 @@ def _walk_dir(folder: str, rel: str, ignores: list[_Ignore]) -> Iterator[FilePat
             stack.pop()
             continue
         child = f"{rel}/{entry.name}" if rel else entry.name
+        if entry.name in VCS_NAMES:
+            # Whatever its type: a worktree's or submodule's `.git` is a FILE (`gitdir: <path>`), and a
+            # path in it may name the model (a false alarm on real code, issue 12).
+            continue
         try:
             if entry.is_symlink():
                 yield from _symlink(entry.path, child, ignores)
