@@ -16,7 +16,7 @@ from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
-from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
+from jmigrate.scan.python import PyModule, call_name, dotted, kwarg, last_part
 from jmigrate.scan.tasks import PASSAGE, infer_call, infer_python
 
 # Local loaders whose v3 model runs Jina's custom code (task adapters): trust_remote_code=True is required.
@@ -48,8 +48,10 @@ def _true(mod: PyModule, call: ast.Call, name: str) -> bool:
     summary="jina-embeddings-v3 loaded or called without a task (or without trust_remote_code=True)",
     explanation="v3 picks a LoRA adapter per task; without one it returns generic vectors that retrieve "
     "worse, and documents and queries need different tasks (retrieval.passage / retrieval.query). Loading "
-    "it with sentence-transformers or transformers runs Jina's code, which needs trust_remote_code=True. "
-    "This rule is what keeps `plan` from reporting zero findings after `apply` renamed the model.",
+    "it with sentence-transformers or transformers runs Jina's code, which needs trust_remote_code=True "
+    "(its tokenizer is plain XLM-RoBERTa and needs none). A raw forward pass that passes `adapter_mask` "
+    "(the task's id per text) has chosen its task. This rule is what keeps `plan` from reporting zero "
+    "findings after `apply` renamed the model.",
     example='SentenceTransformer("jinaai/jina-embeddings-v3", trust_remote_code=True).encode(docs)',
     fix="None automatic: pass task= (and prompt_name= with sentence-transformers) on each encode call, "
     "or give the integration its task; add trust_remote_code=True.",
@@ -89,7 +91,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             continue
         start, end = mod.span(call.func)
         if last in LOADERS:
-            if not _true(mod, call, "trust_remote_code"):
+            if not _tokenizer(call) and not _true(mod, call, "trust_remote_code"):
                 yield ctx.finding(
                     start,
                     end,
@@ -126,13 +128,26 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             )
 
 
+def _tokenizer(call: ast.Call) -> bool:
+    """`AutoTokenizer.from_pretrained(...)`: v3's tokenizer is plain XLM-RoBERTa, it runs no remote code (a
+    trust_remote_code finding on it was a false alarm on real code, issue 12)."""
+    func = call.func
+    owner = last_part(dotted(func.value)) if isinstance(func, ast.Attribute) else ""
+    return "Tokenizer" in owner
+
+
+# Keywords of a raw v3 forward that select the task adapter (the remote code's `adapter_mask`, a tensor of
+# the task's id per text; the ONNX export's `task_id`).
+_ADAPTER_KWARGS = ("adapter_mask", "task_id")
+
+
 def _embeds_without_task(ctx: FileContext, mod: PyModule, ec: EmbedCall) -> Iterator[Finding]:
     """A call on a v3 model that passes no task (and no prompt_name with sentence-transformers)."""
     call, func = ec.call, ec.call.func
     st = ec.loader.kind == "sentence-transformers"
     if ec.how == "forward":
-        if kwarg(call, "adapter_mask", "task_id") is not None:
-            return  # the raw way to select v3's adapter
+        if kwarg(call, *_ADAPTER_KWARGS) is not None:
+            return  # the task is chosen (the retrieval instruction is the caller's text to add)
         yield ctx.finding(
             *mod.span(func), f"{V3} forward pass pooled by hand: no task adapter, no retrieval instruction",
             "Call model.encode(texts, task=...) instead (retrieval.passage for documents / "
