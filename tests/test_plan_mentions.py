@@ -87,7 +87,8 @@ def test_js_yaml_dockerfile_sql_comments(tmp_path: Path) -> None:
     assert findings == {
         ("JM101_comments.ts", 7),
         ("JM101_comments.ts", 8),
-        ("JM101_comments.ts", 10),
+        ("JM101_comments.ts", 10),  # after a description value on the same line: code
+        ("JM101_comments.ts", 11),
         ("JM101_comments.yaml", 4),
         ("JM101_comments.yaml", 9),
         ("JM101.dockerfile", 3),
@@ -100,6 +101,7 @@ def test_js_yaml_dockerfile_sql_comments(tmp_path: Path) -> None:
         ("JM101_comments.ts", 6, "comment"),  # /* */
         ("JM101_comments.ts", 7, "comment"),  # trailing // after code
         ("JM101_comments.ts", 9, "prose"),  # description: in an object
+        ("JM101_comments.ts", 10, "prose"),
         ("JM101_comments.yaml", 2, "comment"),
         ("JM101_comments.yaml", 4, "comment"),
         ("JM101_comments.yaml", 5, "prose"),  # description:

@@ -227,15 +227,31 @@ _DESCRIBING = re.compile(
 _BLOCK_SCALAR = re.compile(r"[|>][+-]?\d*\s*(?:#.*)?$")
 
 
+# A quoted value: to its closing quote (triple quotes may span lines), escapes skipped.
+_QUOTED = re.compile(
+    r"\"\"\"(?:[^\\]|\\.)*?(?:\"\"\"|\Z)|'''(?:[^\\]|\\.)*?(?:'''|\Z)|`(?:[^`\\]|\\.)*`?"
+    r"|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?",
+    re.S,
+)
+
+
 def _described_values(text: str, lo: int, hi: int, *, yaml: bool) -> list[tuple[int, int, str]]:
-    """Values of describing keys, to the end of their line (and a YAML block scalar's indented lines)."""
+    """Values of describing keys: a quoted value to its closing quote (code after it on the line stays code:
+    `{description: "…", model: "…"}`); in YAML an unquoted value to the end of its line, a block scalar
+    with its indented lines."""
     out: list[tuple[int, int, str]] = []
     lines = list(_lines(text, lo, hi)) if yaml else None
     starts = [s for s, _ in lines] if lines is not None else []
     for m in _DESCRIBING.finditer(text, lo, hi):
+        quoted = _QUOTED.match(text, m.end(), hi)
+        if quoted is not None:
+            out.append((m.end(), quoted.end(), PROSE))
+            continue
+        if not yaml:
+            continue  # `description: DESC`: a name, i.e. code
         nl = text.find("\n", m.end(), hi)
         end = hi if nl < 0 else nl
-        if yaml and lines is not None and _BLOCK_SCALAR.match(text, m.end(), end):
+        if lines is not None and _BLOCK_SCALAR.match(text, m.end(), end):
             line_start = text.rfind("\n", lo, m.start()) + 1
             indent = len(text[line_start:end]) - len(text[line_start:end].lstrip())
             i = bisect.bisect_right(starts, m.start())
