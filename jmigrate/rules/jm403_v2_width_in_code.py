@@ -76,7 +76,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         name, width = m.group(1), int(m.group(2))
         if ctx.language == "markdown" and text[m.start(1) - 1 : m.start(1)] in "\"'" and m.start(1):
             continue  # a JSON sample in a README is a captured response more often than a setting
-        if name == "dimensions":
+        if name.lower() == "dimensions":
             # A model table's `dimensions` next to the model's id is that model's width (a request's
             # `dimensions` beside v3 is the v3 parameter, never reported).
             if _names_replaced_model(enclosing_block(text, m.start()), width) and tied(ctx, width, True):

@@ -25,7 +25,7 @@ from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes
 
 # `dimensions=768`, `"dimensions": 768`, `dimensions: 768`: a width requested from v3 on purpose.
-_DIMENSIONS = re.compile(r"""\bdimensions["']?\s*[=:]\s*["']?(\d{2,5})\b""")
+_DIMENSIONS = re.compile(r"""(?i)\bdimensions["']?\s*[=:]\s*["']?(\d{2,5})\b""")
 
 def plan(
     path: str | Path,
