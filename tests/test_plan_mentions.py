@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_notebook import lines, notebook
 
 from jmigrate.scan.apply import apply
@@ -299,3 +301,56 @@ def test_python_docstring_usage_examples_and_commented_template_lines(tmp_path: 
     result = plan(tmp_path, select=["JM101"])
     assert {f.line for f in result.findings} == {3}  # the curl example users copy
     assert where(result.mentions) == {(8, "docstring"), (11, "comment")}
+
+
+def test_crlf_markdown_and_rst(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_bytes(f"Uses {V2}.\r\n\r\n```python\r\nM = \"{V2}\"\r\n```\r\n".encode())
+    (tmp_path / "b.rst").write_bytes(f"Uses {V2}::\r\n\r\n    M = \"{V2}\"\r\n".encode())
+    result = plan(tmp_path, select=["JM101"])
+    assert {(f.path, f.line) for f in result.findings} == {("a.md", 4), ("b.rst", 3)}
+    assert {(m.path, m.line) for m in result.mentions} == {("a.md", 1), ("b.rst", 1)}
+
+
+_PIECES = [
+    "```", "```python", "```console", "~~~", "    ", "\t", "`", "# ", "// ", "/*", "*/", "--", "'", '"',
+    '"""', "::", ".. code-block:: python", ">>> ", "$ ", "INFO: ", "2024-01-01 10:00 ", "description: ",
+    "<!--", "-->", "<script>", "</script>", "<pre>", "- ", "|", "\n", "\r\n", " ", V2, "x",
+]
+_NAMES = [
+    "a.md", "a.rst", "a.ts", "a.yaml", "a.toml", "a.json", "a.sql", "a.sh", "a.html", "a.txt", "NEWS.txt",
+]
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=60), st.sampled_from(_NAMES))
+def test_regions_are_sorted_disjoint_spans_inside_the_text(pieces: list[str], name: str) -> None:
+    from jmigrate.scan.prose import KINDS, regions
+    from jmigrate.scan.walk import language_of
+
+    text = "".join(pieces)
+    r = regions(text, language_of(name), name)
+    assert all(k in KINDS for k in r.kinds)
+    spans = list(zip(r.starts, r.ends, strict=True))
+    assert all(0 <= s < e <= len(text) for s, e in spans)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.sampled_from([*_NAMES, "a.py"]))
+def test_every_model_named_is_a_finding_or_a_mention_never_lost(pieces: list[str], name: str) -> None:
+    import tempfile
+
+    from jmigrate.scan.text import model_matches
+    from jmigrate.scan.walk import Source
+
+    text = "".join(pieces)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(text.encode())
+        result = plan(path, select=["JM101"])
+        src = Source(name, path.read_bytes().decode(), "text")
+        named = {src.position(m.start) for m in model_matches(src.text)}
+    reported = {(f.line, f.column) for f in result.findings} | {(m.line, m.column) for m in result.mentions}
+    assert reported == named

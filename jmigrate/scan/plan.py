@@ -90,6 +90,9 @@ def plan(
         found: list[Finding] = []
         for ctx in contexts:
             ctx.project = project
+            if ctx.language == "log":  # a notebook's outputs: what it printed says nothing about the code
+                found += _run(file_rules, ctx, mentions)
+                continue
             project.legacy_models |= ctx.models
             if V3 in ctx.src.text:
                 project.v3_named = True

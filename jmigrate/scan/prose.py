@@ -276,7 +276,7 @@ _GET = re.compile(r"\bGET\s+/")
 _DATA_OR_UNLABELLED = {"", "json", "jsonc", "json5"}
 _FENCE = re.compile(r"^[ \t]*(?:>[ \t]*)*(`{3,}|~{3,})[ \t]*\{?\.?([^\s`{}]*)")
 _RST_DIRECTIVE = re.compile(r"^[ \t]*\.\.[ \t]+(?:code-block|code|sourcecode|highlight)::[ \t]*(\S*)", re.I)
-_RST_LITERAL_END = re.compile(r"::[ \t]*$")
+_RST_LITERAL_END = re.compile(r"::\s*$")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]")
 
 
@@ -333,7 +333,7 @@ def _prose_lines(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
             out.append((start, s, PROSE))
             out.append((s, e, LOG))
             start = e
-        elif "`" in text[s:e]:
+        elif "`" in text[s:e] and e - s < 10_000:  # (a minified line is not prose worth splitting)
             for m in _INLINE_CODE.finditer(text, s, e):
                 if _INLINE_COMMAND.search(m.group(2).strip()):
                     out.append((start, m.start(), PROSE))
