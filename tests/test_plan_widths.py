@@ -145,3 +145,22 @@ def test_json_samples_in_markdown_are_not_settings(
     main(["plan", "--format", "json", str(tmp_path)])
     found = {(f["path"], f["line"]) for f in json.loads(capsys.readouterr().out)["findings"]}
     assert found == {("model.py", 1), ("README.md", 9)}
+
+
+def test_a_chunking_tokenizer_does_not_claim_the_schema(tmp_path: Path) -> None:
+    """A file that loads another model's tokenizer (for chunking) still stores v2 vectors; a file that
+    loads another embedding model sizes its schema for that model (issue 12 labels: yucl80/ai_demo)."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "config.py").write_text('MODEL = "jinaai/jina-embeddings-v2-base-en"\n')
+    (tmp_path / "store.py").write_text(
+        'tok = AutoTokenizer.from_pretrained("bert-base-uncased")\n'
+        'client.create_collection("c", vectors_config=VectorParams(size=768, distance=Distance.COSINE))\n'
+    )
+    (tmp_path / "other.py").write_text(
+        'model = AutoModel.from_pretrained("microsoft/codebert-base")\n'
+        'client.create_collection("c", vectors_config=VectorParams(size=768, distance=Distance.COSINE))\n'
+    )
+    found = {(f.path, f.line, f.code) for f in plan(tmp_path).findings}
+    assert ("store.py", 2, "JM402") in found
+    assert not any(path == "other.py" for path, _, _ in found)

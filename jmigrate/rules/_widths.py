@@ -90,8 +90,9 @@ def _loads_other_model(ctx: FileContext) -> bool:
         cached = False
         mod = ctx.py
         for call in mod.calls if mod is not None else []:
-            if last_part(call_name(call)) not in _LOADERS:
-                continue
+            name = call_name(call)
+            if last_part(name) not in _LOADERS or re.search(r"(?i)tokeni[sz]er|processor|config", name):
+                continue  # a tokenizer for chunking says nothing about the vectors' model
             kw = next((k for k in call.keywords if k.arg in MODEL_KWARGS), None)
             arg = kw.value if kw is not None else (call.args[0] if call.args else None)
             value = string_value(mod, arg) if mod is not None else None
@@ -544,16 +545,17 @@ def _compare_role(
             return None
         node, parent = parent, holder
     if isinstance(parent, ast.Compare) and len(parent.comparators) == 1:
-        # `assert len(vec) == 768`, and the same check as a condition: `if len(vec) != 768: raise ...`.
+        # `assert len(vec) == 768`, and the same check as a condition: `if len(vec) != 768: raise ...` (there
+        # only of one vector: `if len(embeddings) >= 512` counts a batch).
         other = parent.left if parent.comparators[0] is node else parent.comparators[0]
-        if _subject(mod, other):
-            what = "assertion" if isinstance(mod.parent(parent), ast.Assert) else "width check"
-            return ("JM403", what) if tied(ctx, width, False) else None
+        asserted = isinstance(mod.parent(parent), ast.Assert)
+        if _subject(mod, other) and (asserted or _one_vector(other)):
+            return ("JM403", "assertion" if asserted else "width check") if tied(ctx, width, False) else None
         return None
     if isinstance(parent, ast.Slice) and parent.upper is node and parent.lower is None:
-        # vec[:768]: a vector cut to the v2 width.
+        # vec[:768]: a vector cut to the v2 width (not `embeddings[:512]`, the first 512 of a batch).
         holder = mod.parent(parent)
-        if isinstance(holder, ast.Subscript) and _subject(mod, holder.value):
+        if isinstance(holder, ast.Subscript) and _subject(mod, holder.value) and _one_vector(holder.value):
             return ("JM403", "vector slice") if tied(ctx, width, False) else None
         return None
     if isinstance(parent, ast.Call) and last_part(call_name(parent)) in _ASSERT_CALLS:
@@ -577,6 +579,21 @@ def _subject(mod: PyModule, node: ast.AST) -> bool:
     if isinstance(node, ast.Name) and _SUBJECT_NAME.search(node.id):
         return True
     return _encoded(mod, node, 0)
+
+
+def _one_vector(node: ast.AST) -> bool:
+    """Does this expression measure one vector rather than a batch: `x.shape[-1]`, `x.shape[1]`, `len(x[i])`,
+    or `len(v)` / `v` for a singular name (`embedding`, `vec`; `embeddings` is a list of them)?"""
+    if isinstance(node, ast.Call) and call_name(node) == "len" and node.args:
+        node = node.args[0]
+        if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+            return True
+    shape = isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+    if shape and node.value.attr == "shape":  # type: ignore[attr-defined]
+        index = node.slice  # type: ignore[attr-defined]
+        return isinstance(index, ast.UnaryOp) or (isinstance(index, ast.Constant) and index.value != 0)
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return bool(name) and not name.lower().endswith("s")
 
 
 _WRAPPERS = frozenset({"list", "tuple", "array", "asarray", "stack", "vstack", "tensor"})
