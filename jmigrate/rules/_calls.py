@@ -40,6 +40,8 @@ EMBED_METHODS = {"sentence-transformers": {"encode"}, "transformers": {"encode"}
 # Methods that return the model they are called on (moved, cast or switched to inference mode).
 _SAME_MODEL = {"to", "cuda", "cpu", "eval", "half", "float", "bfloat16", "requires_grad_"}
 _MAX_VALUES = 32
+# In a provenance set (_Flow.origin): a value that is written in another module of the repository.
+ELSEWHERE = "elsewhere"
 _MAX_DEPTH = 10
 
 
@@ -65,6 +67,9 @@ class _Flow:
     def __init__(self, mod: PyModule, root: str) -> None:
         self.mod, self.root = mod, root
         self.memo: dict[int, tuple[frozenset[str], bool]] = {}
+        # Provenance of each evaluated node (see origin()), collected on a stack while values() recurses.
+        self.origins: dict[int, frozenset[ast.Constant | str]] = {}
+        self._trail: list[set[ast.Constant | str]] = []
         self._attrs: dict[tuple[int, str], list[ast.AST]] | None = None
         self._loops: dict[tuple[int, str], list[ast.AST]] | None = None
         self._calls_by_last: dict[str, list[ast.Call]] | None = None
@@ -132,13 +137,36 @@ class _Flow:
             return frozenset(), False
         key = id(node)
         if key in self.memo:
+            if self._trail:
+                self._trail[-1] |= self.origins.get(key, frozenset())
             return self.memo[key]
         self.memo[key] = (frozenset(), False)  # a cycle (x = f(x)) contributes nothing
-        found = self._values(node, depth)
+        self._trail.append(set())
+        try:
+            found = self._values(node, depth)
+        finally:
+            mine = self._trail.pop()
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            mine.add(node)
         if len(found[0]) > _MAX_VALUES:
             found = (frozenset(sorted(found[0])[:_MAX_VALUES]), False)
         self.memo[key] = found
+        self.origins[key] = frozenset(mine)
+        if self._trail:
+            self._trail[-1] |= mine
         return found
+
+    def origin(self, node: ast.AST | None) -> frozenset[ast.Constant | str]:
+        """Where the values of `node` are written: the string literals of this module they come from, and
+        ELSEWHERE when a value is a constant of another module of the repository."""
+        if node is None:
+            return frozenset()
+        self.values(node)
+        return self.origins.get(id(node), frozenset())
+
+    def _elsewhere(self) -> None:
+        if self._trail:
+            self._trail[-1].add(ELSEWHERE)
 
     def _union(self, nodes: Sequence[ast.AST], depth: int) -> tuple[frozenset[str], bool]:
         out: set[str] = set()
@@ -278,6 +306,7 @@ class _Flow:
         if isinstance(scope, ast.Module):
             value = imported_constant(self.mod, self.root, name)
             if value is not None:
+                self._elsewhere()
                 return frozenset([value]) | out, complete
         return frozenset(out), complete and hit
 
@@ -352,6 +381,7 @@ class _Flow:
                     other = repo_module(path, self.root)
                     value = _chain_value(other, real, chain) if other is not None else None
                     if value is not None:
+                        self._elsewhere()
                         break
             return (frozenset([value]), False) if value is not None else (frozenset(), False)
         if isinstance(base, ast.Name):
@@ -359,6 +389,7 @@ class _Flow:
             # once at module level or in a class body of this module.
             value = imported_attribute(mod, self.root, base.id, node.attr)
             if value is not None:
+                self._elsewhere()
                 return frozenset([value]), True
             found = [
                 v for (_, attr), vs in self.attrs().items() if attr == node.attr for v in vs
