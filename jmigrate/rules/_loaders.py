@@ -35,7 +35,7 @@ def loader_findings(ctx: FileContext, kind: str, what: str, fix: str) -> Iterato
         if s.model.replacement is None:
             continue  # base-code stays: JM104 says so
         if _tokenizer(s):
-            continue  # a tokenizer embeds nothing: its id is JM101's, its special tokens JM312's
+            continue  # a tokenizer embeds nothing: its id is JM101's
         anchor = _anchor(ctx, sites, s)
         if anchor == "drop":
             continue
