@@ -26,6 +26,12 @@ KINDS = {
     "TextEmbedding": "fastembed",
     "embedding": "litellm",
     "aembedding": "litellm",
+    # Embedders that load or call the model by name with no task of their own (JM501 follows their uses).
+    "OllamaEmbeddings": "ollama",
+    "OllamaEmbedding": "ollama",
+    "HuggingFaceEmbedding": "llamaindex-hf",
+    "HuggingFaceEmbeddings": "langchain-hf",
+    "SentenceTransformerEmbeddings": "langchain-hf",
 }
 # Integrations whose default model is a v2 model: no model argument still means v2.
 DEFAULT_V2 = {"langchain": "jina-embeddings-v2-base-en", "chroma": "jina-embeddings-v2-base-en"}

@@ -29,6 +29,16 @@ FIX = {
     'prompt_name="retrieval.query")',
     "transformers": 'Pass the task per call: encode(docs, task="retrieval.passage") and encode(queries, '
     'task="retrieval.query")',
+    "ollama": "Ollama has no official jina-embeddings-v3 model and sends no task: embed documents with "
+    "retrieval.passage and queries with retrieval.query through an embedder that sends the task (the Jina "
+    "API, or a local v3 backend), re-embedding the documents first",
+    "llamaindex-hf": "LlamaIndex's HuggingFaceEmbedding embeds the index and the queries with one model and "
+    "no v3 task (query_instruction/text_instruction add a prefix, not the adapter): use two JinaEmbedding "
+    "instances, task retrieval.passage for the index and retrieval.query for the query engine, or an "
+    "embedder that passes the task per side",
+    "langchain-hf": 'LangChain HuggingFaceEmbeddings (langchain-huggingface) can pass the task per side: '
+    'model_kwargs={"trust_remote_code": True}, encode_kwargs={"task": "retrieval.passage", "prompt_name": '
+    '"retrieval.passage"}, query_encode_kwargs={"task": "retrieval.query", "prompt_name": "retrieval.query"}',
 }
 JS_FIX = (
     "Upgrade @langchain/community and use model: \"jina-embeddings-v3\": the current JinaEmbeddings sends "

@@ -306,6 +306,20 @@ class _PyInference:
                     self.derived_by_arg.setdefault(n, set()).add(target)
         for positions in self.by_any_name.values():
             positions.sort(key=lambda i: self.infos[i].start)
+        # LlamaIndex's global `Settings.embed_model = emb` (and ServiceContext.set_global_service_context):
+        # every index built without its own embed_model embeds its nodes and its queries with `emb`.
+        self.global_embedders: list[frozenset[str]] = []
+        for a in mod.of_type(ast.Assign):
+            if any(dotted(t).endswith("Settings.embed_model") for t in a.targets):
+                self.global_embedders.append(frozenset(self.qual(n, a) for n in mod.names_in(a.value)))
+        for k in self.by_last.get("set_global_service_context", []):
+            self.global_embedders.append(self.infos[k].args_read)
+        self.index_builders = [
+            i for i, info in enumerate(self.infos)
+            if "VectorStoreIndex" in info.name
+            or info.last in ("load_index_from_storage", "from_vector_store")
+            or (info.last in STORE_BUILDERS and info.receiver.endswith("Index"))
+        ]
         self.matmuls = [
             (b, frozenset(self.qual(n, b) for n in mod.names_in(b)))
             for b in mod.of_type(ast.BinOp)
@@ -395,8 +409,26 @@ class _PyInference:
         return self.mod.src.where(self.mod.start(node))
 
     def signals(self, node: ast.AST) -> list[tuple[str, str]]:
-        mod = self.mod
         handles, functions = self.handles_for(node)
+        return self.signals_for(handles, functions)
+
+    def signals_for(self, handles: set[str], functions: set[str]) -> list[tuple[str, str]]:
+        """Signals of the calls that use `handles` (qualified names of the embedder, its stores and vectors)
+        or call `functions` (which return them)."""
+        mod = self.mod
+        handles = set(handles)
+        forced: set[int] = set()  # index builders that use the embedder through LlamaIndex's Settings
+        if any(h & handles for h in self.global_embedders) or any(
+            h.split(":", 1)[-1].endswith("Settings.embed_model") for h in handles
+        ):
+            forced = set(self.index_builders)
+            for i in forced:
+                target = mod.assigned_to(self.infos[i].call)
+                if target:
+                    handles.add(self.qual(target, self.infos[i].call))
+            for _ in range(2):
+                for h in list(handles):
+                    handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
         # Vectors produced by calling a function that wraps the call site: vecs = embed(texts)
         for info in self._calls(self.by_last, functions):
             target = mod.assigned_to(info.call)
@@ -408,13 +440,13 @@ class _PyInference:
         searched: dict[str, tuple[int, str]] = {}
         candidates = sorted(
             {*self._calls(self.by_receiver, handles), *self._calls(self.by_arg, handles),
-             *self._calls(self.by_last, functions)},
+             *self._calls(self.by_last, functions), *(self.infos[i] for i in forced)},
             key=lambda c: c.index,
         )
         for info in candidates:
             call, name, last, args_read = info.call, info.name, info.last, info.args_read
             on_handle = info.receiver in handles
-            uses_handle = bool(args_read & handles)
+            uses_handle = bool(args_read & handles) or info.index in forced
             wraps = last in functions
             if not (on_handle or uses_handle or wraps):
                 continue
@@ -425,7 +457,7 @@ class _PyInference:
                 out.append((pos, PASSAGE, f"{name}() on {at} embeds documents"))
             elif on_handle and last in SEARCH_CALLS:
                 out.append((pos, QUERY, f"{name}() on {at} searches with queries"))
-            elif (on_handle or uses_handle) and last in STORE_CALLS:
+            elif (on_handle or uses_handle) and (last in STORE_CALLS or last == "VectorStoreIndex"):
                 out.append((pos, PASSAGE, f"{name}() on {at} stores documents"))
                 if uses_handle and last in STORE_BUILDERS or "VectorStoreIndex" in name:
                     # A store built on the embedder embeds its queries with that same instance. Sorted after
