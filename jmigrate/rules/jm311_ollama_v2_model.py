@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from jmigrate.rules._integrations import integration_sites
 from jmigrate.rules._model_names import guess_for, site
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
-from jmigrate.scan.tasks import recommendation
+from jmigrate.scan.tasks import infer_python, recommendation
 from jmigrate.scan.text import model_matches
+
+# Embedders that serve an Ollama model (LangChain OllamaEmbeddings, LlamaIndex OllamaEmbedding): with no
+# v3 on Ollama and no task to send, the class itself changes, so its constructor line is reported too.
+OLLAMA_CLASSES = {"OllamaEmbeddings", "OllamaEmbedding"}
 
 
 @rule(
@@ -25,6 +30,22 @@ from jmigrate.scan.text import model_matches
     languages=["*"],
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
+    mod = ctx.py
+    for s in integration_sites(ctx, OLLAMA_CLASSES, ollama=True):
+        assert mod is not None
+        if s.literal_here:
+            continue  # the tag on this line is reported below
+        may = "may serve" if s.several else "serves"
+        yield ctx.finding(
+            *mod.span(s.call.func),
+            f"{s.cls} {may} the Ollama tag jina/{s.model.name} (a {s.model.generation} model): Ollama has no "
+            "v3 and this class sends no task",
+            "Replace this embedder: the Jina API (jina-embeddings-v3 with task retrieval.passage for "
+            "documents, retrieval.query for queries) or a local ONNX backend of v3",
+            Applicability.MANUAL,
+            (),
+            recommendation(s.model, infer_python(mod, s.call), local=True),
+        )
     for match in model_matches(ctx.src.text):
         if match.org != "jina" or match.model.replacement is None:
             continue
