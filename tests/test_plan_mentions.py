@@ -178,6 +178,12 @@ def test_notebook_markdown_cells_and_outputs_are_mentions(tmp_path: Path) -> Non
         return next(n for line, n in at.items() if needle in line)
 
     assert {(f.cell, f.cell_line) for f in result.findings} == {(1, 4), (2, 2), (2, 3)}
+    # The code block in the Markdown cell is rewritten inside the JSON like a code cell; the prose is not.
+    apply(result, unsafe=True)
+    cells = json.loads(path.read_text())["cells"]
+    v3_block = '```python\nmodel_id = "jinaai/jina-embeddings-v3"\n```\n'
+    assert "".join(cells[0]["source"]) == f"# Using {V2}\n\n" + v3_block
+    assert f"Downloading jinaai/{V2}" in cells[1]["outputs"][0]["text"][0]
     assert {(m.cell, m.line, m.kind) for m in result.mentions} == {
         (1, line_of(f"# Using {V2}"), "prose"),
         (2, line_of(f'# name = \\"{SMALL}'), "comment"),
@@ -204,6 +210,8 @@ def test_mentions_are_never_rewritten_and_do_not_fail_the_plan(
     assert "NOTES.md:1:15" not in run.out
     verbose = cli("plan", str(tmp_path), "--verbose")
     assert verbose.code == 0 and "NOTES.md:1:15  prose  jina-embeddings-v2-base-en" in verbose.out
+    as_json = cli("plan", str(tmp_path), "-f", "json")
+    assert as_json.code == 0 and "; 2 mentions in prose, comments and logs (not findings)" in as_json.err
     assert cli("apply", str(tmp_path), "--unsafe").code == 0
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 

@@ -126,6 +126,7 @@ def plan_command(
             f"{s.findings} findings in {s.files_with_findings} files ({s.fixable} safe fixes, "
             f"{s.by_applicability['unsafe']} unsafe, {s.by_applicability['manual']} manual); "
             f"{s.files_scanned} files scanned, {s.skipped} skipped"
+            + (f"; {s.mentions} mentions in prose, comments and logs (not findings)" if s.mentions else "")
         )
     from jmigrate.scan.render.summary import legacy_stores
 
