@@ -86,6 +86,10 @@ attrs = {"TYPE": "FLOAT32", "DIM": 768, "DISTANCE_METRIC": "COSINE"}
 redis.execute_command("FT.CREATE i SCHEMA v VECTOR HNSW 6 TYPE FLOAT32 DIM 768 DISTANCE_METRIC COSINE")
 pinecone.create_index("docs", 768, metric="cosine")
 thumb = {"size": 768}
+d = 768
+index = faiss.IndexFlatIP(d)
+size = 768
+params = VectorParams(size=size, distance=Distance.COSINE)
 """
 
 
@@ -120,6 +124,8 @@ def test_widths_in_store_code_without_a_model_name(
         ("stores.py", 10, "JM402"),
         ("stores.py", 11, "JM402"),
         ("stores.py", 12, "JM402"),
+        ("stores.py", 14, "JM403"),  # a plain name that a FAISS index takes as its width
+        ("stores.py", 16, "JM403"),  # ... and Qdrant's VectorParams
         ("schema.ts", 1, "JM401"),
         ("schema.ts", 2, "JM402"),
         ("docker-compose.yml", 4, "JM403"),

@@ -400,6 +400,9 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
             if _class_tie(ctx, mod, parent, width) is False:
                 return None
             return ("JM403", f"constant {names[0] or 'value'}") if tied(ctx, width, True) else None
+        if id(node) in _schema_bound(mod):  # d = 768 ... faiss.IndexFlatIP(d)
+            what = f"constant {names[0] or 'value'} (a vector schema's width)"
+            return ("JM403", what) if tied(ctx, width, True) else None
         return None
 
     if isinstance(parent, ast.Return) and node is literal:
@@ -441,6 +444,39 @@ def _vector_field(mod: PyModule, call: ast.Call) -> bool:
         if isinstance(p, ast.stmt):
             return False
     return False
+
+
+# Vector columns as Python calls: pgvector's SQLAlchemy Vector(768) / Django VectorField(dimensions=768).
+_COLUMN_CALLS: dict[str, tuple[str, int | None]] = {
+    "Vector": ("dim", 0),
+    "HALFVEC": ("dim", 0),
+    "VectorField": ("dimensions", None),
+    "HalfVectorField": ("dimensions", None),
+}
+
+
+def _schema_bound(mod: PyModule) -> set[int]:
+    """Values bound to names that a store schema takes as its width (`d = 768; faiss.IndexFlatIP(d)`,
+    `SIZE = 768; VectorParams(size=SIZE)`), by id: one pass over the module's calls, followed by scope."""
+    cached: set[int] | None = mod.__dict__.get("_schema_bound")
+    if cached is not None:
+        return cached
+    out: set[int] = set()
+    for call in mod.calls:
+        name = last_part(call_name(call))
+        spec = SCHEMA_CALLS.get(name) or _COLUMN_CALLS.get(name)
+        if spec is None:
+            continue
+        key, pos = spec
+        kw = next((k for k in call.keywords if k.arg == key), None)
+        positional = call.args[pos] if pos is not None and len(call.args) > pos else None
+        arg = kw.value if kw is not None else positional
+        if isinstance(arg, ast.Name):
+            bound, certain = mod.resolve_name(arg)
+            if certain and bound is not None:
+                out.add(id(bound))
+    mod.__dict__["_schema_bound"] = out
+    return out
 
 
 def _parameter_of(a: ast.arguments, default: ast.AST) -> str | None:

@@ -64,7 +64,8 @@ _REDIS_DIM = re.compile(rb"\bVECTOR\s+(?:HNSW|FLAT|SVS-VAMANA)\s+\d+\b[^\n]{0,20
 # VectorParams(size=...) (buffer and shared-memory sizes are everywhere in Python code).
 _SIZE_KEY = re.compile(rb"(?i)\bsize" + _KEY_TAIL + rb"\Z")
 _VECTOR_PARAMS = re.compile(rb"""VectorParams\s*\(|["']vectors?["']\s*:|["']distance["']""")
-# How far before the width the key may start; how far back a VectorParams( call may open.
+# How far before the width the key may start; how far from it a VectorParams( call (or a schema body) may be:
+# `size = 768` a few lines above the VectorParams(size=size) that uses it.
 _WINDOW = 120
 _CALL_WINDOW = 1000
 
@@ -116,7 +117,7 @@ def width_in_context(data: bytes, widths: Collection[int], path: str = "") -> bo
             return True
         if _SIZE_KEY.search(data, max(0, start - _WINDOW), start) and (
             language_of(path) != "python"
-            or _VECTOR_PARAMS.search(data, max(0, start - _CALL_WINDOW), start + _WINDOW)
+            or _VECTOR_PARAMS.search(data, max(0, start - _CALL_WINDOW), start + _CALL_WINDOW)
         ):
             return True
     return False
