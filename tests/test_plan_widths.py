@@ -170,3 +170,25 @@ def test_a_chunking_tokenizer_does_not_claim_the_schema(tmp_path: Path) -> None:
     found = {(f.path, f.line, f.code) for f in plan(tmp_path).findings}
     assert ("store.py", 2, "JM402") in found
     assert not any(path == "other.py" for path, _, _ in found)
+
+
+def test_widths_in_a_module_that_imports_the_v2_model(tmp_path: Path) -> None:
+    """A test or index module that never says "jina" but imports the model from the repository's config:
+    its asserted shapes and zero vectors are the v2 model's (as if it named it), other numbers are not."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "config.py").write_text('EMBED_MODEL = "jinaai/jina-embeddings-v2-base-en"\n')
+    (tmp_path / "test_embed.py").write_text(
+        "from config import EMBED_MODEL\n"
+        "from sentence_transformers import SentenceTransformer\n"
+        "model = SentenceTransformer(EMBED_MODEL, trust_remote_code=True)\n"
+        "\n"
+        "def test_width():\n"
+        '    vectors = model.encode(["a"])\n'
+        "    assert vectors.shape == (1, 768)\n"
+        "    blank = [0.0] * 768\n"
+        "    assert len(texts) == 768\n"
+    )
+    (tmp_path / "unrelated.py").write_text("def test_width(vectors):\n    assert vectors.shape == (1, 768)\n")
+    found = {(f.path, f.line) for f in plan(tmp_path).findings if f.code == "JM403"}
+    assert found == {("test_embed.py", 7), ("test_embed.py", 8)}

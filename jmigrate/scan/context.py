@@ -55,6 +55,9 @@ class FileContext:
     syntax_error: str | None = None
     _models: set[str] | None = None
     reported: int = 0  # findings built from this context
+    # Legacy models of the repository modules this file imports a v2 name from (`from config import MODEL`
+    # in a file that never says "jina"): its widths are tied to them as if it named them.
+    imported_models: set[str] = field(default_factory=set)
     # Not-code spans (prose, comments, docstrings, logs), worked out when the first finding asks.
     not_code: Regions | None = None
     # Findings a rule built on text that is not code (by id): `plan` reports them as `mentions` instead.
@@ -97,8 +100,9 @@ class FileContext:
 
     @property
     def legacy_dims(self) -> set[int]:
-        """Widths of this file's legacy models that v3 does not keep by default."""
-        return replaced_dims(self.models)
+        """Widths of this file's legacy models that v3 does not keep by default (those it names, and those of
+        the repository modules it imports a v2 name from: scan/imports.py)."""
+        return replaced_dims(self.models | self.imported_models)
 
     def finding(
         self,

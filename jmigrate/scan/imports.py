@@ -66,13 +66,16 @@ class ImportIndex:
 
     def __init__(self) -> None:
         self.by_key: dict[bytes, set[bytes]] = {}
+        self.models: dict[bytes, set[str]] = {}  # the legacy models each exporting module names
 
     def add(self, ctx: FileContext) -> None:
         if len(self.by_key) >= _MAX_EXPORTING or ctx.language != "python":
             return
         names = exports(ctx)
         if names:
-            self.by_key.setdefault(module_key(ctx.src.path).encode(), set()).update(n.encode() for n in names)
+            key = module_key(ctx.src.path).encode()
+            self.by_key.setdefault(key, set()).update(n.encode() for n in names)
+            self.models.setdefault(key, set()).update(ctx.models)
 
     def __bool__(self) -> bool:
         return bool(self.by_key)
@@ -82,3 +85,11 @@ class ImportIndex:
         if b"import" not in data:
             return False
         return any(key in data and any(n in data for n in names) for key, names in self.by_key.items())
+
+    def models_for(self, data: bytes) -> set[str]:
+        """The legacy models of the exporting modules a wanted file's bytes name (for its vector widths)."""
+        out: set[str] = set()
+        for key, names in self.by_key.items():
+            if key in data and any(n in data for n in names):
+                out |= self.models.get(key, set())
+        return out
