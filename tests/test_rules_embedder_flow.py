@@ -71,3 +71,68 @@ def test_an_index_without_the_global_embedder_is_not_its_use(tmp_path: Path) -> 
         encoding="utf-8",
     )
     assert [f for f in plan(tmp_path).findings if f.code == "JM501"] == []
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(text, encoding="utf-8")
+
+
+def test_module_level_embedder_behind_a_store_function_used_in_two_other_modules(tmp_path: Path) -> None:
+    write(tmp_path, "store/db.py",
+          "from langchain_chroma import Chroma\nfrom langchain_ollama import OllamaEmbeddings\n"
+          'embeddings = OllamaEmbeddings(model="jina/jina-embeddings-v2-base-en")\n'
+          "_db = None\n"
+          "def get_db():\n"
+          "    global _db\n"
+          "    if _db is None:\n"
+          '        _db = Chroma(collection_name="docs", embedding_function=embeddings)\n'
+          "    return _db\n")
+    write(tmp_path, "ingest/load.py",
+          "from store.db import get_db\n\ndef load(chunks):\n    get_db().add_documents(chunks)\n")
+    write(tmp_path, "app/answer.py",
+          "from store.db import get_db\n\ndef answer(q):\n"
+          "    retriever = get_db().as_retriever()\n    return retriever.invoke(q)\n")
+    write(tmp_path, "app/other.py",
+          "from store.other import get_db\n\ndef x(q):\n    get_db().as_retriever()\n")
+    result = plan(tmp_path)
+    [jm501] = [f for f in result.findings if f.code == "JM501"]
+    assert (jm501.path, jm501.line) == ("store/db.py", 3)
+    assert "ingest/load.py" in jm501.message and "app/answer.py" in jm501.message
+    assert "app/other.py" not in jm501.message
+    assert "Ollama has no official" in jm501.fix_title
+    [tag] = [f for f in result.findings if f.code == "JM311" and f.path == "store/db.py"]
+    assert tag.recommendation["tasks"] == {"documents": "retrieval.passage", "queries": "retrieval.query"}
+    assert "ingest/load.py" in tag.recommendation["task_reason"]
+
+
+def test_factory_function_returning_the_embedder(tmp_path: Path) -> None:
+    write(tmp_path, "emb.py",
+          "from langchain_huggingface import HuggingFaceEmbeddings\n"
+          "def get_embedding_function():\n"
+          '    return HuggingFaceEmbeddings(model_name="jinaai/jina-embeddings-v2-base-de")\n')
+    write(tmp_path, "populate.py",
+          "from langchain_chroma import Chroma\nfrom emb import get_embedding_function\n"
+          "db = Chroma(persist_directory='db', embedding_function=get_embedding_function())\n"
+          "db.add_documents(chunks)\n")
+    write(tmp_path, "chat.py",
+          "from langchain_chroma import Chroma\nfrom emb import get_embedding_function\n"
+          "def ask(q):\n"
+          "    db = Chroma(persist_directory='db', embedding_function=get_embedding_function())\n"
+          "    return db.similarity_search_with_score(q, k=5)\n")
+    [jm501] = [f for f in plan(tmp_path).findings if f.code == "JM501"]
+    assert (jm501.path, jm501.line) == ("emb.py", 3) and "query_encode_kwargs" in jm501.fix_title
+
+
+def test_used_for_one_side_elsewhere_gives_that_task_and_no_jm501(tmp_path: Path) -> None:
+    write(tmp_path, "emb.py",
+          "from langchain_community.embeddings import JinaEmbeddings\n"
+          'query_embedder = JinaEmbeddings(model_name="jina-embeddings-v2-base-es")\n')
+    write(tmp_path, "search.py",
+          "from emb import query_embedder\n\ndef find(q, store):\n"
+          "    return store.similarity_search_by_vector(query_embedder.embed_query(q))\n")
+    found = plan(tmp_path).findings
+    assert not [f for f in found if f.code == "JM501"]
+    [name] = [f for f in found if f.code == "JM103"]
+    assert name.recommendation["task"] == "retrieval.query"
+    assert "search.py" in name.recommendation["task_reason"]

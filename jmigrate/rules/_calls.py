@@ -451,17 +451,23 @@ def flow(ctx: FileContext, mod: PyModule) -> _Flow:
 
 
 def _module_files(mod: PyModule, root: str, dotted_name: str, level: int) -> list[Path]:
+    return module_paths(mod.src.path, root, dotted_name, level)
+
+
+def module_paths(src_path: str, root: str, dotted_name: str, level: int) -> list[Path]:
+    """Files that `from <dotted_name> import ...` (with `level` leading dots) may mean, seen from the file at
+    `src_path` (relative to `root`)."""
     parts = dotted_name.split(".") if dotted_name else []
     if level:
-        base = Path(root, mod.src.path).parent
+        base = Path(root, src_path).parent
         for _ in range(level - 1):
             base = base.parent
         bases = [base]
     else:
         # Absolute imports: from the importing file's folder and each folder above it up to the root (a
         # script run from its own folder or a project in a subfolder), and from src/.
-        here = Path(root, mod.src.path).parent
-        ups = [here, *here.parents[: max(0, len(Path(mod.src.path).parts) - 1)]]  # up to the root
+        here = Path(root, src_path).parent
+        ups = [here, *here.parents[: max(0, len(Path(src_path).parts) - 1)]]  # up to the root
         bases = [*ups, Path(root, "src")]
     return [
         c for b in bases for c in (b.joinpath(*parts).with_suffix(".py"), b.joinpath(*parts, "__init__.py"))

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jmigrate.errors import InputError
 from jmigrate.models import LICENCE_V3_NOTE, ORDERING_RULE, V3
@@ -19,6 +19,9 @@ from jmigrate.rules.registry import Rule, select_rules
 from jmigrate.scan.context import FileContext, ProjectFacts, findings_sorted
 from jmigrate.scan.finding import Applicability, Finding, Mention, PlanResult, SkippedFile
 from jmigrate.scan.imports import ImportIndex
+
+if TYPE_CHECKING:
+    from jmigrate.rules._crossmod import CrossModule
 from jmigrate.scan.notebook import NotebookError, notebook_units
 from jmigrate.scan.own_outputs import own_output
 from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context, width_number
@@ -62,6 +65,11 @@ def plan(
     # that defines a v2 model (scan/imports.py).
     exporting = ImportIndex()
     unparsed: list[RawFile] = []
+    # One embedder used across modules (JM501 and the task advice follow the imports: rules/_crossmod.py).
+    from jmigrate.rules._crossmod import CrossModule
+
+    cross = CrossModule(project.root)
+    kept: dict[str, tuple[RawFile, list[FileContext]]] = {}
     files = size = 0
 
     for sniffed in sniff_tree(root, max_file_size, legacy_widths() if project_rules else frozenset()):
@@ -99,13 +107,21 @@ def plan(
             project.v3_dimensions |= {int(d) for d in _DIMENSIONS.findall(ctx.src.text)}
             found += _run(file_rules, ctx, mentions)
             exporting.add(ctx)
+            cross.see(ctx)
+        if cross.exporters and any(c is cross.exporters[-1][0] for c in contexts):
+            kept[item.path] = (item, contexts)  # its findings may gain a JM501 after the walk
         _note_syntax_errors(item, contexts, skipped)
         if dims:
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
 
     if exporting and unparsed:
-        _importers(unparsed, exporting, file_rules, project, deferred, skipped, findings, hashes, encodings)
+        _importers(
+            unparsed, exporting, file_rules, project, deferred, skipped, findings, hashes, encodings, cross
+        )
+    for ctx, extra in cross.finish(findings, any(r.code == "JM501" for r in file_rules)):
+        item, contexts = kept[ctx.src.path]
+        _record(item, contexts, [extra], findings, hashes, encodings)
 
     # Widths (768, 512) count only once we know which legacy models the project uses.
     widths = project.legacy_dims
@@ -161,6 +177,7 @@ def _importers(
     findings: list[Finding],
     hashes: dict[str, str],
     encodings: dict[str, str],
+    cross: CrossModule,
 ) -> None:
     """Parse and check the Python files without a Jina name that import a v2 name of another module."""
     waiting = {item.path: i for i, (item, known) in enumerate(deferred) if known is None}
@@ -179,6 +196,7 @@ def _importers(
             ctx.project = project
             ctx.imported_models = imported  # its widths tie to the imported model like a named one
             found += _run(rules, ctx, [])  # no model name in these files, so no mention either
+            cross.see(ctx)
         _note_syntax_errors(item, contexts, skipped)
         if item.path in waiting:  # the width pass reuses the parse
             deferred[waiting[item.path]] = (item, contexts)

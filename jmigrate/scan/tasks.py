@@ -430,10 +430,20 @@ class _PyInference:
                 for h in list(handles):
                     handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
         # Vectors produced by calling a function that wraps the call site: vecs = embed(texts)
+        grown = False
         for info in self._calls(self.by_last, functions):
             target = mod.assigned_to(info.call)
             if target:
                 handles.add(self.qual(target, info.call))
+                grown = True
+            fname = info.name.rsplit(".", 1)[-1].removesuffix("()")
+            # its result used in place: get_db().add_documents(...), Chroma(embedding_function=get_emb())
+            handles |= {self.qual(fname + "()", info.call), self.qual(fname, info.call)}
+            grown = True
+        if grown:  # what is built from those results (a retriever from a store a factory returned)
+            for _ in range(2):
+                for h in list(handles):
+                    handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
         out: list[tuple[int, str, str]] = []
         weak: list[tuple[int, str, str]] = []  # guesses from names, used only when nothing else says
         added: dict[str, tuple[int, str]] = {}  # vectors stored in / searched against an index, by name
