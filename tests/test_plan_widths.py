@@ -192,3 +192,17 @@ def test_widths_in_a_module_that_imports_the_v2_model(tmp_path: Path) -> None:
     (tmp_path / "unrelated.py").write_text("def test_width(vectors):\n    assert vectors.shape == (1, 768)\n")
     found = {(f.path, f.line) for f in plan(tmp_path).findings if f.code == "JM403"}
     assert found == {("test_embed.py", 7), ("test_embed.py", 8)}
+
+
+def test_a_v3_project_reports_schemas_and_its_own_settings_only(tmp_path: Path) -> None:
+    """Once only v3 is named, a 768/512 vector schema is unfinished migration work, and so are a width
+    setting in the file that names v3 and settings that say they size embeddings (EMBEDDING_DIM); a bare
+    `dimension = 512` / `DIM=768` elsewhere is some other vector's (issue 12 labels: yucl80/ai_demo)."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "app.py").write_text('MODEL = "jina-embeddings-v3"\nEMBEDDING_DIM = 768\n')
+    (tmp_path / "entities.py").write_text("dimension = 512\nindex = faiss.IndexFlatL2(dimension)\n")
+    (tmp_path / "schema.sql").write_text("CREATE TABLE d (embedding vector(768));\n")
+    (tmp_path / "settings.env").write_text("EMBEDDING_DIM=768\nDIM=768\n")
+    found = {(f.path, f.line, f.code) for f in plan(tmp_path).findings if f.code.startswith("JM4")}
+    assert found == {("app.py", 2, "JM403"), ("schema.sql", 1, "JM401"), ("settings.env", 1, "JM403")}

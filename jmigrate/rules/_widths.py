@@ -52,6 +52,18 @@ def _specific(name: str) -> bool:
     return width_name(name) and name.lower() not in GENERIC_KEYS
 
 
+def v3_only_elsewhere(ctx: FileContext, width: int) -> bool:
+    """Is `width` tied only because the project names v3 (no v1/v2 model of that width anywhere), in a file
+    that does not name v3? Then only settings that say what they size are reported (EMBEDDING_DIM=768 left
+    after the model was renamed); a FAISS `dimension = 512` of a project that uses v3 is some other
+    vector's. Vector schemas still are (a `vector(768)` column beside v3 is unfinished migration work)."""
+    return (
+        width not in ctx.legacy_dims
+        and width not in replaced_dims(ctx.project.legacy_models)
+        and V3 not in ctx.src.text
+    )
+
+
 def tied(ctx: FileContext, width: int, strong: bool) -> bool:
     if ctx.language == "python" and width not in _code_dims(ctx) and _loads_other_model(ctx):
         return False  # this file's own embedding model is another one: the width is that model's
@@ -238,6 +250,10 @@ def _python_widths(ctx: FileContext) -> list[PyWidth]:
         found = _role(ctx, mod, node, width)
         if found is not None:
             rule, what = found
+            if rule == "JM403" and v3_only_elsewhere(ctx, width) and not _SUBJECT_NAME.search(
+                _setting_name(mod, node) or ""
+            ):
+                continue
             start, end = _digits(mod, node, width)
             out.append(PyWidth(rule, width, start, end, what))
     return out
@@ -477,6 +493,25 @@ def _schema_bound(mod: PyModule) -> set[int]:
                 out.add(id(bound))
     mod.__dict__["_schema_bound"] = out
     return out
+
+
+def _setting_name(mod: PyModule, literal: ast.AST) -> str | None:
+    """The name a width literal is bound to: assignment target, keyword, dict key or parameter."""
+    node, _ = _carried(mod, literal)
+    p = mod.parent(node)
+    if isinstance(p, ast.Assign) and p.targets:
+        return _target_name(p.targets[0])
+    if isinstance(p, ast.AnnAssign):
+        return _target_name(p.target)
+    if isinstance(p, ast.keyword):
+        return p.arg
+    if isinstance(p, ast.arguments):
+        return _parameter_of(p, node)
+    if isinstance(p, ast.Dict) and node in p.values:
+        key = p.keys[p.values.index(node)]
+        value = mod.constant_value(key) if key is not None else None
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _parameter_of(a: ast.arguments, default: ast.AST) -> str | None:

@@ -11,6 +11,7 @@ from jmigrate.rules._widths import (
     python_widths,
     text_block_tie,
     tied,
+    v3_only_elsewhere,
     width_finding,
     width_name,
 )
@@ -75,6 +76,8 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     text = ctx.src.text
     for m in _SETTING.finditer(text):
         name, width = m.group(1), int(m.group(2))
+        if v3_only_elsewhere(ctx, width) and not re.search(r"(?i)emb|vec", name):
+            continue  # a project on v3: only settings that say what they size (see v3_only_elsewhere)
         if ctx.language == "markdown" and text[m.start(1) - 1 : m.start(1)] in "\"'" and m.start(1):
             continue  # a JSON sample in a README is a captured response more often than a setting
         if name.lower() == "dimensions":
