@@ -136,3 +136,47 @@ def test_used_for_one_side_elsewhere_gives_that_task_and_no_jm501(tmp_path: Path
     [name] = [f for f in found if f.code == "JM103"]
     assert name.recommendation["task"] == "retrieval.query"
     assert "search.py" in name.recommendation["task_reason"]
+
+
+def test_model_given_through_a_parameters_object_built_with_keyword_fields(tmp_path: Path) -> None:
+    notebook(
+        tmp_path / "rag.ipynb",
+        "import os\n"
+        "from llama_index.core import Settings, VectorStoreIndex\n"
+        "from llama_index.embeddings.huggingface import HuggingFaceEmbedding\n"
+        "class Pipe:\n"
+        "    def __init__(self):\n"
+        "        self.params = Params(\n"
+        '            EMBED=os.getenv("EMBED", "jinaai/jina-embeddings-v2-small-en"),\n'
+        "        )\n"
+        "    def start(self):\n"
+        "        Settings.embed_model = HuggingFaceEmbedding(model_name=self.params.EMBED)\n"
+        "        self.index = VectorStoreIndex.from_documents(self.docs)\n"
+        "    def ask(self, q):\n"
+        "        return self.index.as_query_engine().query(q)\n",
+    )
+    [jm501] = [f for f in plan(tmp_path).findings if f.code == "JM501"]
+    assert (jm501.cell, jm501.cell_line) == (1, 10)
+
+
+def test_a_model_rebound_by_unknown_code_is_not_guessed(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "from llama_index.core import Settings, VectorStoreIndex\n"
+        "from llama_index.embeddings.huggingface import HuggingFaceEmbedding\n"
+        "def start(name='jinaai/jina-embeddings-v2-small-en'):\n"
+        "    name = pick(name)\n"
+        "    Settings.embed_model = HuggingFaceEmbedding(model_name=name)\n"
+        "    return VectorStoreIndex.from_documents(docs).as_query_engine()\n",
+        encoding="utf-8",
+    )
+    assert [f for f in plan(tmp_path).findings if f.code == "JM501"] == []
+
+
+def test_the_projects_own_class_named_like_an_integration_is_not_that_integration(tmp_path: Path) -> None:
+    write(tmp_path, "config.py", 'BASE = "jinaai/jina-embeddings-v2-base-en"\n')
+    write(tmp_path, "wrappers.py", "class JinaEmbedding:\n    def __init__(self, model_name):\n"
+          "        self.model_name = model_name\n")
+    write(tmp_path, "compare.py",
+          "import config\nfrom wrappers import JinaEmbedding\n"
+          "emb = JinaEmbedding(model_name=config.BASE)  # our jina wrapper\n")
+    assert not [f for f in plan(tmp_path).findings if f.code == "JM302"]

@@ -42,6 +42,8 @@ _SAME_MODEL = {"to", "cuda", "cpu", "eval", "half", "float", "bfloat16", "requir
 _MAX_VALUES = 32
 # In a provenance set (_Flow.origin): a value that is written in another module of the repository.
 ELSEWHERE = "elsewhere"
+# In a provenance set: a value passes through a call whose result is not followed (any string may come out).
+OPAQUE = "opaque"
 _MAX_DEPTH = 10
 
 
@@ -261,6 +263,8 @@ class _Flow:
                 found, _ = self.values(node.args[1], depth + 1)
                 return found, False
             return frozenset(), False
+        if self._trail:  # a value computed by code we do not follow (pick(model)): anything may come out
+            self._trail[-1].add(OPAQUE)
         return frozenset(), False
 
     def _name_values(self, node: ast.Name, depth: int) -> tuple[frozenset[str], bool]:
@@ -364,6 +368,18 @@ class _Flow:
             if not assigned:
                 return frozenset(), False
             return self._union(assigned, depth)
+        on_self = isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in (
+            "self", "cls"
+        )
+        if on_self and isinstance(base, ast.Attribute):
+            # self.params.NAME with self.params = Params(NAME=...) (a pydantic/dataclass object built here)
+            cls = self.class_of(node)
+            objs = self.attrs().get((id(cls), base.attr), []) if cls is not None else []
+            given = [
+                kw.value for o in objs if isinstance(o, ast.Call) for kw in o.keywords if kw.arg == node.attr
+            ]
+            if given and len(given) == len(objs):
+                return self._union(given, depth)
         chain: list[str] = []
         b: ast.AST = node
         while isinstance(b, ast.Attribute):
@@ -437,6 +453,14 @@ def flow_of(mod: PyModule) -> _Flow:
     found = mod.__dict__.get("_value_flow")
     if found is None:
         found = mod.__dict__["_value_flow"] = _Flow(mod, "")
+    return found
+
+
+def flow_with_root(mod: PyModule) -> _Flow:
+    """The module's value flow, following the repository's modules when the parse knows its root."""
+    found = mod.__dict__.get("_value_flow")
+    if found is None:
+        found = mod.__dict__["_value_flow"] = _Flow(mod, mod.__dict__.get("project_root", ""))
     return found
 
 

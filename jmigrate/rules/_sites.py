@@ -215,14 +215,65 @@ def _attribute_value(mod: PyModule, attr: str, depth: int) -> str | None:
     return string_value(mod, found[0], depth + 1) if len(found) == 1 else None
 
 
-def model_of(mod: PyModule, node: ast.AST | None) -> Model | None | str:
-    """The legacy model a model argument names; "v3"/"other" for known non-legacy values; None if unknown."""
+def model_of(mod: PyModule, node: ast.AST | None, maybe: bool = False) -> Model | None | str:
+    """The legacy model a model argument names; "v3"/"other" for known non-legacy values; None if unknown.
+    With `maybe`, a value that is not certain counts when every value it may take names that model."""
     value = string_value(mod, node)
     if not isinstance(value, str):
-        return None
+        return _possible_model(mod, node) if maybe else None
     for m in model_matches(value):
         return m.model
     return "v3" if V3 in value else "other"
+
+
+_LOCAL = {"sentence-transformers", "transformers", "fastembed"}
+
+
+def _user_class(mod: PyModule, call: ast.Call) -> bool:
+    """`JinaEmbedding(...)` where JinaEmbedding is a class of the scanned repository (defined in this module
+    or imported from one of its modules), not the integration of that name."""
+    if not isinstance(call.func, ast.Name):
+        return False
+    name = call.func.id
+    memo: dict[str, bool] = mod.__dict__.setdefault("_user_classes", {})
+    if name not in memo:  # once per name: a module may call the class many times
+        memo[name] = _user_class_named(mod, name)
+    return memo[name]
+
+
+def _user_class_named(mod: PyModule, name: str) -> bool:
+    if any(isinstance(s, ast.ClassDef) and s.name == name for s in mod.tree.body):
+        return True
+    root = mod.__dict__.get("project_root")
+    if not root:
+        return False
+    from jmigrate.rules._calls import module_paths
+
+    for stmt in mod.tree.body:
+        if isinstance(stmt, ast.ImportFrom) and any((a.asname or a.name) == name for a in stmt.names):
+            return any(p.is_file() for p in module_paths(mod.src.path, root, stmt.module or "", stmt.level))
+    return False
+
+
+def _possible_model(mod: PyModule, node: ast.AST | None) -> Model | None:
+    """When no single value is certain: the legacy model every known value of the argument names (values a
+    run may take: branches, `or`, instantiation arguments, objects built with keyword fields, settings of
+    other modules; see rules/_calls.py). None when a known value is another model or v3."""
+    if node is None:
+        return None
+    from jmigrate.rules._calls import OPAQUE, flow_with_root
+
+    flow = flow_with_root(mod)
+    found, _ = flow.values(node)
+    if OPAQUE in flow.origin(node):
+        return None  # model = pick(model): what reaches the call is not known
+    models = set()
+    for value in found:
+        matches = [m.model for m in model_matches(value)]
+        if not matches:
+            return None
+        models.update(matches)
+    return next(iter(models)) if len(models) == 1 else None
 
 
 class Sites:
@@ -241,8 +292,12 @@ class Sites:
                 continue
             if kind == "chroma" and milvus:
                 kind = "milvus"
+            if _user_class(self.mod, call):
+                continue  # the project's own class that happens to share an integration's name
             node = _model_arg(call)
-            model = model_of(self.mod, node)
+            # Integrations follow every value the argument may take; local loaders (JM308-JM310, whose
+            # calls JM504 follows that way) only a certain one.
+            model = model_of(self.mod, node, maybe=kind not in _LOCAL)
             if isinstance(model, Model) and model.replacement is None:
                 continue  # base-code stays on v2 (JM104 says so)
             if isinstance(model, Model):
