@@ -206,3 +206,16 @@ def test_a_v3_project_reports_schemas_and_its_own_settings_only(tmp_path: Path) 
     (tmp_path / "settings.env").write_text("EMBEDDING_DIM=768\nDIM=768\n")
     found = {(f.path, f.line, f.code) for f in plan(tmp_path).findings if f.code.startswith("JM4")}
     assert found == {("app.py", 2, "JM403"), ("schema.sql", 1, "JM401"), ("settings.env", 1, "JM403")}
+
+
+@pytest.mark.parametrize("value", ["¹", "٧٦٨", " 768 ", "0768", "7_68", "768" * 3])
+def test_digit_strings_never_crash(tmp_path: Path, value: str) -> None:
+    """Strings that look like digits to str.isdigit() but not to int() (superscripts) are not widths."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "app.py").write_text(
+        f'MODEL = "jinaai/jina-embeddings-v2-base-en"\nEMBED_DIM = int(os.getenv("EMBED_DIM", {value!r}))\n',
+        encoding="utf-8",
+    )
+    found = [f for f in plan(tmp_path).findings if f.code == "JM403"]
+    assert len(found) == (1 if value.strip() in ("768", "0768") else 0)

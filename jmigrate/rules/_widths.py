@@ -225,18 +225,20 @@ def _literals(mod: PyModule, widths: set[int]) -> list[tuple[ast.Constant, int]]
     for n in mod.of_type(ast.Constant):
         if type(n.value) is int and n.value in widths:
             out.append((n, n.value))
-        elif isinstance(n.value, str) and n.value.strip().isdigit() and int(n.value) in widths:
-            out.append((n, int(n.value)))
+        elif isinstance(n.value, str) and len(n.value) < 8:
+            digits = n.value.strip()
+            # ASCII only: "¹".isdigit() is true and int() refuses it.
+            if digits.isascii() and digits.isdigit() and int(digits) in widths:
+                out.append((n, int(digits)))
     return out
 
 
 def _digits(mod: PyModule, node: ast.Constant, width: int) -> tuple[int, int]:
     start, end = mod.span(node)
-    if isinstance(node.value, str):  # the digits inside the quotes
-        at = mod.src.text.find(str(width), start, end)
-        if at < 0:
-            at = mod.src.text.find(node.value.strip(), start, end)
-        return (at, at + len(node.value.strip())) if at >= 0 else (start, end)
+    if isinstance(node.value, str):  # the digits inside the quotes ("0768" whole)
+        digits = node.value.strip()
+        at = mod.src.text.find(digits, start + 1, end)
+        return (at, at + len(digits)) if at >= 0 else (start, end)
     return start, end
 
 
