@@ -319,6 +319,8 @@ def _models_in(mod: PyModule, container: ast.AST) -> tuple[set[str], bool]:
         nodes: list[ast.AST] = [*container.args, *(k.value for k in container.keywords)]
     elif isinstance(container, ast.Dict):
         nodes = list(container.values)
+    elif isinstance(container, ast.arguments):
+        nodes = [*container.defaults, *(d for d in container.kw_defaults if d is not None)]
     elif isinstance(container, ast.ClassDef):
         nodes = [
             s.value
@@ -348,6 +350,13 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
     if isinstance(parent, ast.arguments):  # def __init__(self, embedding_dim: int = 768)
         param = _parameter_of(parent, node)
         if width_name(param) or strong_env or commented:
+            return ("JM403", f"default of {param}") if tied(ctx, width, True) else None
+        # def __init__(self, model="<v2 id>", dimensions=768): the default model's default width. Only
+        # positively: another model's default beside an EMBEDDING_DIM-named one does not clear it (the
+        # callers may pass the v2 id).
+        models, _ = _models_in(mod, parent)
+        generic = (param or "").lower() in ("dimensions", *GENERIC_KEYS)
+        if generic and any(MODELS[m].replacement and MODELS[m].dims == width for m in models):
             return ("JM403", f"default of {param}") if tied(ctx, width, True) else None
         return None
 
@@ -760,9 +769,10 @@ def _rows(text: str) -> _Rows:
     return _Rows(starts, up, down)
 
 
-def enclosing_block(text: str, offset: int) -> str:
-    """The object (`{...}` and what precedes it) or the indented block (parent key and siblings) around a
-    key, so that `size: 768` counts only next to vector words of the same schema."""
+def enclosing_block(text: str, offset: int, lead: int = 80) -> str:
+    """The object (`{...}` and the `lead` characters before it: its key) or the indented block (parent key
+    and siblings) around a key, so that `size: 768` counts only next to vector words of the same schema.
+    Which model a block names is asked with lead=0: the entry before it in a one-line table is not it."""
     lo, depth, i = max(0, offset - _BRACE_WINDOW), 0, offset
     while True:  # back over the braces only (a file without braces costs two searches)
         o, c = text.rfind("{", lo, i), text.rfind("}", lo, i)
@@ -772,7 +782,7 @@ def enclosing_block(text: str, offset: int) -> str:
             depth, i = depth + 1, c
         elif depth == 0:
             end = balanced_end(text, o)
-            return text[max(0, o - 80) : end if end > 0 else offset + 300]
+            return text[max(0, o - lead) : end if end > 0 else offset + 300]
         else:
             depth, i = depth - 1, o
     rows = _rows(text)

@@ -81,7 +81,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         key, width = m.group(1).lower(), int(m.group(2))
         near = enclosing_block(text, m.start())
         # The block's own model decides first: base-code's 768 stays, a v2 model's 768 goes.
-        verdict = text_block_tie(ctx, near, width)
+        verdict = text_block_tie(ctx, enclosing_block(text, m.start(), lead=0), width)
         if verdict is False or (key == "dimensions" and not _CONTEXT[key].search(near)):
             continue
         if verdict or (_CONTEXT[key].search(near) and tied(ctx, width, strong=True)):
