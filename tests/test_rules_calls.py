@@ -185,3 +185,23 @@ def test_settings_object_imported_from_a_config_module_in_a_parent_folder(tmp_pa
     )
     found = [(f.code, f.path, f.line) for f in plan(tmp_path, select=["JM504"]).findings]
     assert found == [("JM504", "service/services/embedding.py", 7)]
+
+
+def test_model_id_from_an_imported_list_or_nested_dict_subscript(tmp_path: Path) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "constants.py").write_text(
+        f"AVAILABLE = [{V2!r}]\nMODELS = {{'jina': {{'hf': {V2!r}, 'ollama': 'x'}}}}\n", encoding="utf-8"
+    )
+    (tmp_path / "embed.py").write_text(
+        "from transformers import AutoModel\nfrom configs.constants import AVAILABLE, MODELS\n"
+        "class Embedder:\n"
+        "    def __init__(self, model_name=AVAILABLE[0]):\n"
+        "        self.model = AutoModel.from_pretrained(model_name, trust_remote_code=True)\n"
+        "    def encode(self, text):\n"
+        "        return self.model.encode(text)\n"
+        "nested = AutoModel.from_pretrained(MODELS['jina']['hf'], trust_remote_code=True)\n"
+        "vectors = nested.encode(documents)\n",
+        encoding="utf-8",
+    )
+    found = {f.line for f in plan(tmp_path, select=["JM504"]).findings if f.path == "embed.py"}
+    assert found == {7, 9}

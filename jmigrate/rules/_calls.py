@@ -180,7 +180,6 @@ class _Flow:
         return frozenset(out), complete
 
     def _values(self, node: ast.AST, depth: int) -> tuple[frozenset[str], bool]:
-        mod = self.mod
         if isinstance(node, ast.Constant):
             if node.value is None:
                 return frozenset(), True
@@ -213,24 +212,74 @@ class _Flow:
         if isinstance(node, ast.Call):
             return self._call_values(node, depth)
         if isinstance(node, ast.Subscript):
-            table = node.value
-            if isinstance(table, ast.Name):
-                bound, _ = mod.resolve_name(table)
-                table = bound if isinstance(bound, ast.Dict) else table
-            if isinstance(table, ast.Dict):
-                keys, kc = self.values(node.slice, depth + 1)
-                picked = [
-                    v for k, v in zip(table.keys, table.values, strict=True)
-                    if not keys or (isinstance(k, ast.Constant) and k.value in keys)
-                ]
-                found, c = self._union(picked, depth)
-                return found, c and kc and bool(keys)
-            return frozenset(), False
+            found_in = self._picked(node, depth)
+            if found_in is None:
+                return frozenset(), False
+            owner, picked, sure = found_in
+            out: set[str] = set()
+            complete = sure
+            for elt in picked:
+                got, c = owner.values(elt, depth + 1)
+                if owner is not self:
+                    self._elsewhere()
+                out |= got
+                complete &= c
+            return frozenset(out), complete
         if isinstance(node, ast.Name):
             return self._name_values(node, depth)
         if isinstance(node, ast.Attribute):
             return self._attribute_values(node, depth)
         return frozenset(), False
+
+    def _container(self, node: ast.AST, depth: int) -> tuple[_Flow, ast.AST] | None:
+        """The dict/list/tuple literal `node` stands for, and the flow of the module it is written in:
+        a literal, a name bound to one (here, or a module-level constant imported from the repository), or
+        an element of one (NAMES["a"]["b"])."""
+        if depth > _MAX_DEPTH:
+            return None
+        if isinstance(node, (ast.Dict, ast.List, ast.Tuple)):
+            return self, node
+        if isinstance(node, ast.Name):
+            bound, certain = self.mod.resolve_name(node)
+            if certain and bound is not None:
+                return self._container(bound, depth + 1)
+            imported = _imports_from(self.mod).get(node.id)
+            if imported is None or not self.root or bound is not None:
+                return None
+            stmt, real = imported
+            for path in _module_files(self.mod, self.root, stmt.module or "", stmt.level):
+                other = repo_module(path, self.root)
+                value = other.module_constants.get(real) if other is not None else None
+                if other is not None and isinstance(value, (ast.Dict, ast.List, ast.Tuple)):
+                    return flow_of(other), value
+            return None
+        if isinstance(node, ast.Subscript):
+            found_in = self._picked(node, depth + 1)
+            if found_in is not None and len(found_in[1]) == 1:
+                owner, [inner], _ = found_in
+                return owner._container(inner, depth + 1)
+        return None
+
+    def _picked(self, node: ast.Subscript, depth: int) -> tuple[_Flow, list[ast.AST], bool] | None:
+        """The elements `table[key]` may be (all of them when the key is not known), their module's flow,
+        and whether the key was known."""
+        found = self._container(node.value, depth + 1)
+        if found is None:
+            return None
+        owner, table = found
+        if isinstance(table, ast.Dict):
+            keys, kc = self.values(node.slice, depth + 1)
+            picked: list[ast.AST] = [
+                v for k, v in zip(table.keys, table.values, strict=True)
+                if not keys or (isinstance(k, ast.Constant) and k.value in keys)
+            ]
+            return owner, picked, kc and bool(keys)
+        if isinstance(table, (ast.List, ast.Tuple)):
+            index = self.mod.constant_value(node.slice)
+            if type(index) is int and -len(table.elts) <= index < len(table.elts):
+                return owner, [table.elts[index]], True
+            return owner, list(table.elts), False
+        return None
 
     def _call_values(self, node: ast.Call, depth: int) -> tuple[frozenset[str], bool]:
         name = call_name(node)
