@@ -319,6 +319,8 @@ def _models_in(mod: PyModule, container: ast.AST) -> tuple[set[str], bool]:
         nodes: list[ast.AST] = [*container.args, *(k.value for k in container.keywords)]
     elif isinstance(container, ast.Dict):
         nodes = list(container.values)
+    elif isinstance(container, (ast.Tuple, ast.List)):
+        nodes = list(container.elts)
     elif isinstance(container, ast.arguments):
         nodes = [*container.defaults, *(d for d in container.kw_defaults if d is not None)]
     elif isinstance(container, ast.ClassDef):
@@ -387,8 +389,18 @@ def _role(ctx: FileContext, mod: PyModule, literal: ast.Constant, width: int) ->
             return "JM403", f"{name}({parent.arg}=...)"
         return None
 
+    if isinstance(parent, (ast.Tuple, ast.List)) and node is literal:
+        # ("jinaai/jina-embeddings-v2-small-en", 512): a model and its width side by side.
+        models, _ = _models_in(mod, parent)
+        if models:  # (v3 beside a number is no evidence: after `apply`, ("<v3>", 512) may be a chunk size)
+            return ("JM403", "width beside its model") if block_tie(ctx, models, False, width) else None
+
     if isinstance(parent, ast.Call) and node is literal and node in parent.args:
         name = last_part(call_name(parent))
+        models, _ = _models_in(mod, parent)
+        if models and name not in SCHEMA_CALLS:
+            # Provider("jinaai/jina-embeddings-v2-small-en", 512, ...): the width of the model passed with it.
+            return ("JM403", "width beside its model") if block_tie(ctx, models, False, width) else None
         pos = SCHEMA_CALLS.get(name, ("", None))[1]
         if pos is not None and parent.args.index(node) == pos:
             return ("JM402", f"{name}() schema") if tied(ctx, width, True) else None

@@ -33,6 +33,8 @@ _SETTING = re.compile(
 )
 # Keys JM402 judges with their schema context (`size: 768` may be anything else).
 _SCHEMA_KEYS = {"size", "dims", "dim", "dimension", "vector_size", "dimensions"}
+# A quoted v1/v2 id, then the width as the next element or argument.
+_BESIDE_MODEL = re.compile(r"""["'`]([\w./:-]*jina-embedding[\w.-]*)["'`]\s*,\s*(\d{3,4})\b(?!\s*[.\w])""")
 # `"dimensions": 768` / `dimensions: 768` anywhere (one-line option objects included).
 _DIMENSIONS_KEY = re.compile(r"""(?i)["']?\bdimensions["']?\s*[:=]\s*(\d{3,4})\b""")
 # A default parameter `name = 768` / `name: number = 768` followed by `,` or `)`.
@@ -60,7 +62,8 @@ _JS_WIDTH = re.compile(
     "Go and C#, a value whose comment says Jina, a plain name a store schema takes as its width: "
     "`d = 768; faiss.IndexFlatIP(d)`) count whenever the project uses a v1/v2 model "
     "of that width; a width next to a model in the same call, dict, class or config block belongs to "
-    "that model (`{\"jina-embeddings-v2-base-en\": 768}`, a model table's or options object's `dimensions: "
+    "that model (`{\"jina-embeddings-v2-base-en\": 768}`, `(\"<v2 id>\", 512)` tuples, struct literals and "
+    "arguments that pass the id and its width together, a model table's or options object's `dimensions: "
     "768` beside a v2 id, a default `dimensions = 768` beside a default v2 model; base-code's 768 stays). "
     "`return 768` in a width function, asserts, `if len(vec) != 768` checks and unittest/jest checks of "
     "a vector's length or shape, vector slices `vec[:768]`, array shapes and zero "
@@ -100,6 +103,11 @@ def _text_findings(ctx: FileContext, text: str) -> Iterator[Finding]:
         verdict = text_block_tie(ctx, enclosing_block(text, m.start(), lead=0), width)
         if verdict or (verdict is None and tied(ctx, width, strong=True)):
             yield width_finding(ctx, m.start(2), m.end(2), width, f"setting {name}")
+    for m in _BESIDE_MODEL.finditer(text):
+        # {"jina-embeddings-v2-base-en", 768} (Go), builder("<v2 id>", 512) (Java), run("<v2 id>", 512).
+        width = int(m.group(2))
+        if _names_replaced_model(m.group(1), width) and tied(ctx, width, True):
+            yield width_finding(ctx, m.start(2), m.end(2), width, "width beside its model")
     for m in _DIMENSIONS_KEY.finditer(text):
         # A model table's (or a factory's options') `dimensions` beside a v2 id is that model's width; a
         # request's `dimensions` beside v3 is the v3 parameter and is never reported.
