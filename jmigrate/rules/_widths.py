@@ -31,7 +31,7 @@ from jmigrate.scan.text import balanced_end, legacy_model_mentions
 # embeddingDimensions, EMB_SIZE, vec_len...
 WIDTH_NAME = re.compile(
     r"(?i)(emb\w*?_?(dim|size|width|len)|vec(tor)?s?_?(dim|size|width|len)|^(n_|num_)?dims?$|"
-    r"^dimension(ality)?$|^d_?model_out$|dim\w*?_vec(tor)?s?$)"
+    r"^dimension(ality)?$|^d_?model_out$|dim\w*?_vec(tor)?s?$|^num_?dimensions?$)"
 )
 # Names that hold a width-looking number that is not a vector width (EMBED_BATCH_SIZE, embedding_max_len).
 NOT_WIDTH_NAME = re.compile(r"(?i)batch|chunk|token|overlap|max_?len|limit|window|seq|cache|pool|timeout")
@@ -190,7 +190,7 @@ _SCHEMA_DICT_WORDS = re.compile(
     r"(?i)^(dense_vector|knn_vector|distance|distance_metric|metric|similarity|space_type|float32|"
     r"float_vector|floatvector|vector|vectors|hnsw|flat|algorithm|vector_index)$"
 )
-_SCHEMA_DICT_KEYS = frozenset({"size", "dims", "dim", "dimension", "vector_size"})
+_SCHEMA_DICT_KEYS = frozenset({"size", "dims", "dim", "dimension", "vector_size", "numdimensions"})
 _ENV_GETTERS = ("getenv", "get", "setdefault", "int", "float", "str", "Field", "config", "env")
 # Wrappers a width passes through unchanged: int("768"), os.getenv("X", "768"), Field(default=768).
 _CONVERTERS = frozenset({"int", "float", "str"})
