@@ -180,3 +180,25 @@ def test_the_projects_own_class_named_like_an_integration_is_not_that_integratio
           "import config\nfrom wrappers import JinaEmbedding\n"
           "emb = JinaEmbedding(model_name=config.BASE)  # our jina wrapper\n")
     assert not [f for f in plan(tmp_path).findings if f.code == "JM302"]
+
+
+def test_embedder_handed_to_a_class_or_function_of_another_module(tmp_path: Path) -> None:
+    write(tmp_path, "rag/services/store.py",
+          "from langchain_chroma import Chroma\n"
+          "class StoreService:\n"
+          "    def __init__(self, embedding_function, path):\n"
+          "        self.embedding_function = embedding_function\n"
+          "    def build(self, chunks):\n"
+          "        return Chroma.from_documents(chunks, embedding=self.embedding_function)\n")
+    write(tmp_path, "rag/services/index.py",
+          "def index_all(chunks, store, embedder):\n    store.add_texts(chunks)\n")
+    write(tmp_path, "rag/pipeline.py",
+          "from langchain_community.embeddings import JinaEmbeddings\n"
+          "from rag.services.store import StoreService\n"
+          "class Pipeline:\n"
+          "    def setup(self):\n"
+          '        self.emb = JinaEmbeddings(model_name="jina-embeddings-v2-base-en")\n'
+          "        self.service = StoreService(embedding_function=self.emb, path='db')\n")
+    [jm501] = [f for f in plan(tmp_path).findings if f.code == "JM501"]
+    assert (jm501.path, jm501.line) == ("rag/pipeline.py", 5)
+    assert "rag/services/store.py: Chroma.from_documents()" in jm501.message

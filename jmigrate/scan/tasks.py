@@ -262,6 +262,8 @@ class _PyInference:
 
     def __init__(self, mod: PyModule) -> None:
         self.mod = mod
+        self.nested = False  # answering for a caller in another module: no further hop
+        self.callee_memo: dict[object, list[tuple[str, str]]] = {}
         self.constructors: dict[str, str] = {}
         self.assigned: dict[str, list[ast.AST]] = {}
         self.infos: list[_CallInfo] = []
@@ -325,6 +327,75 @@ class _PyInference:
             for b in mod.of_type(ast.BinOp)
             if isinstance(b.op, ast.MatMult)
         ]
+
+    def _callee_signals(self, call: ast.Call, handles: set[str]) -> list[tuple[str, str]]:
+        """`VectorStoreService(embedding_function=emb)` / `build_index(emb)` imported from a module of the
+        repository: the signals of that parameter's uses there (one hop), with the module's path."""
+        from jmigrate.rules._calls import _imports_from
+
+        mod = self.mod
+        root = mod.__dict__.get("project_root")
+        assert isinstance(call.func, ast.Name)
+        imported = _imports_from(mod).get(call.func.id)
+        if not root or imported is None:
+            return []
+        stmt, real = imported
+        positions = [i for i, a in enumerate(call.args) if self._reads_handle(a, call, handles)]
+        keywords = {
+            k.arg for k in call.keywords if k.arg is not None and self._reads_handle(k.value, call, handles)
+        }
+        key = (id(call), tuple(positions), frozenset(keywords))
+        if key not in self.callee_memo:  # asked again for every finding on the same embedder
+            self.callee_memo[key] = self._callee_signals_uncached(stmt, real, root, positions, keywords)
+        return self.callee_memo[key]
+
+    def _callee_signals_uncached(
+        self, stmt: ast.ImportFrom, real: str, root: str, positions: list[int], keywords: set[str]
+    ) -> list[tuple[str, str]]:
+        from jmigrate.rules._calls import module_paths, repo_module
+
+        mod = self.mod
+        for path in module_paths(mod.src.path, root, stmt.module or "", stmt.level):
+            other = repo_module(path, root)
+            if other is None:
+                continue
+            target = next((d for d in other.tree.body if getattr(d, "name", None) == real), None)
+            fn: ast.FunctionDef | ast.AsyncFunctionDef | None
+            if isinstance(target, ast.ClassDef):
+                fn = next(
+                    (d for d in target.body if isinstance(d, ast.FunctionDef) and d.name == "__init__"), None
+                )
+                skip = 1
+            elif isinstance(target, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                fn, skip = target, 0
+            else:
+                continue
+            if fn is None or not fn.body:
+                return []
+            params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args]][skip:]
+            chosen = {params[i] for i in positions if i < len(params)} | (
+                keywords & {a.arg for a in [*fn.args.args, *fn.args.kwonlyargs]}
+            )
+            if not chosen:
+                return []
+            inf = _inference(other)
+            at = fn.body[0]
+            there = {inf.qual(p, at) for p in chosen}
+            for node in ast.walk(fn):  # self.emb = emb in __init__: the attribute is the handle there
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and (
+                    node.value.id in chosen
+                ):
+                    there |= {inf.qual(dotted(t), at) for t in node.targets if dotted(t).startswith("self.")}
+            inf.nested = True
+            try:
+                found = inf.signals_for(there, set())
+            finally:
+                inf.nested = False
+            return [(t, f"{other.src.path}: {r}") for t, r in found]
+        return []
+
+    def _reads_handle(self, node: ast.AST, call: ast.Call, handles: set[str]) -> bool:
+        return any(self.qual(n, call) in handles for n in self.mod.names_in(node))
 
     def qual(self, name: str, at: ast.AST) -> str:
         """`name` as read at `at`, made unique by the scope that binds its first part: `r` in one function
@@ -461,6 +532,9 @@ class _PyInference:
             if not (on_handle or uses_handle or wraps):
                 continue
             pos, at = mod.start(call), self.where(call)
+            if uses_handle and isinstance(call.func, ast.Name) and not self.nested:
+                # Handed to a function or class of another module of the repository: its uses there count.
+                out += [(pos, t, r) for t, r in self._callee_signals(call, handles)]
             if on_handle and last in QUERY_METHODS:
                 out.append((pos, QUERY, f"{name}() on {at} embeds queries"))
             elif on_handle and last in PASSAGE_METHODS:
