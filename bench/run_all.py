@@ -10,6 +10,7 @@ the markdown with the command, date, commit and machine. Hand-written explanatio
     .venv/bin/python bench/run_all.py                     # everything (~15 min), writes docs/benchmarks.md
     .venv/bin/python bench/run_all.py --quick             # small workloads (smoke test), bench/_work/
     .venv/bin/python bench/run_all.py --only plan,onnx --out /tmp/b.md
+    .venv/bin/python bench/run_all.py --only realcode --update   # rerun one, replace its part of the report
 
 With --quick or --only the report goes to bench/_work/benchmarks.md unless --out says otherwise, so a
 partial run never replaces the committed report by accident.
@@ -351,6 +352,47 @@ def cell(text: object) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def summary_rows(r: dict[str, Any]) -> list[str]:
+    """The benchmark's rows of the summary table."""
+    lines: list[str] = []
+    for row in r["rows"]:
+        own = row.get("peak_mb")
+        peak = fmt_mb(own) + "*" if own is not None else fmt_mb(r.get("maxrss_mb"))
+        cells = [r["name"], row["part"], row["baseline_figure"], row["ours_figure"], row["ratio_text"],
+                 row["target"], met_text(row.get("met")), peak]
+        lines.append("| " + " | ".join(map(cell, cells)) + " |")
+    if not r["rows"]:
+        lines.append(f"| {r['name']} | - | - | - | not run: {cell(r.get('error', ''))[:160]} | - | - | |")
+    return lines
+
+
+def section(r: dict[str, Any]) -> list[str]:
+    """The benchmark's own section: command, rows, notes, console output."""
+    lines: list[str] = []
+    lines += ["", f"## {r['title']}", "", f"`{r['command']}`" + (
+        f" ({r['seconds']:.0f} s, exit code {r['rc']}, peak RSS of the process tree "
+        f"{fmt_mb(r['maxrss_mb'])})" if r.get("rc") is not None else ""), ""]
+    if r.get("error"):
+        lines += [f"**Did not complete:** {cell(r['error'])}", ""]
+        if r.get("stderr_tail"):
+            lines += ["```", r["stderr_tail"], "```", ""]
+    if r["rows"]:
+        lines += ["| part | workload | baseline | jmigrate | ratio | target | |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            cells = [row["part"], row["workload"], f"{row['baseline']}: {row['baseline_figure']}",
+                     f"{row['ours']}: {row['ours_figure']}", row["ratio_text"], row["target"],
+                     met_text(row.get("met"))]
+            lines.append("| " + " | ".join(map(cell, cells)) + " |")
+        lines.append("")
+    if NOTES.get(r["name"]):
+        lines += [NOTES[r["name"]], ""]
+    if r.get("stdout", "").strip():
+        lines += ["<details><summary>console output</summary>", "", "```",
+                  r["stdout"].strip()[-6000:], "```", "", "</details>", ""]
+    return lines
+
+
 def render(results: list[dict[str, Any]], argv: list[str], started: datetime, quick: bool,
            load_at_start: float | None = None) -> str:
     m = machine()
@@ -394,36 +436,45 @@ def render(results: list[dict[str, Any]], argv: list[str], started: datetime, qu
               "| benchmark | part | baseline | jmigrate | ratio | target | | peak memory |",
               "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        for row in r["rows"]:
-            own = row.get("peak_mb")
-            peak = fmt_mb(own) + "*" if own is not None else fmt_mb(r.get("maxrss_mb"))
-            cells = [r["name"], row["part"], row["baseline_figure"], row["ours_figure"], row["ratio_text"],
-                     row["target"], met_text(row.get("met")), peak]
-            lines.append("| " + " | ".join(map(cell, cells)) + " |")
-        if not r["rows"]:
-            lines.append(f"| {r['name']} | - | - | - | not run: {cell(r.get('error', ''))[:160]} | - | - | |")
+        lines += summary_rows(r)
     for r in results:
-        lines += ["", f"## {r['title']}", "", f"`{r['command']}`" + (
-            f" ({r['seconds']:.0f} s, exit code {r['rc']}, peak RSS of the process tree "
-            f"{fmt_mb(r['maxrss_mb'])})" if r.get("rc") is not None else ""), ""]
-        if r.get("error"):
-            lines += [f"**Did not complete:** {cell(r['error'])}", ""]
-            if r.get("stderr_tail"):
-                lines += ["```", r["stderr_tail"], "```", ""]
-        if r["rows"]:
-            lines += ["| part | workload | baseline | jmigrate | ratio | target | |",
-                      "|---|---|---|---|---|---|---|"]
-            for row in r["rows"]:
-                cells = [row["part"], row["workload"], f"{row['baseline']}: {row['baseline_figure']}",
-                         f"{row['ours']}: {row['ours_figure']}", row["ratio_text"], row["target"],
-                         met_text(row.get("met"))]
-                lines.append("| " + " | ".join(map(cell, cells)) + " |")
-            lines.append("")
-        if NOTES.get(r["name"]):
-            lines += [NOTES[r["name"]], ""]
-        if r.get("stdout", "").strip():
-            lines += ["<details><summary>console output</summary>", "", "```",
-                      r["stdout"].strip()[-6000:], "```", "", "</details>", ""]
+        lines += section(r)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def splice(doc: str, results: list[dict[str, Any]], argv: list[str], started: datetime) -> str:
+    """`doc` with these benchmarks' summary rows and sections replaced (or added), the rest untouched.
+
+    Lets one benchmark be rerun without rerunning all of them and without copying its section by hand.
+    """
+    lines = doc.rstrip("\n").split("\n")
+    for r in results:
+        # summary rows: the table's rows whose first cell is this benchmark's name
+        rows = [i for i, line in enumerate(lines) if line.startswith(f"| {r['name']} |")]
+        new_rows = summary_rows(r)
+        if rows:
+            lines[rows[0]:rows[-1] + 1] = new_rows
+        else:
+            try:
+                header = lines.index("## Summary")
+            except ValueError:
+                raise SystemExit("run_all: --update needs a report with a '## Summary' table") from None
+            end = header + 1
+            while end < len(lines) and (lines[end].startswith("|") or not lines[end].strip()):
+                end += 1
+            while not lines[end - 1].strip():
+                end -= 1
+            lines[end:end] = new_rows
+        heading = f"## {r['title']}"
+        new = section(r)[1:]  # section() starts with a blank line
+        cmd = " ".join([".venv/bin/python", "bench/run_all.py", *map(shlex.quote, argv)])
+        new.insert(1, f"\n(Section updated on {started:%Y-%m-%d %H:%M} UTC by `{cmd}`.)")
+        if heading in lines:
+            start = lines.index(heading)
+            stop = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+            lines[start:stop] = new
+        else:
+            lines += [""] + new
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -445,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path,
                     help="markdown report (default docs/benchmarks.md; bench/_work/ with --quick/--only)")
     ap.add_argument("--results-json", type=Path, help="also write every result as JSON")
+    ap.add_argument("--update", action="store_true",
+                    help="with --only: replace these benchmarks' rows and sections in the report (default "
+                    "docs/benchmarks.md) instead of writing a partial report")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per benchmark before it is killed")
     raw = sys.argv[1:] if argv is None else argv
     a = ap.parse_args(raw)
@@ -453,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [n for n in names if n not in known]:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
     chosen = [b for b in BENCHES if not names or b.name in names]
-    out = a.out or (WORK / "benchmarks.md" if a.quick or names else DOC)
+    if a.update and (not names or a.quick):
+        ap.error("--update needs --only (and is not for --quick runs)")
+    out = a.out or (WORK / "benchmarks.md" if (a.quick or names) and not a.update else DOC)
     started = datetime.now(timezone.utc)
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = []
@@ -461,7 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         if b.optional and not (HERE / b.script).exists() and not names:
             continue
         results.append(run_one(b, a.quick, a.timeout))
-    write_atomic(out, render(results, raw, started, a.quick, load_at_start))
+    if a.update:
+        write_atomic(out, splice(out.read_text(encoding="utf-8"), results, raw, started))
+    else:
+        write_atomic(out, render(results, raw, started, a.quick, load_at_start))
     if a.results_json:
         write_atomic(a.results_json, json.dumps(results, indent=2, default=str))
     print(f"[run_all] wrote {out}", file=sys.stderr)

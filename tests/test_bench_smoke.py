@@ -70,3 +70,45 @@ def test_unknown_benchmark_name_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown benchmark(s) nosuch" in proc.stderr
     assert not (tmp_path / "b.md").exists()
+
+
+def _run_all_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all_for_test", RUN_ALL)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_update_replaces_only_the_rerun_benchmarks_rows_and_section() -> None:
+    from datetime import datetime, timezone
+
+    run_all = _run_all_module()
+    doc = "\n".join([
+        "# Benchmarks", "", "## Summary", "", "| benchmark | part |", "|---|---|",
+        "| api | old api row |", "| onnx | old onnx row |", "",
+        "## encoders (step 2): API client", "", "old api section", "",
+        "## encoders (step 2): local ONNX", "", "onnx section stays", ""])
+    row = {"part": "API client vs the limits", "workload": "w", "baseline": "b", "baseline_figure": "1",
+           "ours": "o", "ours_figure": "2", "ratio": 2.0, "ratio_text": "2.0x", "target": ">= 1x",
+           "met": True}
+    api = {"name": "api", "title": "encoders (step 2): API client", "command": "cmd-api", "rows": [row],
+           "rc": 0, "seconds": 1.0, "maxrss_mb": 10.0, "stdout": ""}
+    new = {"name": "realcode", "title": "plan on real code", "command": "cmd-rc", "rows": [row], "rc": 0,
+           "seconds": 1.0, "maxrss_mb": 10.0, "stdout": ""}
+    out = run_all.splice(doc, [api, new], ["--only", "api,realcode", "--update"],
+                         datetime(2026, 12, 3, tzinfo=timezone.utc))
+    assert "old api row" not in out and "old api section" not in out
+    assert "| onnx | old onnx row |" in out and "onnx section stays" in out
+    lines = out.splitlines()
+    # rows stay in the summary table (before the first section), the new benchmark's row is added there
+    first_section = lines.index("## encoders (step 2): API client")
+    assert [i for i, line in enumerate(lines) if line.startswith("| api | API client vs the limits")][0] \
+        < first_section
+    assert [i for i, line in enumerate(lines) if line.startswith("| realcode |")][0] < first_section
+    assert out.count("## encoders (step 2): API client") == 1 and "`cmd-api`" in out
+    assert lines.index("## plan on real code") > lines.index("## encoders (step 2): local ONNX")
+    assert "by `.venv/bin/python bench/run_all.py --only api,realcode --update`" in out
