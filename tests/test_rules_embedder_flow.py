@@ -202,3 +202,16 @@ def test_embedder_handed_to_a_class_or_function_of_another_module(tmp_path: Path
     [jm501] = [f for f in plan(tmp_path).findings if f.code == "JM501"]
     assert (jm501.path, jm501.line) == ("rag/pipeline.py", 5)
     assert "rag/services/store.py: Chroma.from_documents()" in jm501.message
+
+
+def test_model_from_a_dotenv_value_through_a_config_module_that_never_says_jina(tmp_path: Path) -> None:
+    write(tmp_path, ".env.example", 'EMBED_MODEL="jinaai/jina-embeddings-v2-base-en"\nOTHER=1\n')
+    write(tmp_path, "app/config.py", "import os\nEMBED_MODEL = os.getenv('EMBED_MODEL')\n")
+    write(tmp_path, "app/indexer.py",
+          "from sentence_transformers import SentenceTransformer\nfrom app.config import EMBED_MODEL\n"
+          "model = SentenceTransformer(EMBED_MODEL, trust_remote_code=True)\n"
+          "def index(chunks, store):\n    store.upsert(model.encode(chunks))\n")
+    write(tmp_path, "app/unrelated.py", "import os\nX = os.getenv('OTHER')\n")
+    found = {(f.code, f.path, f.line) for f in plan(tmp_path).findings}
+    assert ("JM504", "app/indexer.py", 5) in found
+    assert not any(p == "app/unrelated.py" for _, p, _ in found)

@@ -68,6 +68,9 @@ class _Flow:
 
     def __init__(self, mod: PyModule, root: str) -> None:
         self.mod, self.root = mod, root
+        # Where .env files are looked for (os.getenv("X") without default); set also for modules read on
+        # the side, which follow no further imports (root "").
+        self.env_root = root
         self.memo: dict[int, tuple[frozenset[str], bool]] = {}
         # Provenance of each evaluated node (see origin()), collected on a stack while values() recurses.
         self.origins: dict[int, frozenset[ast.Constant | str]] = {}
@@ -308,9 +311,19 @@ class _Flow:
         last = last_part(name)
         if last in ("getenv", "get") or name.endswith("environ.get"):
             # os.getenv("X", default): the default runs when X is unset (whatever X holds is unknown)
-            if len(node.args) == 2:
+            if len(node.args) == 2 and not (
+                isinstance(node.args[1], ast.Constant) and node.args[1].value is None
+            ):
                 found, _ = self.values(node.args[1], depth + 1)
                 return found, False
+            if node.args and name.endswith(("getenv", "environ.get")) and self.env_root:
+                # os.getenv("X") with no default: the value the repository's .env files give X
+                key = self.mod.constant_value(node.args[0])
+                if isinstance(key, str):
+                    found = env_values(self.env_root, self.mod.src.path, key)
+                    if found:
+                        self._elsewhere()
+                    return found, False
             return frozenset(), False
         if self._trail:  # a value computed by code we do not follow (pick(model)): anything may come out
             self._trail[-1].add(OPAQUE)
@@ -424,9 +437,7 @@ class _Flow:
             # self.params.NAME with self.params = Params(NAME=...) (a pydantic/dataclass object built here)
             cls = self.class_of(node)
             objs = self.attrs().get((id(cls), base.attr), []) if cls is not None else []
-            given = [
-                kw.value for o in objs if isinstance(o, ast.Call) for kw in o.keywords if kw.arg == node.attr
-            ]
+            given = [v for o in objs if isinstance(o, ast.Call) for v in _field_values(o, node.attr)]
             if given and len(given) == len(objs):
                 return self._union(given, depth)
         chain: list[str] = []
@@ -503,6 +514,58 @@ def flow_of(mod: PyModule) -> _Flow:
     if found is None:
         found = mod.__dict__["_value_flow"] = _Flow(mod, "")
     return found
+
+
+def _field_values(obj: ast.Call, field: str) -> list[ast.AST]:
+    """What `Params(field=...)` or `Params(**{"field": ...})` sets `field` to."""
+    out: list[ast.AST] = []
+    for kw in obj.keywords:
+        if kw.arg == field:
+            out.append(kw.value)
+        elif kw.arg is None and isinstance(kw.value, ast.Dict):
+            out += [
+                v for k, v in zip(kw.value.keys, kw.value.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value == field
+            ]
+    return out
+
+
+# .env files a project keeps its settings in (the real .env is often git-ignored, its template is not).
+_ENV_FILES = (".env", ".env.example", ".env.sample", ".env.template", ".env.dist", ".env.local",
+              "example.env")
+_ENV_LINE = re.compile(
+    r"""^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^#\s]*))"""
+)
+
+
+def env_values(root: str, src_path: str, key: str) -> frozenset[str]:
+    """Values the .env files in the module's folder and the folders above it (up to the root) give `key`."""
+    here = Path(root, src_path).parent
+    folders = [here, *here.parents[: max(0, len(Path(src_path).parts) - 1)]]
+    out: set[str] = set()
+    for folder in folders:
+        for name in _ENV_FILES:
+            out |= _env_file(str(folder / name), root).get(key, set())
+    return frozenset(out)
+
+
+@lru_cache(maxsize=256)
+def _env_file(path: str, root: str) -> dict[str, set[str]]:
+    stamp = _safe(Path(path), root)
+    if stamp is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        m = _ENV_LINE.match(line)
+        if m:
+            value = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None)
+            if value:
+                out.setdefault(m.group(1), set()).add(value)
+    return out
 
 
 def flow_with_root(mod: PyModule) -> _Flow:
@@ -638,6 +701,7 @@ def _constant_in(path: Path, root: str, name: str, classes: bool = False) -> str
     f = mod.__dict__.get("_value_flow")
     if f is None:
         f = mod.__dict__["_value_flow"] = _Flow(mod, "")  # no further hops: one module away is enough
+    f.env_root = root
     found, _ = f.values(values[0])
     legacy = [v for v in found if any(True for _ in model_matches(v))]
     if len(found) == 1:

@@ -13,6 +13,7 @@ cost stays linear and files without a reason are still never parsed.
 from __future__ import annotations
 
 import ast
+from collections.abc import Collection
 from pathlib import PurePosixPath
 
 from jmigrate.scan.context import FileContext
@@ -36,13 +37,21 @@ def _bound(stmt: ast.stmt) -> list[str]:
     return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
-def exports(ctx: FileContext) -> frozenset[str]:
-    """Module-level names of this Python module that carry a legacy model (see the module docstring)."""
+def exports(ctx: FileContext, env_keys: Collection[str] = ()) -> frozenset[str]:
+    """Module-level names of this Python module that carry a legacy model (see the module docstring), or
+    read an environment variable whose .env value in the repository names one (`os.getenv("EMBED_MODEL")`)."""
     mod = ctx.py
-    if mod is None or ctx.cell_map is not None or not ctx.models:
+    if mod is None or ctx.cell_map is not None:
         return frozenset()
     text = ctx.src.text
     spans = [(m.start, m.end) for m in model_matches(text)]
+    for key in env_keys:
+        at = text.find(key)
+        while at >= 0:
+            spans.append((at, at + len(key)))
+            at = text.find(key, at + 1)
+    if not spans:
+        return frozenset()
     out: set[str] = set()
     rest: list[tuple[ast.stmt, list[str]]] = []
     for stmt in mod.tree.body:
@@ -66,22 +75,44 @@ class ImportIndex:
 
     def __init__(self) -> None:
         self.by_key: dict[bytes, set[bytes]] = {}
+        self.env_keys: dict[str, set[str]] = {}  # .env variables whose value names a legacy model
         self.models: dict[bytes, set[str]] = {}  # the legacy models each exporting module names
 
     def add(self, ctx: FileContext) -> None:
+        if ctx.language == "env":
+            self._add_env(ctx)
+            return
         if len(self.by_key) >= _MAX_EXPORTING or ctx.language != "python":
             return
-        names = exports(ctx)
+        read = [k for k in self.env_keys if k in ctx.src.text] if self.env_keys else []
+        names = exports(ctx, read)
         if names:
             key = module_key(ctx.src.path).encode()
             self.by_key.setdefault(key, set()).update(n.encode() for n in names)
             self.models.setdefault(key, set()).update(ctx.models)
+            for k in read:
+                self.models[key] |= self.env_keys[k]
+
+    def _add_env(self, ctx: FileContext) -> None:
+        """`EMBED_MODEL=jinaai/jina-embeddings-v2-base-en` in a .env file: Python files reading that
+        variable are parsed (and the modules exporting it are followed in turn)."""
+        for line in ctx.src.text.splitlines():
+            key, sep, value = line.removeprefix("export ").partition("=")
+            models = {m.model.name for m in model_matches(value)} if sep else set()
+            if models and key.strip().isidentifier():
+                self.env_keys.setdefault(key.strip(), set()).update(models)
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.by_key.values()) + len(self.env_keys)
 
     def __bool__(self) -> bool:
-        return bool(self.by_key)
+        return bool(self.by_key or self.env_keys)
 
     def wanted(self, data: bytes) -> bool:
         """Whether a Python file's bytes may import an exported name (then it is parsed)."""
+        if self.env_keys and (b"getenv" in data or b"environ" in data):
+            if any(k.encode() in data for k in self.env_keys):
+                return True
         if b"import" not in data:
             return False
         return any(key in data and any(n in data for n in names) for key, names in self.by_key.items())
@@ -89,6 +120,10 @@ class ImportIndex:
     def models_for(self, data: bytes) -> set[str]:
         """The legacy models of the exporting modules a wanted file's bytes name (for its vector widths)."""
         out: set[str] = set()
+        if b"getenv" in data or b"environ" in data:
+            for k, models in self.env_keys.items():
+                if k.encode() in data:
+                    out |= models
         for key, names in self.by_key.items():
             if key in data and any(n in data for n in names):
                 out |= self.models.get(key, set())

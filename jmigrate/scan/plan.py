@@ -181,12 +181,39 @@ def _importers(
 ) -> None:
     """Parse and check the Python files without a Jina name that import a v2 name of another module."""
     waiting = {item.path: i for i, (item, known) in enumerate(deferred) if known is None}
+    # A file parsed here may export in turn (config.py reads EMBED_MODEL from .env; app.py imports it from
+    # config): a few rounds over the files still unparsed, each only when the previous one added exports.
+    todo = unparsed
+    for _ in range(3):
+        size = exporting.size()
+        todo = _importers_round(
+            todo, exporting, rules, project, deferred, waiting, skipped, findings, hashes, encodings, cross
+        )
+        if not todo or exporting.size() == size:
+            break
+
+
+def _importers_round(
+    unparsed: list[RawFile],
+    exporting: ImportIndex,
+    rules: list[Rule],
+    project: ProjectFacts,
+    deferred: list[tuple[RawFile, list[FileContext] | None]],
+    waiting: dict[str, int],
+    skipped: list[SkippedFile],
+    findings: list[Finding],
+    hashes: dict[str, str],
+    encodings: dict[str, str],
+    cross: CrossModule,
+) -> list[RawFile]:
+    left: list[RawFile] = []
     for stub in unparsed:
         try:
             data = Path(stub.abs_path).read_bytes()
         except OSError:
             continue
         if not exporting.wanted(data):
+            left.append(stub)
             continue
         item = RawFile(stub.path, stub.abs_path, data)
         contexts = _contexts(item, skipped)
@@ -197,12 +224,14 @@ def _importers(
             ctx.imported_models = imported  # its widths tie to the imported model like a named one
             found += _run(rules, ctx, [])  # no model name in these files, so no mention either
             cross.see(ctx)
+            exporting.add(ctx)
         _note_syntax_errors(item, contexts, skipped)
         if item.path in waiting:  # the width pass reuses the parse
             deferred[waiting[item.path]] = (item, contexts)
         elif width_number(legacy_widths()).search(data):  # `assert v.shape == (1, 768)` has no key
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
+    return left
 
 
 def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:
