@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from jmigrate.models import V3, Model
+from jmigrate.rules._pins import pinned_ids
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
@@ -91,6 +92,10 @@ def model_findings(
         if not wanted(match.model) or match.org in OWNED_ORGS:
             continue
         node, called, pinned = site(ctx, match)
+        if not pinned and match.model.replacement is not None:
+            # bound to a revision pin written elsewhere (JM106): renaming the id alone would break it
+            held = ctx.py.start(node) if node is not None and ctx.py is not None else match.start
+            pinned = held in pinned_ids(ctx)
         if node is not None and not match.org and ctx.py is not None:
             # "Xenova/{}".format("jina-...") or "Xenova/" + "jina-...": the org is added at run time.
             match = dataclasses.replace(match, org=runtime_org(ctx.py, node))
