@@ -219,3 +219,16 @@ def test_digit_strings_never_crash(tmp_path: Path, value: str) -> None:
     )
     found = [f for f in plan(tmp_path).findings if f.code == "JM403"]
     assert len(found) == (1 if value.strip() in ("768", "0768") else 0)
+
+
+def test_the_message_names_the_model_of_that_width(tmp_path: Path) -> None:
+    """A file naming small-en holding the 768 schema of the project's base-en names base-en, not v3."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "a.py").write_text('MODEL = "jinaai/jina-embeddings-v2-base-en"\n')
+    (tmp_path / "b.py").write_text(
+        'SMALL = "jinaai/jina-embeddings-v2-small-en"\n'
+        'c.create_collection("d", vectors_config=VectorParams(size=768, distance=Distance.COSINE))\n'
+    )
+    [width] = [f for f in plan(tmp_path).findings if f.code == "JM402"]
+    assert "the width of jina-embeddings-v2-base-en" in width.message

@@ -133,11 +133,12 @@ def text_block_tie(ctx: FileContext, block: str, width: int) -> bool | None:
 
 def width_finding(ctx: FileContext, start: int, end: int, width: int, what: str) -> Finding:
     """Finding for the digits of `width` at text[start:end]; the fix writes v3's default width."""
-    models = sorted(
-        m
-        for m in (ctx.models or ctx.project.legacy_models)
-        if MODELS[m].dims == width and MODELS[m].replacement
-    )
+    def of_width(names: set[str]) -> list[str]:
+        return sorted(m for m in names if MODELS[m].dims == width and MODELS[m].replacement)
+
+    # The file's own models of that width first, else the project's (a file naming small-en may hold a
+    # 768 schema of the project's base-en); none at all: only v3 is left.
+    models = of_width(ctx.models | ctx.imported_models) or of_width(ctx.project.legacy_models)
     v3 = MODELS[V3].dims
     if models:
         message = f"{what} of width {width}, the width of {', '.join(models)}"
