@@ -84,5 +84,14 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         verdict = text_block_tie(ctx, enclosing_block(text, m.start(), lead=0), width)
         if verdict is False or (key == "dimensions" and not _CONTEXT[key].search(near)):
             continue
-        if verdict or (_CONTEXT[key].search(near) and tied(ctx, width, strong=True)):
+        schema = _CONTEXT[key].search(near) or _comment_says_jina(text, m.end())
+        if verdict or (schema and tied(ctx, width, strong=True)):
             yield width_finding(ctx, m.start(2), m.end(2), width, f"vector schema `{m.group(1)}`")
+
+
+def _comment_says_jina(text: str, at: int) -> bool:
+    """`dim: 768  # jina v2 width`: a trailing comment on the line ties the number to Jina."""
+    end = text.find("\n", at)
+    rest = text[at : end if end >= 0 else len(text)]
+    m = re.search(r"(?:#|//|--)(.*)$", rest)
+    return m is not None and "jina" in m.group(1).lower()
