@@ -477,6 +477,17 @@ def _file(kind: str, k: int) -> tuple[str, str]:
             f"'jina-embeddings-v2-base-en', 'input': t, 'normalized': True}})\n    return r.json()\n"
             for i in range(k)
         )
+    if kind == "python-local":  # JM504's value flow: self.model in each class, helper calls (issue 12)
+        return "local.py", (
+            "from sentence_transformers import SentenceTransformer\n"
+            "MODEL = 'jinaai/jina-embeddings-v2-base-en'\n"
+        ) + "".join(
+            f"class E{i}:\n    def __init__(self, name=MODEL):\n"
+            f"        self.model = SentenceTransformer(name, trust_remote_code=True)\n"
+            f"    def embed(self, texts):\n        return self.model.encode(texts)\n"
+            f"def use{i}(docs):\n    e = E{i}()\n    return e.embed(docs)\n"
+            for i in range(k)
+        )
     if kind == "notebook":
         source = [["m = 'jina-embeddings-v2-base-en'\n", f"v{i} = embed(m)\n"] for i in range(k)]
         cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "source": s} for s in source]
@@ -577,7 +588,7 @@ def _cost(root: Path) -> tuple[int, int, int]:
     return calls[0], chars[0], len(result.findings)
 
 
-@pytest.mark.parametrize("kind", ["jsonl", "minified.js", "python", "notebook", "shell"])
+@pytest.mark.parametrize("kind", ["jsonl", "minified.js", "python", "python-local", "notebook", "shell"])
 def test_plan_cost_grows_linearly_with_findings(tmp_path: Path, kind: str) -> None:
     costs = []
     for k in (60, 240):

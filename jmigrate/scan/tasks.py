@@ -308,6 +308,25 @@ class _PyInference:
                     self.derived_by_arg.setdefault(n, set()).add(target)
         for positions in self.by_any_name.values():
             positions.sort(key=lambda i: self.infos[i].start)
+        # Calls of functions by (name, owner class): a method `embed` of class E is called as self.embed()
+        # inside E or on an object built by E(...); a plain function by its bare name. (Looking at every call
+        # named `embed` made a module with many classes quadratic.)
+        self.by_callee: dict[tuple[str, str], list[int]] = {}
+        defs: list[ast.FunctionDef | ast.AsyncFunctionDef] = [
+            *mod.of_type(ast.FunctionDef), *mod.of_type(ast.AsyncFunctionDef)
+        ]
+        self.defined = Counter(f.name for f in defs)
+        for i, info in enumerate(self.infos):
+            owner = ""
+            if info.receiver:
+                bare = info.receiver.split(":", 1)[-1]
+                if bare in ("self", "cls"):
+                    cls = next((p for p in mod.ancestors(info.call) if isinstance(p, ast.ClassDef)), None)
+                    owner = cls.name if cls is not None else "?"
+                else:
+                    ctor = self.constructors.get(info.receiver, "")
+                    owner = last_part(ctor) if ctor else "?"
+            self.by_callee.setdefault((info.last, owner), []).append(i)
         # LlamaIndex's global `Settings.embed_model = emb` (and ServiceContext.set_global_service_context):
         # every index built without its own embed_model embeds its nodes and its queries with `emb`.
         self.global_embedders: list[frozenset[str]] = []
@@ -473,8 +492,22 @@ class _PyInference:
         return any(self.mod.names_in(a) & names for a in [*call.args, *(k.value for k in call.keywords)])
 
     def _returning_functions(self, node: ast.AST) -> set[str]:
+        """The function around `node`: "name" for a function, "Class.name" for a method."""
         fn = self.mod.enclosing_function(node)
-        return {fn.name} if fn is not None else set()
+        if fn is None:
+            return set()
+        parent = self.mod.parent(fn)
+        return {f"{parent.name}.{fn.name}"} if isinstance(parent, ast.ClassDef) else {fn.name}
+
+    def _function_calls(self, functions: set[str]) -> list[_CallInfo]:
+        """Calls of `functions` ("name" or "Class.name", see _returning_functions), in walk order."""
+        found: set[int] = set()
+        for f in functions:
+            owner, _, name = f.rpartition(".")
+            found.update(self.by_callee.get((name, owner), ()))
+            if self.defined[name] == 1:  # one function of that name here: obj.name() on any object is it
+                found.update(self.by_callee.get((name, "?"), ()))
+        return [self.infos[i] for i in sorted(found)]
 
     def where(self, node: ast.AST) -> str:
         return self.mod.src.where(self.mod.start(node))
@@ -502,7 +535,9 @@ class _PyInference:
                     handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
         # Vectors produced by calling a function that wraps the call site: vecs = embed(texts)
         grown = False
-        for info in self._calls(self.by_last, functions):
+        called = self._function_calls(functions)
+        wrapping = {info.index for info in called}
+        for info in called:
             target = mod.assigned_to(info.call)
             if target:
                 handles.add(self.qual(target, info.call))
@@ -521,14 +556,14 @@ class _PyInference:
         searched: dict[str, tuple[int, str]] = {}
         candidates = sorted(
             {*self._calls(self.by_receiver, handles), *self._calls(self.by_arg, handles),
-             *self._calls(self.by_last, functions), *(self.infos[i] for i in forced)},
+             *called, *(self.infos[i] for i in forced)},
             key=lambda c: c.index,
         )
         for info in candidates:
             call, name, last, args_read = info.call, info.name, info.last, info.args_read
             on_handle = info.receiver in handles
             uses_handle = bool(args_read & handles) or info.index in forced
-            wraps = last in functions
+            wraps = info.index in wrapping
             if not (on_handle or uses_handle or wraps):
                 continue
             pos, at = mod.start(call), self.where(call)
