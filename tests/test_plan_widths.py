@@ -232,3 +232,23 @@ def test_the_message_names_the_model_of_that_width(tmp_path: Path) -> None:
     )
     [width] = [f for f in plan(tmp_path).findings if f.code == "JM402"]
     assert "the width of jina-embeddings-v2-base-en" in width.message
+
+
+def test_a_schema_beside_base_code_stays(tmp_path: Path) -> None:
+    """The project moves base-en to v3 but keeps base-code: the code index's 768 (in the file that names
+    base-code) stays, the documents' 768 goes."""
+    from jmigrate.scan.plan import plan
+
+    (tmp_path / "docs.py").write_text(
+        'MODEL = "jinaai/jina-embeddings-v2-base-en"\n'
+        'c.create_collection("docs", vectors_config=VectorParams(size=768, distance=Distance.COSINE))\n'
+    )
+    (tmp_path / "code_index.py").write_text(
+        'CODE_MODEL = "jinaai/jina-embeddings-v2-base-code"\n'
+        'c.create_collection("code", vectors_config=VectorParams(size=768, distance=Distance.COSINE))\n'
+    )
+    (tmp_path / "code.sql").write_text(
+        "-- vectors of jina-embeddings-v2-base-code\nCREATE TABLE code (embedding vector(768));\n"
+    )
+    found = {(f.path, f.line) for f in plan(tmp_path).findings if f.code.startswith("JM4")}
+    assert found == {("docs.py", 2)}

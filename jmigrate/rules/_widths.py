@@ -67,6 +67,10 @@ def v3_only_elsewhere(ctx: FileContext, width: int) -> bool:
 def tied(ctx: FileContext, width: int, strong: bool) -> bool:
     if ctx.language == "python" and width not in _code_dims(ctx) and _loads_other_model(ctx):
         return False  # this file's own embedding model is another one: the width is that model's
+    if width not in ctx.legacy_dims and any(
+        MODELS[m].replacement is None and MODELS[m].dims == width for m in ctx.models
+    ):
+        return False  # the file's model of that width is base-code, which stays on v2 with its index
     return width in ctx.legacy_dims or (strong and width in ctx.project.legacy_dims)
 
 
