@@ -6,9 +6,11 @@ alarm). The loader's own line must change when it holds the model id or lacks wh
 the id is written elsewhere: the advice (task per side, licence) goes to the line of this module that
 writes it (a constant, a default, the next line of a multi-line call), the line JM101 rewrites. An id
 written in another module of the repository is that module's JM101 line, and the calls embedding through
-the loader are JM504's: nothing is left to say here then, unless no such call is found (the advice stays
-on the loader). An id from outside the repository (an environment variable without default) keeps the
-finding on the loader.
+the loader are JM504's: nothing is left to say here. An id from outside the repository (an environment
+variable without default) keeps the finding on the loader.
+
+Loaders are those `Sites` resolves to one v1/v2 id, plus those the value flow says may load one and never
+v3 (a parameter default of another model while the module's only instantiation passes the v2 id): "may load".
 """
 
 from __future__ import annotations
@@ -17,21 +19,26 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import Model
-from jmigrate.rules._calls import ELSEWHERE, embed_calls, flow
+from jmigrate.rules._calls import ELSEWHERE, LOADERS, MODEL_KWARGS, flow, loader_of
 from jmigrate.rules._sites import Site, Sites, python_sites, site_span
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
-from jmigrate.scan.python import dotted, kwarg, last_part
+from jmigrate.scan.python import call_name, dotted, kwarg, last_part
 from jmigrate.scan.tasks import infer_python, recommendation
 from jmigrate.scan.text import model_matches
 
 
 def loader_findings(ctx: FileContext, kind: str, what: str, fix: str) -> Iterator[Finding]:
     sites, found = python_sites(ctx, kind)
+    if sites is None:
+        return
+    extra = _flow_sites(ctx, sites, kind, {id(s.call) for s in found})
+    maybe = {id(s.call) for s in extra}
+    found = [*found, *extra]
     moved: dict[int, list[Site]] = {}  # id line (start offset of the literal) -> loaders it feeds
     literals: dict[int, ast.Constant] = {}
     for s in found:
-        assert sites is not None and s.model is not None
+        assert s.model is not None
         if s.model.replacement is None:
             continue  # base-code stays: JM104 says so
         if _tokenizer(s):
@@ -49,8 +56,9 @@ def loader_findings(ctx: FileContext, kind: str, what: str, fix: str) -> Iterato
         rec = recommendation(s.model, guess, local=True)
         task = guess.task or "retrieval.passage (documents) / retrieval.query (queries)"
         start, end = site_span(sites, s)
+        loads = "may load" if id(s.call) in maybe else "loads"
         yield ctx.finding(
-            start, end, f"{what} loads {s.model.name} locally", fix.format(task=task), Applicability.MANUAL,
+            start, end, f"{what} {loads} {s.model.name} locally", fix.format(task=task), Applicability.MANUAL,
             (), rec,
         )
     by_line: dict[int, int] = {}  # one finding per id line (a tokenizer and a model fed by one constant)
@@ -76,6 +84,22 @@ def loader_findings(ctx: FileContext, kind: str, what: str, fix: str) -> Iterato
             (),
             rec,
         )
+
+
+def _flow_sites(ctx: FileContext, sites: Sites, kind: str, known: set[int]) -> list[Site]:
+    """Loaders the single-value propagation of `Sites` does not resolve but the value flow does: an
+    argument that may be a v1/v2 id and never v3 (a parameter whose default is another model while the
+    only instantiation in the module passes the v2 id, a loop over literals, `a or b`)."""
+    out = []
+    for call in sites.mod.calls:
+        if id(call) in known or LOADERS.get(last_part(call_name(call))) != kind:
+            continue
+        loader = loader_of(ctx, sites.mod, call)
+        if loader is None or loader.legacy is None or loader.v3:
+            continue
+        kw = kwarg(call, *MODEL_KWARGS)
+        out.append(Site(call, kind, loader.legacy, kw.value if kw is not None else call.args[0]))
+    return out
 
 
 def _lines(ctx: FileContext, sites: Sites, loaders: list[Site]) -> str:
@@ -112,10 +136,8 @@ def _anchor(ctx: FileContext, sites: Sites, s: Site) -> str | list[ast.Constant]
         return None  # the id is on the loader's own line
     if here:
         return here
-    if ELSEWHERE in origin and any(
-        ec.loader.call is s.call and ec.loader.legacy is not None for ec in embed_calls(ctx, mod)
-    ):
-        return "drop"
+    if ELSEWHERE in origin:
+        return "drop"  # the id's line is in another module of the repository (its JM101)
     return None
 
 

@@ -1,0 +1,50 @@
+"""Where JM308-JM310 sit: on a line that must be edited (issue 12: a loader line that needs no edit was a
+false alarm on real code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jmigrate.scan.plan import plan
+
+
+def lines(root: Path, code: str) -> set[tuple[str, int]]:
+    return {(f.path, f.line) for f in plan(root).findings if f.code == code}
+
+
+def test_an_id_written_in_another_module_leaves_the_loader_line_alone(tmp_path: Path) -> None:
+    (tmp_path / "config.py").write_text('MODEL = "jinaai/jina-embeddings-v2-base-en"\n', encoding="utf-8")
+    (tmp_path / "trainer.py").write_text(
+        "from transformers import AutoModel\nfrom config import MODEL\n\n"
+        "class Trainer:\n    def __init__(self):\n"
+        "        self.model = AutoModel.from_pretrained(\n"
+        "            MODEL,\n            trust_remote_code=True,\n        )\n",
+        encoding="utf-8",
+    )
+    assert lines(tmp_path, "JM309") == set()
+    assert ("config.py", 1) in lines(tmp_path, "JM101")
+
+
+def test_the_advice_moves_to_the_id_line_of_the_same_file(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "from sentence_transformers import SentenceTransformer\n"
+        'model_id = "jinaai/jina-embeddings-v2-small-en"\n'
+        "tok_path = model_id\n"
+        "model = SentenceTransformer(model_id, trust_remote_code=True)\n"
+        "other = SentenceTransformer(tok_path, trust_remote_code=True)\n",
+        encoding="utf-8",
+    )
+    found = [f for f in plan(tmp_path).findings if f.code == "JM308"]
+    assert [(f.path, f.line) for f in found] == [("app.py", 2)]  # one finding for both loaders
+    assert "line 4" in found[0].message and "line 5" in found[0].message
+    assert found[0].recommendation.get("licence")
+
+
+def test_a_loader_without_trust_remote_code_is_its_own_edit(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "from sentence_transformers import SentenceTransformer\n"
+        'model_id = "jinaai/jina-embeddings-v2-small-en"\n'
+        "model = SentenceTransformer(model_id)\n",
+        encoding="utf-8",
+    )
+    assert lines(tmp_path, "JM308") == {("app.py", 3)}
