@@ -778,6 +778,13 @@ def _loader_for(ctx: FileContext, mod: PyModule, expr: ast.AST, depth: int = 0) 
                             return _imported_loader(ctx, mod, expr.id)
                         return None
                     candidates = list(bindings)  # type: ignore[arg-type]
+                    if first and isinstance(scope, ast.Module) and shared is None and len(candidates) > 1:
+                        # Top-level code runs in order (a notebook comparing models reassigns `model`):
+                        # the assignment before the use is the one it sees.
+                        at = (expr.lineno, expr.col_offset)
+                        before = [c for c in candidates if (c.lineno, c.col_offset) < at]  # type: ignore[attr-defined]
+                        if before:
+                            candidates = [max(before, key=lambda c: (c.lineno, c.col_offset))]  # type: ignore[attr-defined]
                     break
             if isinstance(scope, ast.Module):
                 return None
