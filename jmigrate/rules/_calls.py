@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jmigrate.models import V3, Model
 from jmigrate.scan.context import FileContext
+from jmigrate.scan.envfiles import env_values
 from jmigrate.scan.python import PyModule, call_name, dotted, kwarg, last_part
 from jmigrate.scan.text import model_matches
 from jmigrate.scan.walk import Source, decode_bytes
@@ -63,6 +64,31 @@ class EmbedCall:
     how: str  # "encode", "embed" or "forward" (a raw transformers forward: model(**inputs))
 
 
+def _settings_class(cls: ast.ClassDef) -> bool:
+    """A pydantic BaseSettings subclass (its fields are read from the environment)."""
+    return any(last_part(dotted(b)).endswith("Settings") for b in cls.bases)
+
+
+@dataclass
+class _ModuleFacts:
+    star: bool  # a `from module import *` at module level
+    functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]  # module-level, by name
+    classes: dict[str, ast.ClassDef]
+    settings: list[ast.ClassDef]  # pydantic BaseSettings subclasses
+    returns: dict[str, list[ast.expr]]  # filled on demand
+
+    @classmethod
+    def of(cls, mod: PyModule) -> _ModuleFacts:
+        body = mod.tree.body
+        classes = mod.of_type(ast.ClassDef)
+        fns: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+        for s in body:
+            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                fns.setdefault(s.name, []).append(s)
+        star = any(isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names) for s in body)
+        return cls(star, fns, {c.name: c for c in classes}, [c for c in classes if _settings_class(c)], {})
+
+
 class _Flow:
     """Possible string values of expressions of one module (memoised: each node is evaluated once)."""
 
@@ -70,7 +96,7 @@ class _Flow:
         self.mod, self.root = mod, root
         # Where .env files are looked for (os.getenv("X") without default); set also for modules read on
         # the side, which follow no further imports (root "").
-        self.env_root = root
+        self.env_root = root or mod.__dict__.get("env_root", "")
         self.memo: dict[int, tuple[frozenset[str], bool]] = {}
         # Provenance of each evaluated node (see origin()), collected on a stack while values() recurses.
         self.origins: dict[int, frozenset[ast.Constant | str]] = {}
@@ -215,9 +241,12 @@ class _Flow:
         if isinstance(node, ast.Call):
             return self._call_values(node, depth)
         if isinstance(node, ast.Subscript):
+            if dotted(node.value).endswith("environ"):  # os.environ["X"]
+                return self._env(node.slice), False
             found_in = self._picked(node, depth)
             if found_in is None:
-                return frozenset(), False
+                # several tables on the way (CONFIG["MODELS"][key]["ollama"] with key unknown)
+                return self._nested_values(node, depth), False
             owner, picked, sure = found_in
             out: set[str] = set()
             complete = sure
@@ -233,6 +262,74 @@ class _Flow:
         if isinstance(node, ast.Attribute):
             return self._attribute_values(node, depth)
         return frozenset(), False
+
+    def _tables(self, node: ast.AST, depth: int) -> list[ast.Dict]:
+        """Dict literals `node` may be (`CONFIG`, `CONFIG["MODELS"]["JINA"]`, a name bound to one of them, a
+        dict imported from a module of the repository), for nested lookups."""
+        if depth > _MAX_DEPTH:
+            return []
+        if isinstance(node, ast.Dict):
+            return [node]
+        if isinstance(node, ast.Name):
+            scope: ast.AST = self.mod.scope_of(node)
+            while True:
+                bindings = self.mod.bindings_of(scope).get(node.id)
+                if bindings:
+                    out = [t for b in bindings if b is not None for t in self._tables(b, depth + 1)]
+                    if isinstance(scope, ast.Module) and None in bindings:
+                        out += self._imported_tables(node.id)
+                    return out
+                if isinstance(scope, ast.Module):
+                    return []
+                scope = self.mod.scope_of(scope)
+        if isinstance(node, ast.Subscript):
+            keys, _ = self.values(node.slice, depth + 1)
+            found: list[ast.Dict] = []
+            for d in self._tables(node.value, depth + 1):
+                for k, v in zip(d.keys, d.values, strict=True):
+                    if keys and not (isinstance(k, ast.Constant) and k.value in keys):
+                        continue
+                    if isinstance(v, ast.Dict):
+                        found.append(v)
+                    elif d in self._own:  # names are looked up in this module only
+                        found += self._tables(v, depth + 1)
+            return found
+        return []
+
+    @property
+    def _own(self) -> set[ast.Dict]:
+        found = self.__dict__.get("_own_dicts")
+        if found is None:
+            found = self.__dict__["_own_dicts"] = set(self.mod.of_type(ast.Dict))
+        return found
+
+    def _imported_tables(self, name: str) -> list[ast.Dict]:
+        imported = _imports_from(self.mod).get(name)
+        if imported is None or not self.root:
+            return []
+        stmt, real = imported
+        for path in _module_files(self.mod, self.root, stmt.module or "", stmt.level):
+            other = repo_module(path, self.root)
+            value = other.module_constants.get(real) if other is not None else None
+            if isinstance(value, ast.Dict):
+                self._elsewhere()
+                return [value]
+        return []
+
+    def _nested_values(self, node: ast.Subscript, depth: int) -> frozenset[str]:
+        """`CONFIG["MODELS"]["JINA"]["ollama"]`, `cfg["model"]` with `cfg = CONFIG["MODELS"][key]`: the string
+        entries the lookup may reach (in a dict of another module, only its literal strings)."""
+        keys, _ = self.values(node.slice, depth + 1)
+        out: set[str] = set()
+        for d in self._tables(node.value, depth + 1):
+            for k, v in zip(d.keys, d.values, strict=True):
+                if keys and not (isinstance(k, ast.Constant) and k.value in keys):
+                    continue
+                if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                    out.add(v.value)
+                elif d in self._own:
+                    out |= self.values(v, depth + 1)[0]
+        return frozenset(out)
 
     def _container(self, node: ast.AST, depth: int) -> tuple[_Flow, ast.AST] | None:
         """The dict/list/tuple literal `node` stands for, and the flow of the module it is written in:
@@ -310,24 +407,93 @@ class _Flow:
             return frozenset(out), complete
         last = last_part(name)
         if last in ("getenv", "get") or name.endswith("environ.get"):
-            # os.getenv("X", default): the default runs when X is unset (whatever X holds is unknown)
-            if len(node.args) == 2 and not (
-                isinstance(node.args[1], ast.Constant) and node.args[1].value is None
-            ):
-                found, _ = self.values(node.args[1], depth + 1)
-                return found, False
-            if node.args and name.endswith(("getenv", "environ.get")) and self.env_root:
-                # os.getenv("X") with no default: the value the repository's .env files give X
-                key = self.mod.constant_value(node.args[0])
-                if isinstance(key, str):
-                    found = env_values(self.env_root, self.mod.src.path, key)
-                    if found:
-                        self._elsewhere()
-                    return found, False
-            return frozenset(), False
+            # os.getenv("X", default): the default runs when X is unset, and what an env file of the
+            # repository (.env, compose environment, Dockerfile ENV) sets X to when it is set
+            found = frozenset[str]()
+            kw = kwarg(node, "default")
+            default = kw.value if kw is not None else node.args[1] if len(node.args) == 2 else None
+            if default is not None:
+                found, _ = self.values(default, depth + 1)
+            if node.args and name.endswith(("getenv", "environ.get")):
+                found |= self._env(node.args[0])
+            return found, False
+        returned = self._returned(node, depth)
+        if returned:
+            return returned, False
         if self._trail:  # a value computed by code we do not follow (pick(model)): anything may come out
             self._trail[-1].add(OPAQUE)
         return frozenset(), False
+
+    def _env(self, key: ast.AST | None) -> frozenset[str]:
+        """Values an env file of the repository sets the variable named by `key` to (scan/envfiles.py)."""
+        name = self.mod.constant_value(key) if key is not None else None
+        if not isinstance(name, str) or not self.env_root:
+            return frozenset()
+        found = env_values(self.env_root, self.mod.src.path, name)
+        if found:
+            self._elsewhere()
+        return found
+
+    def _index(self) -> _ModuleFacts:
+        """Per-module facts the lookups below need, computed once (the flow stays linear)."""
+        found = self.__dict__.get("_facts")
+        if found is None:
+            found = self.__dict__["_facts"] = _ModuleFacts.of(self.mod)
+        return found
+
+    def _returned(self, node: ast.Call, depth: int) -> frozenset[str]:
+        """`tag = detect_model(...)` with `def detect_model` in this module: what its returns give (all of
+        them must be strings we know, else the result is opaque)."""
+        if not isinstance(node.func, ast.Name):
+            return frozenset()
+        facts = self._index()
+        fns = facts.functions.get(node.func.id, [])
+        if len(fns) != 1:
+            return frozenset()
+        fn = fns[0]
+        returns = facts.returns.get(fn.name)
+        if returns is None:
+            returns = facts.returns[fn.name] = [
+                r.value
+                for r in ast.walk(fn)
+                if isinstance(r, ast.Return) and r.value is not None and self.mod.enclosing_function(r) is fn
+            ]
+        out: set[str] = set()
+        for value in returns:
+            got = self.values(value, depth + 1)[0]
+            if not got:
+                return frozenset()
+            out |= got
+        return frozenset(out)
+
+    def _settings_env(self, attr: str) -> frozenset[str]:
+        """A field of a pydantic BaseSettings class of this module is read from the environment too (by its
+        name, case-insensitively)."""
+        if not self.env_root:
+            return frozenset()
+        for cls in self._index().settings:
+            if _class_field(cls, attr):
+                found = env_values(self.env_root, self.mod.src.path, attr, ignore_case=True)
+                if found:
+                    self._elsewhere()
+                    return found
+        return frozenset()
+
+    def _imported_settings_env(self, name: str, attr: str) -> frozenset[str]:
+        """`from config import settings` ... `settings.attr`: env values of attr when a pydantic settings
+        class of that module has the field."""
+        imported = _imports_from(self.mod).get(name)
+        if imported is None or not self.root:
+            return frozenset()
+        stmt, _ = imported
+        for path in _module_files(self.mod, self.root, stmt.module or "", stmt.level):
+            other = repo_module(path, self.root)
+            if other is None:
+                continue
+            for cls in other.of_type(ast.ClassDef):
+                if _settings_class(cls) and _class_field(cls, attr):
+                    return env_values(self.env_root, other.src.path, attr, ignore_case=True)
+        return frozenset()
 
     def _name_values(self, node: ast.Name, depth: int) -> tuple[frozenset[str], bool]:
         mod = self.mod
@@ -339,6 +505,10 @@ class _Flow:
                 if bindings:
                     return self._bound_values(node, scope, bindings, depth)
             if isinstance(scope, ast.Module):
+                value = imported_constant(mod, self.root, node.id) if self._index().star else None
+                if value is not None:  # a name only a `from module import *` binds
+                    self._elsewhere()
+                    return frozenset([value]), False
                 return frozenset(), False
             first, scope = False, mod.scope_of(scope)
 
@@ -438,6 +608,13 @@ class _Flow:
             cls = self.class_of(node)
             objs = self.attrs().get((id(cls), base.attr), []) if cls is not None else []
             given = [v for o in objs if isinstance(o, ast.Call) for v in _field_values(o, node.attr)]
+            if not given:  # Params() / Valves(): the field's default in that class of this module
+                classes = self._index().classes
+                for o in objs:
+                    cls_def = classes.get(last_part(call_name(o))) if isinstance(o, ast.Call) else None
+                    field = _class_field(cls_def, node.attr) if cls_def is not None else None
+                    if field is not None and field.value is not None:
+                        given.append(field.value)
             if given and len(given) == len(objs):
                 return self._union(given, depth)
         chain: list[str] = []
@@ -464,14 +641,19 @@ class _Flow:
             # `config.MODEL` with `import config` (a module of the repository), or settings.NAME assigned
             # once at module level or in a class body of this module.
             value = imported_attribute(mod, self.root, base.id, node.attr)
-            if value is not None:
+            env = self._imported_settings_env(base.id, node.attr)
+            if value is not None or env:
                 self._elsewhere()
-                return frozenset([value]), True
+                return (frozenset([value]) if value is not None else frozenset()) | env, not env
             found = [
                 v for (_, attr), vs in self.attrs().items() if attr == node.attr for v in vs
             ] + [v for k, v in mod.module_constants.items() if k == node.attr]
+            env = self._settings_env(node.attr)
             if len(found) == 1:
-                return self.values(found[0], depth + 1)
+                values, complete = self.values(found[0], depth + 1)
+                return values | env, complete and not env
+            if env:
+                return env, False
         return frozenset(), False
 
 
@@ -530,44 +712,6 @@ def _field_values(obj: ast.Call, field: str) -> list[ast.AST]:
     return out
 
 
-# .env files a project keeps its settings in (the real .env is often git-ignored, its template is not).
-_ENV_FILES = (".env", ".env.example", ".env.sample", ".env.template", ".env.dist", ".env.local",
-              "example.env")
-_ENV_LINE = re.compile(
-    r"""^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^#\s]*))"""
-)
-
-
-def env_values(root: str, src_path: str, key: str) -> frozenset[str]:
-    """Values the .env files in the module's folder and the folders above it (up to the root) give `key`."""
-    here = Path(root, src_path).parent
-    folders = [here, *here.parents[: max(0, len(Path(src_path).parts) - 1)]]
-    out: set[str] = set()
-    for folder in folders:
-        for name in _ENV_FILES:
-            out |= _env_file(str(folder / name), root).get(key, set())
-    return frozenset(out)
-
-
-@lru_cache(maxsize=256)
-def _env_file(path: str, root: str) -> dict[str, set[str]]:
-    stamp = _safe(Path(path), root)
-    if stamp is None:
-        return {}
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    out: dict[str, set[str]] = {}
-    for line in text.splitlines():
-        m = _ENV_LINE.match(line)
-        if m:
-            value = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None)
-            if value:
-                out.setdefault(m.group(1), set()).add(value)
-    return out
-
-
 def flow_with_root(mod: PyModule) -> _Flow:
     """The module's value flow, following the repository's modules when the parse knows its root."""
     found = mod.__dict__.get("_value_flow")
@@ -618,10 +762,11 @@ def imported_constant(mod: PyModule, root: str, name: str) -> str | None:
         if not isinstance(stmt, ast.ImportFrom):
             continue
         for alias in stmt.names:
-            if (alias.asname or alias.name) != name:
+            star = alias.name == "*"  # from .settings import *: any of its module-level names
+            if not star and (alias.asname or alias.name) != name:
                 continue
             for path in _module_files(mod, root, stmt.module or "", stmt.level):
-                value = _constant_in(path, root, alias.name)
+                value = _constant_in(path, root, name if star else alias.name)
                 if value is not None:
                     return value
     return None
@@ -677,6 +822,7 @@ def _parsed(path: str, root: str, mtime_ns: int, size: int) -> PyModule | None:
         text, encoding = decode_bytes(Path(path).read_bytes(), "python")
         rel = Path(path).relative_to(Path(root)).as_posix() if Path(path).is_relative_to(root) else path
         mod = PyModule.parse(Source(rel, text, "python", encoding))
+        mod.__dict__["env_root"] = root  # env files are looked up for it too (scan/envfiles.py)
     except (OSError, SyntaxError, ValueError, RecursionError, Exception):  # noqa: BLE001 -- never fatal
         return None
     return mod

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from pathlib import PurePosixPath
 
 from jmigrate.scan.context import FileContext
+from jmigrate.scan.envfiles import is_env_file, legacy_env_pairs
 from jmigrate.scan.text import model_matches
 
 _MAX_EXPORTING = 256  # exporting modules remembered (each adds substring tests per unparsed Python file)
@@ -45,7 +46,7 @@ def exports(ctx: FileContext, env_keys: Collection[str] = ()) -> frozenset[str]:
         return frozenset()
     text = ctx.src.text
     spans = [(m.start, m.end) for m in model_matches(text)]
-    for key in env_keys:
+    for key in {k2 for k in env_keys for k2 in (k, k.lower())}:  # a settings field: embed_model
         at = text.find(key)
         while at >= 0:
             spans.append((at, at + len(key)))
@@ -79,12 +80,13 @@ class ImportIndex:
         self.models: dict[bytes, set[str]] = {}  # the legacy models each exporting module names
 
     def add(self, ctx: FileContext) -> None:
-        if ctx.language == "env":
+        if ctx.language == "env" or is_env_file(ctx.src.path.rsplit("/", 1)[-1]):
             self._add_env(ctx)
             return
         if len(self.by_key) >= _MAX_EXPORTING or ctx.language != "python":
             return
-        read = [k for k in self.env_keys if k in ctx.src.text] if self.env_keys else []
+        # pydantic settings fields name the variable in lower case (embed_model for EMBED_MODEL)
+        read = [k for k in self.env_keys if k in ctx.src.text or k.lower() in ctx.src.text]
         names = exports(ctx, read)
         if names:
             key = module_key(ctx.src.path).encode()
@@ -94,13 +96,11 @@ class ImportIndex:
                 self.models[key] |= self.env_keys[k]
 
     def _add_env(self, ctx: FileContext) -> None:
-        """`EMBED_MODEL=jinaai/jina-embeddings-v2-base-en` in a .env file: Python files reading that
-        variable are parsed (and the modules exporting it are followed in turn)."""
-        for line in ctx.src.text.splitlines():
-            key, sep, value = line.removeprefix("export ").partition("=")
-            models = {m.model.name for m in model_matches(value)} if sep else set()
-            if models and key.strip().isidentifier():
-                self.env_keys.setdefault(key.strip(), set()).update(models)
+        """`EMBED_MODEL=jinaai/jina-embeddings-v2-base-en` in a .env file (or a compose `environment:` entry,
+        a Dockerfile ENV): Python files reading that variable are parsed (and the modules exporting it are
+        followed in turn)."""
+        for key, values in legacy_env_pairs(ctx.src.text).items():
+            self.env_keys.setdefault(key, set()).update(values)
 
     def size(self) -> int:
         return sum(len(v) for v in self.by_key.values()) + len(self.env_keys)
@@ -110,8 +110,8 @@ class ImportIndex:
 
     def wanted(self, data: bytes) -> bool:
         """Whether a Python file's bytes may import an exported name (then it is parsed)."""
-        if self.env_keys and (b"getenv" in data or b"environ" in data):
-            if any(k.encode() in data for k in self.env_keys):
+        if self.env_keys and (b"getenv" in data or b"environ" in data or b"Settings" in data):
+            if any(k.encode() in data or k.lower().encode() in data for k in self.env_keys):
                 return True
         if b"import" not in data:
             return False
@@ -120,9 +120,9 @@ class ImportIndex:
     def models_for(self, data: bytes) -> set[str]:
         """The legacy models of the exporting modules a wanted file's bytes name (for its vector widths)."""
         out: set[str] = set()
-        if b"getenv" in data or b"environ" in data:
+        if b"getenv" in data or b"environ" in data or b"Settings" in data:
             for k, models in self.env_keys.items():
-                if k.encode() in data:
+                if k.encode() in data or k.lower().encode() in data:
                     out |= models
         for key, names in self.by_key.items():
             if key in data and any(n in data for n in names):
