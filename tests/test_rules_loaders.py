@@ -48,3 +48,16 @@ def test_a_loader_without_trust_remote_code_is_its_own_edit(tmp_path: Path) -> N
         encoding="utf-8",
     )
     assert lines(tmp_path, "JM308") == {("app.py", 3)}
+
+
+def test_a_local_copy_named_like_v2_is_a_v2_loader_and_its_calls_need_a_task(tmp_path: Path) -> None:
+    (tmp_path / "chunk.py").write_text(
+        "from transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained('../late_chunking/jina-v2-zh', trust_remote_code=True)\n"
+        "vectors = model.encode(chunks)\n",
+        encoding="utf-8",
+    )
+    found = {(f.code, f.line) for f in plan(tmp_path).findings}
+    assert {("JM107", 2), ("JM504", 3)} <= found
+    jm107 = next(f for f in plan(tmp_path).findings if f.code == "JM107")
+    assert "jina-embeddings-v2-base-zh" in jm107.message and "confirm" in jm107.message

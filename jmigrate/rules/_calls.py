@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from jmigrate.models import V3, Model
+from jmigrate.models import MODELS, V3, Model
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.envfiles import env_values
 from jmigrate.scan.python import PyModule, call_name, dotted, kwarg, last_part
@@ -858,6 +858,24 @@ def _constant_in(path: Path, root: str, name: str, classes: bool = False) -> str
 # --- loaders and the calls that embed through them ---------------------------------------------------
 
 
+# A local folder named like an abbreviated v2 model (`../models/jina-v2-zh`, `./jina_embeddings_v2_de`): a
+# downloaded copy of that model, most likely (JM107 asks the user to confirm). The language is required.
+_LOCAL_COPY = re.compile(
+    r"(?:^|[/\\])jina[-_]?(?:embeddings?[-_]?)?v2[-_]?(?:(?P<size>small|base)[-_]?)?(?P<lang>en|de|es|zh)[/\\]?$",
+    re.IGNORECASE,
+)
+
+
+def local_copy(value: str) -> Model | None:
+    """The replaced v2 model a local folder's name abbreviates (`jina-v2-zh`: base-zh), if it says so. Only
+    asked for the argument of a loader, where a name that is no Hugging Face id is a folder."""
+    m = _LOCAL_COPY.search(value)
+    if m is None:
+        return None
+    size = (m.group("size") or "base").lower()
+    return MODELS.get(f"jina-embeddings-v2-{size}-{m.group('lang').lower()}")
+
+
 def loader_of(ctx: FileContext, mod: PyModule, call: ast.Call) -> Loader | None:
     name = call_name(call)
     kind = LOADERS.get(last_part(name))
@@ -878,6 +896,8 @@ def loader_of(ctx: FileContext, mod: PyModule, call: ast.Call) -> Loader | None:
         for m in model_matches(value):
             if m.model.replacement is not None and legacy is None:
                 legacy = m.model
+        if legacy is None:
+            legacy = local_copy(value)
     if legacy is None and not v3:
         return None
     return Loader(call, kind, legacy, v3, several=len(found) > 1 or not complete)
