@@ -96,7 +96,9 @@ class _Flow:
         self.mod, self.root = mod, root
         # Where .env files are looked for (os.getenv("X") without default); set also for modules read on
         # the side, which follow no further imports (root "").
-        self.env_root = root or mod.__dict__.get("env_root", "")
+        # A module parsed for a planned file says where (none when one file is planned: its neighbours'
+        # env files were not asked for); one read on the side was given the repository's root.
+        self.env_root = mod.__dict__["env_root"] if "env_root" in mod.__dict__ else root
         self.memo: dict[int, tuple[frozenset[str], bool]] = {}
         # Provenance of each evaluated node (see origin()), collected on a stack while values() recurses.
         self.origins: dict[int, frozenset[ast.Constant | str]] = {}

@@ -28,6 +28,8 @@ class ProjectFacts:
     v3_named: bool = False
     root: str = ""  # the scanned folder: where imports between the project's modules are resolved
     v3_dimensions: set[int] = field(default_factory=set)
+    # Where env files are looked for (scan/envfiles.py): the scanned folder; "" when one file is planned.
+    env_root: str = ""
 
     @property
     def legacy_dims(self) -> set[int]:
@@ -85,6 +87,7 @@ class FileContext:
                         self._py = PyModule.parse(self.src)
                     # Read by the data flow to follow `from .config import MODEL` into the repository.
                     self._py.__dict__["project_root"] = self.project.root
+                    self._py.__dict__["env_root"] = self.project.env_root
                 except SyntaxError as e:
                     self.syntax_error = f"syntax error at line {e.lineno}: {e.msg}"
                 except (ValueError, RecursionError) as e:  # NUL bytes, absurd nesting

@@ -53,6 +53,7 @@ def plan(
     file_rules = [r for r in rules if not r.project_level]
     project_rules = [r for r in rules if r.project_level]
     project = ProjectFacts(root=str(root if root.is_dir() else root.parent))
+    project.env_root = str(root) if root.is_dir() else ""
 
     findings: list[Finding] = []
     mentions: list[Mention] = []
