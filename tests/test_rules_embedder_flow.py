@@ -215,3 +215,23 @@ def test_model_from_a_dotenv_value_through_a_config_module_that_never_says_jina(
     found = {(f.code, f.path, f.line) for f in plan(tmp_path).findings}
     assert ("JM504", "app/indexer.py", 5) in found
     assert not any(p == "app/unrelated.py" for _, p, _ in found)
+
+
+def test_after_apply_the_huggingface_embedders_are_not_a_false_zero(tmp_path: Path) -> None:
+    write(tmp_path, "emb.py",
+          "from langchain_huggingface import HuggingFaceEmbeddings\n"
+          "def get_embedding_function():\n"
+          '    return HuggingFaceEmbeddings(model_name="jinaai/jina-embeddings-v2-base-de")\n')
+    write(tmp_path, "chat.py",
+          "from langchain_chroma import Chroma\nfrom emb import get_embedding_function\n"
+          "db = Chroma(embedding_function=get_embedding_function())\n"
+          "db.add_documents(chunks)\nhits = db.similarity_search(q)\n")
+    from test_rules import apply_all
+
+    from jmigrate.scan.finding import Applicability
+
+    first = plan(tmp_path)
+    apply_all(tmp_path, first)
+    again = plan(tmp_path)
+    assert {(f.code, f.path, f.line) for f in again.findings} == {("JM502", "emb.py", 3)}
+    assert all(f.applicability is Applicability.MANUAL for f in again.findings)

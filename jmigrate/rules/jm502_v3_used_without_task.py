@@ -126,6 +126,37 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 "documents, retrieval.query for queries)",
                 Applicability.MANUAL,
             )
+        elif last in ("HuggingFaceEmbeddings", "SentenceTransformerEmbeddings"):
+            # LangChain (langchain-huggingface): encode_kwargs serve embed_documents, query_encode_kwargs
+            # embed_query; each needs v3's task (and prompt_name), and the model trust_remote_code.
+            missing = [
+                k for k in ("encode_kwargs", "query_encode_kwargs")
+                if not _has_task(mod, kwarg(call, k))
+            ]
+            if missing or not _true(mod, call, "trust_remote_code"):
+                yield ctx.finding(
+                    start, end, f"LangChain {last} on {V3} without a task per side"
+                    if missing else f"LangChain {last} on {V3} without trust_remote_code",
+                    'Pass model_kwargs={"trust_remote_code": True}, encode_kwargs={"task": '
+                    '"retrieval.passage", "prompt_name": "retrieval.passage"}, query_encode_kwargs={"task": '
+                    '"retrieval.query", "prompt_name": "retrieval.query"}',
+                    Applicability.MANUAL,
+                )
+        elif last == "HuggingFaceEmbedding" and "llama_index" in ctx.src.text:
+            yield ctx.finding(
+                start, end, f"LlamaIndex HuggingFaceEmbedding on {V3} selects no task adapter",
+                "Use JinaEmbedding with task=retrieval.passage for the index and a second one with "
+                "task=retrieval.query for queries, or an embedder that passes v3's task per side",
+                Applicability.MANUAL,
+            )
+
+
+def _has_task(mod: PyModule, kw: ast.keyword | None) -> bool:
+    """encode_kwargs={"task": ...} (a dict literal, directly or through a name)."""
+    if kw is None:
+        return False
+    d, _ = mod.resolve_dict(kw.value)
+    return d is not None and any(isinstance(k, ast.Constant) and k.value == "task" for k in d.keys)
 
 
 def _tokenizer(call: ast.Call) -> bool:
