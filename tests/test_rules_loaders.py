@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jmigrate.scan.apply import apply
 from jmigrate.scan.plan import plan
 
 
@@ -61,3 +62,19 @@ def test_a_local_copy_named_like_v2_is_a_v2_loader_and_its_calls_need_a_task(tmp
     assert {("JM107", 2), ("JM504", 3)} <= found
     jm107 = next(f for f in plan(tmp_path).findings if f.code == "JM107")
     assert "jina-embeddings-v2-base-zh" in jm107.message and "confirm" in jm107.message
+
+
+def test_after_apply_an_importer_of_the_renamed_model_is_still_checked(tmp_path: Path) -> None:
+    # The importer never says "jina": it is parsed because config.py exports the model name, which must
+    # stay true once apply renamed it to v3, or the second plan misses the unfinished v3 code (false zero).
+    (tmp_path / "config.py").write_text('MODEL = "jinaai/jina-embeddings-v2-base-en"\n', encoding="utf-8")
+    (tmp_path / "chunks.py").write_text(
+        "from transformers import AutoTokenizer\nfrom config import MODEL\n\n"
+        "tokenizer = AutoTokenizer.from_pretrained(MODEL)\n"
+        "sep = tokenizer.convert_tokens_to_ids('[SEP]')\n",
+        encoding="utf-8",
+    )
+    assert ("chunks.py", 5) in lines(tmp_path, "JM314")
+    apply(plan(tmp_path), unsafe=True)
+    assert "jina-embeddings-v3" in (tmp_path / "config.py").read_text(encoding="utf-8")
+    assert ("chunks.py", 5) in lines(tmp_path, "JM314")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from jmigrate.models import Model
+from jmigrate.models import V3, Model
 from jmigrate.rules._calls import flow
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
@@ -50,41 +50,57 @@ _TASKS = "0 retrieval.query, 1 retrieval.passage, 2 separation, 3 classification
 def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
     text = ctx.src.text
-    if mod is None or "InferenceSession" not in text or "task_id" in text:
+    if mod is None or "InferenceSession" not in text or _feeds_task_id(mod, text):
         return
     model = _v2_export(ctx, mod)
     if model is None:
         return
+    v3 = model == V3  # after `apply` renamed the repository: the v2-style feed is still there
     for call in mod.calls:
         func = call.func
         if not (isinstance(func, ast.Attribute) and func.attr == "run" and _is_session(ctx, mod, func.value)):
             continue
         guess = infer_call(mod, call)
         side = guess.task or "retrieval.passage for documents / retrieval.query for queries"
+        name = model if isinstance(model, str) else model.name
         yield ctx.finding(
             *mod.span(func),
-            f"onnxruntime runs the ONNX export of {model.name}: v3's export takes a task_id and returns "
-            "text_embeds",
+            f"onnxruntime runs the ONNX export of {name} "
+            + ("without a task_id: " if v3 else "(v2's inputs and last_hidden_state): ")
+            + "v3's export takes a task_id and returns text_embeds",
             "Use jinaai/jina-embeddings-v3's onnx/model.onnx (+ model.onnx_data): feed task_id "
             f"({_TASKS}; here {side}), read text_embeds, mean-pool and normalise, and prefix retrieval texts "
             "with the task's instruction; v3 weights are CC BY-NC 4.0 for self-hosting",
             Applicability.MANUAL,
             (),
-            recommendation(model, guess, local=True),
+            {} if isinstance(model, str) else recommendation(model, guess, local=True),
         )
 
 
-def _legacy(values: frozenset[str]) -> Model | None:
+def _feeds_task_id(mod: PyModule, text: str) -> bool:
+    """The code (not a comment or docstring) names `task_id`: a feed key, a variable, a keyword."""
+    if "task_id" not in text:
+        return False
+    return (
+        any(n.value == "task_id" for n in mod.of_type(ast.Constant))
+        or any(n.id == "task_id" for n in mod.of_type(ast.Name))
+        or any(n.arg == "task_id" for n in mod.of_type(ast.keyword))
+    )
+
+
+def _legacy(values: frozenset[str]) -> Model | str | None:
     for value in sorted(values):
         for m in model_matches(value):
             if m.model.replacement is not None:
                 return m.model
+        if V3 in value:
+            return V3
     return None
 
 
-def _v2_export(ctx: FileContext, mod: PyModule) -> Model | None:
-    """The replaced model whose export this module runs: a v2 repository downloaded, or a session path
-    naming one."""
+def _v2_export(ctx: FileContext, mod: PyModule) -> Model | str | None:
+    """The replaced model whose export this module runs (a v2 repository downloaded, or a session path
+    naming one), or V3 for v3's export run by code that never feeds a task_id."""
     f = flow(ctx, mod)
     for call in mod.calls:
         last = last_part(call_name(call))
