@@ -5,9 +5,9 @@ sentence-transformers: v3 loads with model_kwargs={"trust_remote_code": True} an
 through encode_kwargs (documents) and query_encode_kwargs (queries), each with task= and prompt_name=
 (langchain_huggingface/embeddings/huggingface.py passes them to SentenceTransformer.encode). LlamaIndex's
 HuggingFaceEmbedding has no way to pass v3's task to encode(). Haystack's SentenceTransformers embedders
-take trust_remote_code and encode_kwargs. fastembed integrations (LangChain FastEmbedEmbeddings, LlamaIndex
-FastEmbedEmbedding) run v3 from fastembed >= 0.6: queries go through query_embed(), and documents through
-passage_embed() only with doc_embed_type="passage".
+take trust_remote_code and encode_kwargs. fastembed integrations (LangChain FastEmbedEmbeddings) are not
+reported here: on fastembed >= 0.6 they embed queries with query_embed() and documents with embed(), whose
+default task on v3 is retrieval.passage, so only the model name changes (JM101).
 """
 
 from __future__ import annotations
@@ -35,11 +35,6 @@ _LLAMAINDEX_HF = (
     '"jina-embeddings-v3", task=...) (task retrieval.passage for the index, retrieval.query for queries: '
     "two instances) or an embedding class that calls encode(texts, task=...){side}"
 )
-_FASTEMBED = (
-    'Use "jinaai/jina-embeddings-v3" with fastembed >= 0.6 and doc_embed_type="passage" (documents through '
-    "passage_embed(), queries through query_embed()); re-embed the documents; v3 weights are CC BY-NC 4.0 "
-    "for self-hosting"
-)
 CLASSES = {
     "HuggingFaceEmbeddings": ("LangChain HuggingFaceEmbeddings", _LANGCHAIN_ST),
     "HuggingFaceBgeEmbeddings": ("LangChain HuggingFaceBgeEmbeddings", _LANGCHAIN_ST),
@@ -47,8 +42,6 @@ CLASSES = {
     "HuggingFaceEmbedding": ("LlamaIndex HuggingFaceEmbedding", _LLAMAINDEX_HF),
     "SentenceTransformersTextEmbedder": ("Haystack SentenceTransformersTextEmbedder", _HAYSTACK_ST),
     "SentenceTransformersDocumentEmbedder": ("Haystack SentenceTransformersDocumentEmbedder", _HAYSTACK_ST),
-    "FastEmbedEmbeddings": ("LangChain FastEmbedEmbeddings", _FASTEMBED),
-    "FastEmbedEmbedding": ("LlamaIndex FastEmbedEmbedding", _FASTEMBED),
 }
 
 
@@ -56,14 +49,13 @@ CLASSES = {
     code="JM312",
     name="local-integration-v2-model",
     summary="LangChain / LlamaIndex / Haystack integration running a v1/v2 Jina model locally "
-    "(HuggingFaceEmbeddings, HuggingFaceEmbedding, SentenceTransformers*Embedder, FastEmbed)",
-    explanation="These integrations load the model with sentence-transformers or fastembed and embed "
+    "(HuggingFaceEmbeddings, HuggingFaceEmbedding, SentenceTransformers*Embedder)",
+    explanation="These integrations load the model with sentence-transformers and embed "
     "documents and queries alike. v3 needs trust_remote_code and a task per side (retrieval.passage for "
     "documents, retrieval.query for queries), which is set on the constructor: LangChain's "
     "HuggingFaceEmbeddings through model_kwargs, encode_kwargs and query_encode_kwargs, Haystack's "
-    "embedders through trust_remote_code and encode_kwargs, fastembed integrations through "
-    "doc_embed_type='passage' (fastembed >= 0.6); LlamaIndex's HuggingFaceEmbedding cannot pass the task. "
-    "The finding sits on the constructor's line, wherever the model id is written.",
+    "embedders through trust_remote_code and encode_kwargs; LlamaIndex's HuggingFaceEmbedding cannot pass "
+    "the task. The finding sits on the constructor's line, wherever the model id is written.",
     example='emb = HuggingFaceEmbeddings(model_name="jinaai/jina-embeddings-v2-base-en")',
     fix="None automatic beyond the model name (JM101): give the constructor trust_remote_code and the "
     "task per side, or move to an integration that sends it.",
@@ -79,11 +71,9 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         task = guess.task or "retrieval.passage"
         side = f" (this instance: {guess.task})" if guess.task else ""
         may = " may use" if s.several else " uses"
-        fastembed = fix is _FASTEMBED
-        needs = "passage_embed() for documents" if fastembed else "trust_remote_code and a task per side"
         yield ctx.finding(
             *mod.span(s.call.func),
-            f"{label}{may} {s.model.name}: v3 needs {needs} here",
+            f"{label}{may} {s.model.name}: v3 needs trust_remote_code and a task per side here",
             fix.format(task=task, side=side),
             Applicability.MANUAL,
             (),

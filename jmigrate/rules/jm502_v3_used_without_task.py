@@ -11,7 +11,8 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
-from jmigrate.rules._calls import EmbedCall, embed_calls, wrapper_calls
+from jmigrate.rules._calls import EmbedCall, embed_calls, flow, wrapper_calls
+from jmigrate.rules._integrations import model_node
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
@@ -87,7 +88,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         return
     for call in mod.calls:
         last = last_part(call_name(call))
-        if not _is_v3(mod, call):
+        if not _is_v3(mod, call) and not (last in ST_INTEGRATIONS and _only_v3(ctx, mod, call)):
             continue
         start, end = mod.span(call.func)
         if last in LOADERS:
@@ -126,7 +127,8 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 "documents, retrieval.query for queries)",
                 Applicability.MANUAL,
             )
-        elif last in ("HuggingFaceEmbeddings", "SentenceTransformerEmbeddings"):
+        elif last in ("HuggingFaceEmbeddings", "HuggingFaceBgeEmbeddings",
+                      "SentenceTransformerEmbeddings"):
             # LangChain (langchain-huggingface): encode_kwargs serve embed_documents, query_encode_kwargs
             # embed_query; each needs v3's task (and prompt_name), and the model trust_remote_code.
             missing = [
@@ -149,6 +151,10 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 "task=retrieval.query for queries, or an embedder that passes v3's task per side",
                 Applicability.MANUAL,
             )
+        elif last in ST_INTEGRATIONS:  # Haystack's SentenceTransformers embedders, HuggingFaceEmbedding
+            st = _st_integration(ctx, mod, call, last)
+            if st is not None:
+                yield st
 
 
 def _has_task(mod: PyModule, kw: ast.keyword | None) -> bool:
@@ -157,6 +163,52 @@ def _has_task(mod: PyModule, kw: ast.keyword | None) -> bool:
         return False
     d, _ = mod.resolve_dict(kw.value)
     return d is not None and any(isinstance(k, ast.Constant) and k.value == "task" for k in d.keys)
+
+
+# Integrations over sentence-transformers (JM312's) and the keywords carrying encode()'s task per side.
+ST_INTEGRATIONS = {
+    "HuggingFaceEmbeddings": ("encode_kwargs", "query_encode_kwargs"),
+    "HuggingFaceBgeEmbeddings": ("encode_kwargs", "query_encode_kwargs"),
+    "SentenceTransformerEmbeddings": ("encode_kwargs", "query_encode_kwargs"),
+    "SentenceTransformersTextEmbedder": ("encode_kwargs",),
+    "SentenceTransformersDocumentEmbedder": ("encode_kwargs",),
+    "HuggingFaceEmbedding": (),  # LlamaIndex: no way to pass the task
+}
+
+
+def _only_v3(ctx: FileContext, mod: PyModule, call: ast.Call) -> bool:
+    """Every value the model argument may take (JM312's value flow) is v3."""
+    values, _ = flow(ctx, mod).values(model_node(call))
+    return bool(values) and all(v.rsplit("/", 1)[-1].split("@", 1)[0] == V3 for v in values)
+
+
+def _st_integration(ctx: FileContext, mod: PyModule, call: ast.Call, cls: str) -> Finding | None:
+    """v3 through a sentence-transformers integration: trust_remote_code and the task per side are set on
+    the constructor (or cannot be, for LlamaIndex's HuggingFaceEmbedding)."""
+    start, end = mod.span(call.func)
+    sides = ST_INTEGRATIONS[cls]
+    if not sides:
+        return ctx.finding(
+            start, end, f"LlamaIndex HuggingFaceEmbedding on {V3} passes no task to encode()",
+            f'Use JinaEmbedding(model="{V3}", task=...) (two instances: retrieval.passage for the index, '
+            "retrieval.query for queries) or an embedding class that calls encode(texts, task=...)",
+            Applicability.MANUAL,
+        )
+    given = {k: kwarg(call, k) for k in sides}
+    missing = [k for k, kw in given.items() if kw is None or "task" not in mod.segment(kw.value)]
+    trust = _true(mod, call, "trust_remote_code")
+    if not missing and trust:
+        return None
+    what = ", ".join(["trust_remote_code"] * (not trust) + [f"a task in {k}" for k in missing])
+    return ctx.finding(
+        start, end, f"{cls} on {V3} without {what}",
+        'Pass model_kwargs={"trust_remote_code": True} (trust_remote_code=True in Haystack) and '
+        + " and ".join(
+            f'{k}={{"task": "{t}", "prompt_name": "{t}"}}'
+            for k, t in zip(sides, ("retrieval.passage", "retrieval.query"), strict=False)
+        ),
+        Applicability.MANUAL,
+    )
 
 
 def _tokenizer(call: ast.Call) -> bool:
