@@ -278,6 +278,8 @@ class _Flow:
                 bindings = self.mod.bindings_of(scope).get(node.id)
                 if bindings:
                     out = [t for b in bindings if b is not None for t in self._tables(b, depth + 1)]
+                    if None in bindings:  # reader, cfg = pick(doc_type)
+                        out += [t for e in self._unpacked(scope, node.id) for t in self._tables(e, depth + 1)]
                     if isinstance(scope, ast.Module) and None in bindings:
                         out += self._imported_tables(node.id)
                     return out
@@ -541,12 +543,52 @@ class _Flow:
             hit |= found
             out |= v
             complete &= c
+        unpacked = self._unpacked(scope, name)
+        if unpacked:
+            v, _ = self._union(unpacked, depth)
+            out |= v
+            complete = False
         if isinstance(scope, ast.Module):
             value = imported_constant(self.mod, self.root, name)
             if value is not None:
                 self._elsewhere()
                 return frozenset([value]) | out, complete
         return frozenset(out), complete and hit
+
+    def _unpacked(self, scope: ast.AST, name: str) -> list[ast.AST]:
+        """`reader, model = pick(doc_type)` with `def pick` of this module returning tuples: the elements at
+        `model`'s position of every tuple it returns."""
+        index = self.__dict__.get("_unpacks")
+        if index is None:
+            index = self.__dict__["_unpacks"] = {}
+            for a in self.mod.of_type(ast.Assign):
+                if len(a.targets) != 1 or not isinstance(a.targets[0], ast.Tuple):
+                    continue
+                if not isinstance(a.value, ast.Call) or not isinstance(a.value.func, ast.Name):
+                    continue
+                elts = a.targets[0].elts
+                if any(isinstance(e, ast.Starred) for e in elts):
+                    continue
+                for i, e in enumerate(elts):
+                    if isinstance(e, ast.Name):
+                        key = (id(self.mod.scope_of(e)), e.id)
+                        index.setdefault(key, []).append((a.value, i, len(elts)))
+        out: list[ast.AST] = []
+        facts = self._index()
+        for call, i, n in index.get((id(scope), name), []):
+            fns = facts.functions.get(call.func.id, [])
+            if len(fns) != 1:
+                continue
+            fn = fns[0]
+            for r in ast.walk(fn):
+                if (
+                    isinstance(r, ast.Return)
+                    and isinstance(r.value, ast.Tuple)
+                    and len(r.value.elts) == n
+                    and self.mod.enclosing_function(r) is fn
+                ):
+                    out.append(r.value.elts[i])
+        return out
 
     def _parameter_values(
         self, fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str, depth: int
