@@ -12,6 +12,7 @@ from jmigrate.rules._sites import add_dict_entry, insert_before_key
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
+from jmigrate.scan.jsmodules import helper_guess, project_of
 from jmigrate.scan.python import dict_key
 from jmigrate.scan.tasks import TaskGuess, infer_python, infer_text, recommendation
 from jmigrate.scan.text import model_matches
@@ -23,6 +24,11 @@ RENAMED_FIELDS = {"encoding_format": "embedding_type"}
 MESSAGE = "request to api.jina.ai/v1/embeddings without a task (v2 payload)"
 # After `apply` renamed the model, a v3 request with no task is unfinished, not done (issue 12).
 MESSAGE_V3 = "jina-embeddings-v3 request without a task: generic vectors, no task adapter"
+HELPER = "; its callers serve different sides, so the helper needs a task parameter"
+HELPER_FIX = (
+    f'Send "model": "{V3}" and take the task as a parameter of this helper: each caller passes its own '
+    "(JM505 names the task of each call; {reason})"
+)
 
 
 def _task_model(value: object) -> bool:
@@ -95,7 +101,12 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         model_text = text[keys["model"][1] : keys["model"][2]] if "model" in keys else None
         if "task" in keys or (model_text is not None and not _task_model(model_text.strip("\"'` "))):
             continue
-        guess = infer_text(text)
+        guess, several = infer_text(text), False
+        if ctx.language == "js":
+            # A helper function: its callers (this module or importers) say which side it serves.
+            use = helper_guess(project_of(ctx.src.path, text, ctx.project.js), ctx.src.path, treq.url_start)
+            if use is not None and (use.several or use.guess.task):
+                guess, several = use.guess, use.several
         edits = []
         if treq.certain and treq.body_start >= 0 and guess.task and "model" in keys:
             key_start = keys["model"][0]  # in front of the model key (see add_dict_entry)
@@ -104,8 +115,8 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         yield ctx.finding(
             treq.url_start,
             treq.url_end,
-            MESSAGE_V3 if V3 in body else MESSAGE,
-            _fix(guess.task, guess.reason),
+            (MESSAGE_V3 if V3 in body else MESSAGE) + (HELPER if several else ""),
+            HELPER_FIX.format(reason=guess.reason) if several else _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,
             _recommendation(

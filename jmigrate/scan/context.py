@@ -12,6 +12,7 @@ from jmigrate.scan.text import PARTIAL_V2, legacy_model_mentions, line_of, model
 from jmigrate.scan.walk import Source
 
 if TYPE_CHECKING:
+    from jmigrate.scan.jsmodules import JsProject
     from jmigrate.scan.notebook import CellMap
     from jmigrate.scan.prose import Regions
     from jmigrate.scan.python import PyModule
@@ -27,6 +28,8 @@ class ProjectFacts:
     # file requests from it with `dimensions` (an explicit 768 keeps a 768 schema on purpose).
     v3_named: bool = False
     root: str = ""  # the scanned folder: where imports between the project's modules are resolved
+    # The JS/TS modules read, followed through their imports (scan/jsmodules.py); None: no JS/TS with Jina.
+    js: JsProject | None = None
     v3_dimensions: set[int] = field(default_factory=set)
     # Where env files are looked for (scan/envfiles.py): the scanned folder; "" when one file is planned.
     env_root: str = ""

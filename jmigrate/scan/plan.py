@@ -30,6 +30,9 @@ from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Sour
 # `dimensions=768`, `"dimensions": 768`, `dimensions: 768`: a width requested from v3 on purpose.
 _DIMENSIONS = re.compile(r"""(?i)\bdimensions["']?\s*[=:]\s*["']?(\d{2,5})\b""")
 
+_JS_HOPS = 3  # modules between a file that names Jina and the farthest importer followed
+
+
 def plan(
     path: str | Path,
     *,
@@ -71,6 +74,11 @@ def plan(
 
     cross = CrossModule(project.root)
     kept: dict[str, tuple[RawFile, list[FileContext]]] = {}
+    # JS/TS: files naming Jina wait until the walk is over (a helper's findings depend on its callers in
+    # other modules); the others are read again only if they import from those (scan/jsmodules.py).
+    js_paths: set[str] = set()
+    js_waiting: list[tuple[RawFile, list[FileContext]]] = []
+    js_stubs: list[RawFile] = []
     files = size = 0
 
     for sniffed in sniff_tree(root, max_file_size, legacy_widths() if project_rules else frozenset()):
@@ -80,6 +88,8 @@ def plan(
         files += 1
         size += sniffed.size
         item = sniffed.raw()
+        if item.language == "js":
+            js_paths.add(item.path)
         if sniffed.data is None:
             # Names no model: only a width next to a vector/schema key can make a finding here. Keep the
             # name, not the bytes: the second test below drops most without a second read.
@@ -87,6 +97,8 @@ def plan(
                 deferred.append((item, None))
             if item.language == "python":
                 unparsed.append(item)
+            if item.language == "js":
+                js_stubs.append(item)
             continue
         kind = own_output(sniffed.data)
         if kind is not None:  # a report of an earlier run: never a finding, never rewritten by apply
@@ -106,16 +118,23 @@ def plan(
             if V3 in ctx.src.text:
                 project.v3_named = True
             project.v3_dimensions |= {int(d) for d in _DIMENSIONS.findall(ctx.src.text)}
-            found += _run(file_rules, ctx, mentions)
+            if item.language != "js":
+                found += _run(file_rules, ctx, mentions)
             exporting.add(ctx)
             cross.see(ctx)
         if cross.exporters and any(c is cross.exporters[-1][0] for c in contexts):
             kept[item.path] = (item, contexts)  # its findings may gain a JM501 after the walk
-        _note_syntax_errors(item, contexts, skipped)
         if dims:
             deferred.append((item, contexts))
+        if item.language == "js":
+            js_waiting.append((item, contexts))
+            continue
+        _note_syntax_errors(item, contexts, skipped)
         _record(item, contexts, found, findings, hashes, encodings)
 
+    if js_waiting:
+        _javascript(js_paths, js_waiting, js_stubs, file_rules, project, deferred, skipped, findings, hashes,
+                    encodings, mentions)
     if exporting and unparsed:
         _importers(
             unparsed, exporting, file_rules, project, deferred, skipped, findings, hashes, encodings, cross
@@ -233,6 +252,62 @@ def _importers_round(
             deferred.append((item, contexts))
         _record(item, contexts, found, findings, hashes, encodings)
     return left
+
+
+def _javascript(
+    paths: set[str],
+    waiting: list[tuple[RawFile, list[FileContext]]],
+    stubs: list[RawFile],
+    rules: list[Rule],
+    project: ProjectFacts,
+    deferred: list[tuple[RawFile, list[FileContext] | None]],
+    skipped: list[SkippedFile],
+    findings: list[Finding],
+    hashes: dict[str, str],
+    encodings: dict[str, str],
+    mentions: list[Mention],
+) -> None:
+    """Link the JS/TS modules that name Jina to the files importing from them, then run the rules on all."""
+    from jmigrate.scan.jsmodules import ImportTest, JsProject
+
+    js = project.js = JsProject(paths)
+    for item, contexts in waiting:
+        js.add(item.path, contexts[0].src.text)
+    waiting = list(waiting)
+    loaded: set[str] = set()
+    for _ in range(_JS_HOPS):  # an importer may export a helper of its own: a few hops, each one linear
+        test = ImportTest(js)
+        if not test:
+            break
+        new = 0
+        for stub in stubs:
+            if stub.path in loaded:
+                continue
+            try:
+                data = Path(stub.abs_path).read_bytes()
+            except OSError:
+                continue
+            if not test.wanted(data):
+                continue
+            loaded.add(stub.path)
+            item = RawFile(stub.path, stub.abs_path, data)
+            contexts = _contexts(item, skipped)
+            if contexts:
+                js.add(item.path, contexts[0].src.text)
+                waiting.append((item, contexts))
+                new += 1
+        if not new:
+            break
+    places = {item.path: i for i, (item, known) in enumerate(deferred) if known is None}
+    for item, contexts in waiting:
+        found: list[Finding] = []
+        for ctx in contexts:
+            ctx.project = project
+            found += _run(rules, ctx, mentions)
+        _note_syntax_errors(item, contexts, skipped)
+        if item.path in loaded and item.path in places:  # the width pass reuses the decoded text
+            deferred[places[item.path]] = (item, contexts)
+        _record(item, contexts, found, findings, hashes, encodings)
 
 
 def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:
