@@ -13,6 +13,7 @@ cost stays linear and files without a reason are still never parsed.
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left
 from collections.abc import Collection
 from pathlib import PurePosixPath
 
@@ -62,12 +63,14 @@ def exports(ctx: FileContext, env_keys: Collection[str] = ()) -> frozenset[str]:
         return frozenset()
     out: set[str] = set()
     rest: list[tuple[ast.stmt, list[str]]] = []
+    starts = sorted(s for s, _ in spans)  # bisected per statement: a scan per statement was quadratic
     for stmt in mod.tree.body:
         names = _bound(stmt)
         if not names:
             continue
         lo, hi = mod.span(stmt)
-        if any(lo <= s < hi for s, _ in spans):
+        i = bisect_left(starts, lo)
+        if i < len(starts) and starts[i] < hi:
             out.update(names)
         else:
             rest.append((stmt, names))
