@@ -29,7 +29,7 @@ def _marks(root: Path) -> set[tuple[str, str, int]]:
 
 
 def test_project_fixture_fires_exactly_on_marked_lines_across_modules() -> None:
-    result = plan(PROJECT, select=["JM1", "JM201", "JM315", "JM505"], stores=False)
+    result = plan(PROJECT, select=["JM1", "JM201", "JM301", "JM315", "JM505"], stores=False)
     assert {(f.code, f.path, f.line) for f in result.findings} == _marks(PROJECT)
     assert result.skipped == []
 
@@ -142,3 +142,21 @@ def test_call_side_reads_the_enclosing_function_first_then_names() -> None:
     )
     sides = [call_side(text, m.start(), m.end()).task for m in re.finditer(r"emb\(", text)]
     assert sides == [PASSAGE, QUERY, MATCHING, QUERY]
+
+
+def test_request_model_is_resolved_through_imports(tmp_path: Path) -> None:
+    (tmp_path / "settings.js").write_text(
+        'export const EMBED = process.env.EMBED ?? "jina-embeddings-v2-base-de";\n'
+        'export const CLIP = "jina-clip-v2";\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "client.js").write_text(
+        'import { EMBED, CLIP } from "./settings.js";\n'
+        'const URL = "https://api.jina.ai/v1/embeddings";\n'
+        "export const a = (t) => fetch(URL, { body: JSON.stringify({ model: EMBED, input: t }) });\n"
+        "export const b = (t) => fetch(URL, { body: JSON.stringify({ model: CLIP, input: t }) });\n",
+        encoding="utf-8",
+    )
+    [f] = plan(tmp_path, select=["JM201"], stores=False).findings
+    # The bilingual model's advice, found through the import; the CLIP request is not a v2 embedding.
+    assert f.line == 3 and f.recommendation["from_model"] == "jina-embeddings-v2-base-de"

@@ -424,6 +424,22 @@ def _js_const_model(text: str, options: str) -> list[ModelMatch]:
     return list(model_matches(bindings[0][1]))
 
 
+_JS_MODEL_KEY = re.compile(r"\bmodel(?:Name)?\s*:\s*")
+
+
+def _js_imported_model(ctx: FileContext, start: int, end: int) -> list[ModelMatch]:
+    """`{ model: X }` where X is followed through the repository's JS/TS modules (an imported constant, a
+    table entry, a `process.env.X ?? "..."` default): scan/jsmodules.py."""
+    from jmigrate.scan.jsmodules import project_of
+
+    text = ctx.src.text
+    m = _JS_MODEL_KEY.search(text, start, end)
+    if m is None:
+        return []
+    value = project_of(ctx.src.path, text, ctx.project.js).string(ctx.src.path, m.end())
+    return list(model_matches(value)) if value else []
+
+
 def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
     """LangChain.js embedders of a JS/TS file (shared by JM301 and JM501)."""
     if ctx.language != "js":
@@ -437,6 +453,8 @@ def js_embedders(ctx: FileContext) -> list[JsEmbedder]:
         models = list(model_matches(text[m.start(3) : end])) if end > 0 else []
         if not models and end > 0:
             models = _js_const_model(text, text[m.start(3) : end])
+        if not models and end > 0:
+            models = _js_imported_model(ctx, m.start(3), end)
         if not models:
             continue
         b = jsscope.blocks(text)

@@ -99,12 +99,15 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         keys = treq.keys(text)
         body = text[treq.body_start : treq.body_end] if treq.body_start >= 0 else ""
         model_text = text[keys["model"][1] : keys["model"][2]] if "model" in keys else None
+        js = project_of(ctx.src.path, text, ctx.project.js) if ctx.language == "js" else None
+        if js is not None and "model" in keys:  # `model: MODEL`: imported, a table entry, an env default
+            model_text = js.string(ctx.src.path, keys["model"][1]) or model_text
         if "task" in keys or (model_text is not None and not _task_model(model_text.strip("\"'` "))):
             continue
         guess, several = infer_text(text), False
-        if ctx.language == "js":
+        if js is not None:
             # A helper function: its callers (this module or importers) say which side it serves.
-            use = helper_guess(project_of(ctx.src.path, text, ctx.project.js), ctx.src.path, treq.url_start)
+            use = helper_guess(js, ctx.src.path, treq.url_start)
             if use is not None and (use.several or use.guess.task):
                 guess, several = use.guess, use.several
         edits = []
@@ -115,12 +118,12 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         yield ctx.finding(
             treq.url_start,
             treq.url_end,
-            (MESSAGE_V3 if V3 in body else MESSAGE) + (HELPER if several else ""),
+            (MESSAGE_V3 if V3 in body or model_text == V3 else MESSAGE) + (HELPER if several else ""),
             HELPER_FIX.format(reason=guess.reason) if several else _fix(guess.task, guess.reason),
             Applicability.UNSAFE,
             edits,
             _recommendation(
-                text[keys["model"][1] : keys["model"][2]] if "model" in keys else None,
+                model_text,
                 guess,
                 set[object](keys),
             ),
