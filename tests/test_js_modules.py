@@ -20,11 +20,12 @@ MARK = re.compile(r"//\s*(JM\d{3}(?:[ ,]+JM\d{3})*)\s*$")
 
 def _marks(root: Path) -> set[tuple[str, str, int]]:
     out = set()
-    for path in sorted(root.iterdir()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             m = MARK.search(line)
             if m:
-                out |= {(c, path.name, number) for c in re.findall(r"JM\d{3}", m.group(1))}
+                out |= {(c, rel, number) for c in re.findall(r"JM\d{3}", m.group(1))}
     return out
 
 
@@ -48,6 +49,9 @@ def test_each_caller_gets_its_side_and_the_helper_asks_for_a_task_parameter() ->
     assert "parameter" in extractor.fix_title and extractor.recommendation["task"] is None
     # The model id came from config.ts through a re-export and a destructuring with a rename.
     assert by[("JM315", "embedder.ts", 5)].recommendation["from_model"] == "jina-embeddings-v2-small-en"
+    # The singleton class of web/extractor.js (static fields read through `this.`), imported by default.
+    assert by[("JM315", "web/extractor.js", 11)].recommendation["from_model"] == "jina-embeddings-v2-base-zh"
+    assert "jina-embeddings-v2-base-zh" in by[("JM505", "web/route.js", 6)].message
 
 
 def test_files_without_a_link_to_the_jina_modules_are_not_read(tmp_path: Path) -> None:

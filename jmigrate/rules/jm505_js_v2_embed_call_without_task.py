@@ -46,7 +46,7 @@ def _side(guess: TaskGuess) -> str:
 def check(ctx: FileContext) -> Iterator[Finding]:
     path, text = ctx.src.path, ctx.src.text
     js = project_of(path, text, ctx.project.js)
-    for p, _, calls in js.pipelines(path):
+    for p, calls in js.extractor_calls(path):
         if p.model.replacement is None and p.model.name != V3:
             continue  # base-code stays on v2 (JM104 says so)
         for start, end in calls:

@@ -41,7 +41,10 @@ _IMPORT = re.compile(r"(?m)^\s*import\s+(?!type\b)([^'\";]*?)\s+from\s+" + _SPEC
 _REQUIRE_DECL = re.compile(
     rf"\b(?:const|let|var)\s+(\{{[^{{}}]*\}}|{_IDENT})\s*=\s*require\(\s*" + _SPEC + r"\s*\)"
 )
-_EXPORT_DECL = re.compile(rf"(?m)^\s*export\s+(?:declare\s+)?(?:const|let|var)\s+({_IDENT})")
+_EXPORT_DECL = re.compile(rf"(?m)^\s*export\s+(?:declare\s+)?(?:const|let|var|class)\s+({_IDENT})")
+_CLASS_DECL = re.compile(rf"\bclass\s+({_IDENT})(?:\s+extends\s+[\w$.]+)?\s*\{{")
+# `await X.getInstance(...)`: the transformers.js singleton pattern (a class holding the pipeline).
+_SINGLETON = re.compile(rf"\b(?:const|let|var)\s+({_IDENT})\s*=\s*await\s+({_IDENT})\s*\.\s*{_IDENT}\s*\(")
 _EXPORT_FUNC = re.compile(rf"(?m)^\s*export\s+(default\s+)?(?:async\s+)?function\s*\*?\s*({_IDENT})?\s*\(")
 _EXPORT_DEFAULT = re.compile(r"(?m)^\s*export\s+default\s+(?!async\b|function\b|class\b)")
 _EXPORT_LIST = re.compile(r"(?m)^\s*export\s*\{([^{}]*)\}\s*(?:from\s+" + _SPEC + r")?")
@@ -50,7 +53,8 @@ _MODULE_EXPORTS = re.compile(r"\bmodule\.exports\s*=\s*(?!=)")
 _EXPORTS_MEMBER = re.compile(rf"\b(?:module\.)?exports\.({_IDENT})\s*=\s*(?!=)")
 _DESTRUCTURE = re.compile(r"\b(?:const|let|var)\s*\{([^{}]*)\}\s*=\s*(?!require\b)")
 _FUNC_DECL = re.compile(rf"\b(?:async\s+)?function\s*\*?\s*({_IDENT})\s*\(")
-_PIPELINE = re.compile(r"\bpipeline\s*\(\s*([\"'`])(feature-extraction|embeddings)\1\s*,\s*")
+_PIPELINE = re.compile(r"\bpipeline\s*\(\s*(this\s*\.\s*[\w$]+|[\w$]+|([\"'`])[\w-]+\2)\s*,\s*")
+_TASKS = ("feature-extraction", "embeddings")
 _OBJ_KEY = re.compile(rf"""(?:"([^"\\\n]*)"|'([^'\\\n]*)'|({_IDENT}|\d+))\s*:(?!:)""")
 _ACCESS = re.compile(
     rf"""\s*(?:\?\.|\.)\s*({_IDENT})|\s*(?:\?\.)?\[\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*\]"""
@@ -78,7 +82,13 @@ class Func:
     body: tuple[int, int]  # `{` .. just past `}` (an expression body: the expression)
 
 
-Value = str | dict[str, object] | Pipeline | Func
+@dataclass(frozen=True)
+class Cls:
+    path: str
+    body: tuple[int, int]
+
+
+Value = str | dict[str, object] | Pipeline | Func | Cls
 
 
 @dataclass
@@ -131,12 +141,14 @@ class JsProject:
         self.modules: dict[str, Module] = {}
         self._helpers: dict[str, dict[str, list[Embed]]] | None = None
         self._callers: dict[str, list[Embed]] | None = None
+        self._pipelines: dict[str, list[tuple[Pipeline, list[str], list[tuple[int, int]]]]] = {}
 
     # --- modules ------------------------------------------------------------------------------------
 
     def add(self, path: str, text: str) -> None:
         self.modules[path] = self._parse(path, text)
         self._helpers = self._callers = None
+        self._pipelines = {}
 
     def _resolve_spec(self, importer: str, spec: str) -> str | None:
         base = posixpath.normpath(posixpath.join(posixpath.dirname(importer), spec))
@@ -230,6 +242,10 @@ class JsProject:
         func = _function_named(text, name)
         if func is not None and not jsscope.bindings(text, name):
             return Func(mod.path, name, func)
+        classes = _class_index(text).get(name, [])
+        if len(classes) == 1 and not jsscope.bindings(text, name):
+            end = balanced_end(text, classes[0])
+            return Cls(mod.path, (classes[0], end)) if end > 0 else None
         value_at, certain = jsscope.resolve(text, name, at)
         if value_at >= 0:
             return self.value(mod, value_at, depth + 1) if certain else None
@@ -287,6 +303,11 @@ class JsProject:
                 current, end = self.export(self._resolve_spec(mod.path, m.group(1)), "*", depth + 1), m.end()
             elif word == "pipeline":
                 return _pipeline_at(self, mod, at, depth)
+            elif word == "this":
+                field_at = _class_field(text, at)
+                if field_at is None:
+                    return None
+                current, end = self.value(mod, field_at[0], depth + 1), field_at[1]
             elif word in ("async", "function") or re.match(r"\s*=>", text[end:]):
                 return _function_value(mod, at)
             else:
@@ -310,7 +331,9 @@ class JsProject:
         mod = self.modules.get(path)
         if mod is None:
             return []
-        return _pipelines(self, mod)
+        if path not in self._pipelines:
+            self._pipelines[path] = _pipelines(self, mod)
+        return self._pipelines[path]
 
     def embeds(self, path: str) -> list[Embed]:
         """Direct embedding sites of a module: v2 requests and extractor calls."""
@@ -324,8 +347,28 @@ class JsProject:
             if model is not False:
                 known = model if isinstance(model, Model) else None
                 out.append(Embed(path, req.url_start, req.url_end, "request", known))
-        for p, _, calls in self.pipelines(path):
+        for p, calls in self.extractor_calls(path):
             out += [Embed(path, s, e, "extractor", p.model) for s, e in calls]
+        return out
+
+    def extractor_calls(self, path: str) -> list[tuple[Pipeline, list[tuple[int, int]]]]:
+        """Calls that embed through a legacy pipeline: names bound to it in this module, and names bound
+        to `await Singleton.getInstance()` of a class (here or imported) whose body builds one."""
+        mod = self.modules.get(path)
+        if mod is None:
+            return []
+        out = [(p, calls) for p, _, calls in self.pipelines(path)]
+        text = mod.text
+        for m in _SINGLETON.finditer(text):
+            cls = self.name_value(mod, m.group(2), m.start(2))
+            if not isinstance(cls, Cls):
+                continue
+            held = [p for p, _, _ in self.pipelines(cls.path) if cls.body[0] < p.at < cls.body[1]]
+            if len(held) != 1 or len(jsscope.bindings(text, m.group(1))) != 1:
+                continue
+            calls = [(c.start(), c.end() - 1) for c in
+                     re.compile(rf"(?<![\w$.]){re.escape(m.group(1))}\s*\(").finditer(text, m.end())]
+            out.append((held[0], calls))
         return out
 
     def helpers(self) -> dict[str, dict[str, list[Embed]]]:
@@ -414,7 +457,7 @@ class JsProject:
                 out.add(name)
                 continue
             v = self.export(path, name)
-            if isinstance(v, Func) and v.name in every.get(v.path, {}) or _carries_model(v):
+            if isinstance(v, Func) and v.name in every.get(v.path, {}) or _carries_model(v, self):
                 out.add(name)
         return out
 
@@ -470,17 +513,38 @@ def _member(v: object, key: str) -> Value | None:
     item = v.get(key)
     if isinstance(item, _Lazy):
         return item.get()
-    return item if isinstance(item, (str, dict, Pipeline, Func)) else None
+    return item if isinstance(item, (str, dict, Pipeline, Func, Cls)) else None
 
 
-def _carries_model(v: object, depth: int = 0) -> bool:
+def _carries_model(v: object, project: JsProject, depth: int = 0) -> bool:
     if isinstance(v, str):
         return any(True for _ in model_matches(v))
     if isinstance(v, Pipeline):
         return True
+    if isinstance(v, Cls):
+        return any(v.body[0] < p.at < v.body[1] for p, _, _ in project.pipelines(v.path))
     if isinstance(v, dict) and depth < 3:
-        return any(_carries_model(_member(v, k), depth + 1) for k in list(v)[:200])
+        return any(_carries_model(_member(v, k), project, depth + 1) for k in list(v)[:200])
     return False
+
+
+def _class_field(text: str, at: int) -> tuple[int, int] | None:
+    """`this.NAME` at `at` inside a class: (offset of the one `[static] NAME = value` field initialiser of
+    that class, offset just past `this.NAME`)."""
+    m = re.compile(rf"this\s*\.\s*({_IDENT})").match(text, at)
+    if m is None:
+        return None
+    b = jsscope.blocks(text)
+    i = b.innermost(at)
+    while i != -1 and not re.search(rf"\bclass\s+{_IDENT}(?:\s+extends\s+[\w$.]+)?\s*\Z",
+                                    text[max(0, b.opens[i] - 200) : b.opens[i]]):
+        i = b.parent[i]
+    if i == -1:
+        return None
+    field = re.compile(rf"(?m)^\s*(?:(?:static|readonly|public|private|protected)\s+)*{re.escape(m.group(1))}"
+                       rf"\s*(?::[^=;\n]*)?=(?![=>])\s*")
+    hits = [f.end() for f in field.finditer(text, b.opens[i], b.closes[i]) if b.innermost(f.start()) == i]
+    return (hits[0], m.end()) if len(hits) == 1 else None
 
 
 def _object_entries(text: str, open_at: int) -> list[tuple[str, int]]:
@@ -511,6 +575,15 @@ def _object_entries(text: str, open_at: int) -> list[tuple[str, int]]:
         at = open_at + m.start(1)
         if b.innermost(at) == own:
             out.append((m.group(1), at))
+    return out
+
+
+@per_text()
+def _class_index(text: str) -> dict[str, list[int]]:
+    """Class name -> offsets of the `{` of each `class Name {` (one pass, cached per text)."""
+    out: dict[str, list[int]] = {}
+    for m in _CLASS_DECL.finditer(text):
+        out.setdefault(m.group(1), []).append(m.end() - 1)
     return out
 
 
@@ -582,7 +655,7 @@ def _destructured(text: str, name: str, use_at: int) -> tuple[int, str] | None:
 
 def _pipeline_at(project: JsProject, mod: Module, at: int, depth: int) -> Pipeline | None:
     m = _PIPELINE.match(mod.text, at)
-    if m is None:
+    if m is None or project.value(mod, m.start(1), depth + 1) not in _TASKS:
         return None
     v = project.value(mod, m.end(), depth + 1)
     if not isinstance(v, str):
