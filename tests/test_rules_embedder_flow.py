@@ -235,3 +235,22 @@ def test_after_apply_the_huggingface_embedders_are_not_a_false_zero(tmp_path: Pa
     again = plan(tmp_path)
     assert {(f.code, f.path, f.line) for f in again.findings} == {("JM502", "emb.py", 3)}
     assert all(f.applicability is Applicability.MANUAL for f in again.findings)
+
+
+def test_settings_embed_model_set_in_one_module_used_by_indexes_built_in_others(tmp_path: Path) -> None:
+    write(tmp_path, "app/setup.py",
+          "from llama_index.core import Settings\n"
+          "from llama_index.embeddings.huggingface import HuggingFaceEmbedding\n"
+          "def configure():\n"
+          '    Settings.embed_model = HuggingFaceEmbedding(model_name="jinaai/jina-embeddings-v2-base-en")\n')
+    write(tmp_path, "app/build.py",
+          "from llama_index.core import VectorStoreIndex\n"
+          "def build(docs):\n    return VectorStoreIndex.from_documents(docs)\n")
+    write(tmp_path, "app/ask.py",
+          "from llama_index.core import StorageContext, load_index_from_storage\n"
+          "def ask(q):\n"
+          "    index = load_index_from_storage(StorageContext.from_defaults(persist_dir='idx'))\n"
+          "    return index.as_query_engine().query(q)\n")
+    [jm501] = [f for f in plan(tmp_path).findings if f.code == "JM501"]
+    assert (jm501.path, jm501.line) == ("app/setup.py", 4)
+    assert "app/build.py" in jm501.message and "app/ask.py" in jm501.message

@@ -21,6 +21,7 @@ from jmigrate.rules._sites import Site, Sites
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.imports import module_key
+from jmigrate.scan.python import dotted
 from jmigrate.scan.tasks import PASSAGE, QUERY, UNCLEAR, TaskGuess, _inference, decide, infer_python
 
 # Embedder kinds whose uses are followed (every integration that embeds both sides through one object).
@@ -168,21 +169,38 @@ class CrossModule:
         self.root = root
         self.imports: list[Imports] = []
         self.exporters: list[tuple[FileContext, list[Export]]] = []
+        # LlamaIndex's process-wide Settings.embed_model set to a v2 embedder, and the files building indexes
+        self.globals: list[tuple[FileContext, Site]] = []
+        self.index_users: list[FileContext] = []
 
-    def see(self, ctx: FileContext) -> None:
-        if ctx.language != "python" or ctx.cell_map is not None or ctx.py is None:
-            return
+    def see(self, ctx: FileContext) -> bool:
+        """Record what this parsed file exports and imports; True when findings may be added to it later."""
+        if ctx.language != "python" or ctx.py is None:
+            return False
+        keep = False
+        text = ctx.src.text
+        if ("VectorStoreIndex" in text or "load_index_from_storage" in text) and len(self.index_users) < 2000:
+            self.index_users.append(ctx)  # LlamaIndex indexes: users of a global Settings.embed_model
+        if ctx.models and "Settings.embed_model" in text:
+            found = _global_embedders(ctx)
+            self.globals += [(ctx, site) for site in found]
+            keep = bool(found)
+        if ctx.cell_map is not None:
+            return keep
         rec = imports_of(ctx)
         if rec is not None:
             self.imports.append(rec)
         exports = exports_of(ctx)
         if exports:
             self.exporters.append((ctx, exports))
+        return keep or bool(exports)
 
     def finish(self, findings: list[Finding], report_jm501: bool) -> list[tuple[FileContext, Finding]]:
         """Give the embedders' findings the task their uses in other modules say, and return the JM501
         findings of embedders that serve both sides across modules."""
-        if not self.exporters or not self.imports:
+        followed = follow(self.exporters, self.imports, self.root) if self.exporters and self.imports else []
+        followed += self._global_uses()
+        if not followed:
             return []
         from jmigrate.rules.jm501_embedder_used_for_queries_and_documents import FIX
         from jmigrate.rules.registry import get_rule
@@ -192,7 +210,7 @@ class CrossModule:
         by_path: dict[str, list[Finding]] = {}
         for f in findings:
             by_path.setdefault(f.path, []).append(f)
-        for done in follow(self.exporters, self.imports, self.root):
+        for done in followed:
             ctx, site, guess = done.ctx, done.export.site, done.guess
             lo, hi = site.call.lineno, site.call.end_lineno or site.call.lineno
             mine = [f for f in by_path.get(ctx.src.path, []) if lo <= f.line <= hi or _model_line(f, site)]
@@ -226,6 +244,48 @@ class CrossModule:
             finding.code, finding.rule = rule.code, rule.name
             added.append((ctx, finding))
         return added
+
+
+    def _global_uses(self) -> list[Followed]:
+        """Settings.embed_model = <v2 embedder> in one file; the indexes other files build use it."""
+        out = []
+        for ctx, site in self.globals:
+            mod = ctx.py
+            assert mod is not None
+            signals = list(infer_python(mod, site.call).signals)
+            files = []
+            for user in self.index_users:
+                other = user.py
+                if user is ctx or other is None or user.src.path == ctx.src.path:
+                    continue
+                inf = _inference(other)
+                found = inf.signals_for({inf.qual("Settings.embed_model", other.tree)}, set())
+                if found:
+                    files.append(user.src.path)
+                    signals += [(t, f"{user.src.path}: {r}") for t, r in found]
+            if files:
+                out.append(Followed(ctx, Export(site), decide(signals), files))
+        return out
+
+
+def _global_embedders(ctx: FileContext) -> list[Site]:
+    """Embedders assigned (directly or through a name) to LlamaIndex's Settings.embed_model."""
+    mod = ctx.py
+    assert mod is not None
+    sites = Sites(ctx, mod).of_kind(*KINDS)
+    out = []
+    for a in mod.of_type(ast.Assign):
+        if not any(dotted(t).endswith("Settings.embed_model") for t in a.targets):
+            continue
+        for site in sites:
+            if site.model is None or site.model.replacement is None:
+                continue
+            target = mod.assigned_to(site.call)
+            if a.value is site.call or (
+                target and isinstance(a.value, ast.Name) and a.value.id == target
+            ):
+                out.append(site)
+    return out
 
 
 def _model_line(f: Finding, site: Site) -> bool:

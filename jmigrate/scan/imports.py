@@ -86,10 +86,13 @@ class ImportIndex:
 
     def __init__(self) -> None:
         self.by_key: dict[bytes, set[bytes]] = {}
-        self.env_keys: dict[str, set[str]] = {}  # .env variables whose value names a legacy model
+        self.env_keys: dict[str, set[str]] = {}
+        self.global_embedder = False  # .env variables whose value names a legacy model
         self.models: dict[bytes, set[str]] = {}  # the legacy models each exporting module names
 
     def add(self, ctx: FileContext) -> None:
+        if ctx.language == "python" and ctx.models and "Settings.embed_model" in ctx.src.text:
+            self.global_embedder = True  # LlamaIndex's global embedder may be a v2 model (see wanted())
         if ctx.language == "env" or is_env_file(ctx.src.path.rsplit("/", 1)[-1]):
             self._add_env(ctx)
             return
@@ -116,10 +119,12 @@ class ImportIndex:
         return sum(len(v) for v in self.by_key.values()) + len(self.env_keys)
 
     def __bool__(self) -> bool:
-        return bool(self.by_key or self.env_keys)
+        return bool(self.by_key or self.env_keys or self.global_embedder)
 
     def wanted(self, data: bytes) -> bool:
         """Whether a Python file's bytes may import an exported name (then it is parsed)."""
+        if self.global_embedder and (b"VectorStoreIndex" in data or b"load_index_from_storage" in data):
+            return True  # builds a LlamaIndex index with the project's global Settings.embed_model
         if self.env_keys and (b"getenv" in data or b"environ" in data or b"Settings" in data):
             if any(k.encode() in data or k.lower().encode() in data for k in self.env_keys):
                 return True

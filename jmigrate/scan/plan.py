@@ -121,9 +121,8 @@ def plan(
             if item.language != "js":
                 found += _run(file_rules, ctx, mentions)
             exporting.add(ctx)
-            cross.see(ctx)
-        if cross.exporters and any(c is cross.exporters[-1][0] for c in contexts):
-            kept[item.path] = (item, contexts)  # its findings may gain a JM501 after the walk
+            if cross.see(ctx):
+                kept[item.path] = (item, contexts)  # its findings may gain a JM501 after the walk
         if dims:
             deferred.append((item, contexts))
         if item.language == "js":
