@@ -16,16 +16,21 @@ defaults loads v2.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from jmigrate.models import MODELS, V3, Model
+from jmigrate.rules._requests import python_requests
+from jmigrate.rules._sites import PyRequest
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.envfiles import env_values
-from jmigrate.scan.python import PyModule, call_name, dotted, kwarg, last_part
+from jmigrate.scan.python import PyModule, call_name, dict_key, dotted, kwarg, last_part
+from jmigrate.scan.tasks import TaskGuess, own_side
 from jmigrate.scan.text import model_matches
 from jmigrate.scan.walk import Source, decode_bytes
 
@@ -1143,11 +1148,36 @@ _Fn = ast.FunctionDef | ast.AsyncFunctionDef
 
 @dataclass(frozen=True)
 class Wrapper:
-    """A function or method that embeds (part of) its argument through a local Jina model: `def embed(texts):
-    return model.encode(texts)`. Whoever calls it decides what is embedded, so the task is chosen there."""
+    """A function or method that embeds (part of) its argument through a local Jina model (`def embed(texts):
+    return model.encode(texts)`) or a raw request to /v1/embeddings with a v2 payload and no task. Whoever
+    calls it decides what is embedded, so the task is chosen there."""
 
     fn: _Fn
-    inner: EmbedCall
+    inner: EmbedCall | None  # the local model call (None: a request helper)
+    # The helper that holds the embedding call, (path, name, line): the same for a helper of a helper.
+    origin: tuple[str, str, int] = ("", "", 0)
+    request: PyRequest | None = None  # the raw HTTP request (a request helper)
+    model: Model | None = None  # the request's legacy model
+
+
+def _request_model(ctx: FileContext, mod: PyModule, req: PyRequest) -> Model | None:
+    """The replaced v1/v2 model an embeddings request sends, or v3 (after `apply`: the calls still choose no
+    task); None for another model, a task already set, or a payload this module does not show."""
+    payload = req.payload
+    if payload is None or dict_key(payload, "task") is not None:
+        return None
+    at = dict_key(payload, "model")
+    if at is None:
+        return None
+    found, _ = flow(ctx, mod).values(payload.values[at])
+    legacy = None
+    for value in sorted(found):
+        if value.rsplit("/", 1)[-1] == V3:
+            return MODELS[V3]
+        for m in model_matches(value):
+            if m.model.replacement is not None and legacy is None:
+                legacy = m.model
+    return legacy
 
 
 # Calls that keep the texts as they are (a copy, a slice, a count): taint flows through them, not others
@@ -1205,10 +1235,19 @@ def wrappers(ctx: FileContext, mod: PyModule) -> dict[ast.AST, Wrapper]:
             taint[fn] = _tainted(mod, fn)
         return taint[fn]
 
+    path = mod.src.path
     for ec in embed_calls(ctx, mod):
         fn = _enclosing_fn(mod, ec.call)
         if fn is not None and fn not in out and _reads(mod, ec.call, tainted(fn)):
-            out[fn] = Wrapper(fn, ec)
+            out[fn] = Wrapper(fn, ec, (path, fn.name, fn.lineno))
+    if "embeddings" in ctx.src.text:  # a request to /v1/embeddings needs the path in the module
+        for req in python_requests(ctx):
+            fn = _enclosing_fn(mod, req.call)
+            if fn is None or fn in out or not _reads(mod, req.call, tainted(fn)):
+                continue
+            model = _request_model(ctx, mod, req)
+            if model is not None:
+                out[fn] = Wrapper(fn, None, (path, fn.name, fn.lineno), req, model)
     if out:
         for _ in range(4):  # helpers of helpers, a few levels deep
             grown = False
@@ -1217,8 +1256,14 @@ def wrappers(ctx: FileContext, mod: PyModule) -> dict[ast.AST, Wrapper]:
                 if fn is None or fn in out:
                     continue
                 target = _local_target(ctx, mod, call, out)
-                if target is not None and _reads(mod, call, tainted(fn)):
-                    out[fn] = Wrapper(fn, target.inner)
+                # A function that passes its argument on is a helper too, unless it decides the side
+                # itself (it stores the vectors, searches with them, is named for one side).
+                if (
+                    target is not None
+                    and _reads(mod, call, tainted(fn))
+                    and own_side(mod, call) is None
+                ):
+                    out[fn] = dataclasses.replace(target, fn=fn)
                     grown = True
             if not grown:
                 break
@@ -1297,11 +1342,11 @@ def _top_level(mod: PyModule) -> dict[str, ast.stmt]:
     """Functions and classes defined at module level, by name (built once: looked up for every call)."""
     found = mod.__dict__.get("_top_level")
     if found is None:
-        found = mod.__dict__["_top_level"] = {
-            s.name: s
-            for s in mod.tree.body
-            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-        }
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        defs = [s for s in mod.tree.body if isinstance(s, kinds)]
+        twice = {n for n, k in Counter(s.name for s in defs).items() if k > 1}
+        # A name defined twice (`if GPU: def embed...` / `else: def embed...` at top level) is ambiguous.
+        found = mod.__dict__["_top_level"] = {s.name: s for s in defs if s.name not in twice}
     return found
 
 
@@ -1328,7 +1373,7 @@ def _wrapper_in(
     other_ctx._py, other_ctx._parsed = other, True
     for stmt in other.tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name and method is None:
-            return wrappers(other_ctx, other).get(stmt)
+            return wrappers(other_ctx, other).get(stmt) if _top_level(other).get(name) is stmt else None
         if isinstance(stmt, ast.ClassDef) and stmt.name == name and method is not None:
             fn = _methods(stmt).get(method)
             return wrappers(other_ctx, other).get(fn) if fn is not None else None
@@ -1372,7 +1417,62 @@ def _imported_target(ctx: FileContext, mod: PyModule, call: ast.Call) -> Wrapper
             return _imported_wrapper(ctx, mod, func.id, None)
         return None
     if isinstance(func, ast.Attribute):
+        if isinstance(func.value, ast.Name) and mod.bindings_of(mod.tree).get(func.value.id) == [None]:
+            found = _module_wrapper(ctx, mod, func.value.id, func.attr)
+            if found is not None:
+                return found
         cls = _class_of_receiver(ctx, mod, func.value)
         if isinstance(cls, str):
             return _imported_wrapper(ctx, mod, cls, func.attr)
     return None
+
+
+def _module_wrapper(ctx: FileContext, mod: PyModule, alias: str, name: str) -> Wrapper | None:
+    """`import app.embed as emb` (or `from app import embed as emb`) ... `emb.get_embedding(text)`: the helper
+    `get_embedding` of that module of the repository. A name imported twice resolves to nothing."""
+    root = ctx.project.root
+    if not root:
+        return None
+    memo: dict[tuple[str, str], Wrapper | None] = mod.__dict__.setdefault("_module_wrappers", {})
+    if (alias, name) in memo:
+        return memo[alias, name]
+    candidates: list[list[Path]] = []
+    for stmt in mod.tree.body:
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                if a.asname == alias or (a.asname is None and a.name == alias):
+                    candidates.append(_module_files(mod, root, a.name, 0))
+        elif isinstance(stmt, ast.ImportFrom):
+            for a in stmt.names:
+                if (a.asname or a.name) == alias:
+                    sub = ".".join(p for p in (stmt.module or "", a.name) if p)
+                    candidates.append(_module_files(mod, root, sub, stmt.level))
+    found = None
+    if len(candidates) == 1:
+        for path in candidates[0]:
+            found = _wrapper_in(ctx, path, root, name, None, hops=0)
+            if found is not None:
+                break
+    memo[alias, name] = found
+    return found
+
+
+def helper_at(ctx: FileContext, mod: PyModule, node: ast.AST) -> Wrapper | None:
+    """The helper of this module whose embedding call `node` is part of: inside the helper's body, or in the
+    loader call of its model (a finding there is about every call of the helper)."""
+    found = wrappers(ctx, mod)
+    if not found:
+        return None
+    for p in [node, *mod.ancestors(node)]:  # a lookup per enclosing node: linear in the depth
+        w = found.get(p)
+        if w is not None and w.origin == (mod.src.path, w.fn.name, w.fn.lineno):
+            return w  # (a helper of a helper is left out: the findings are about the inner one)
+    return None
+
+
+def register_use(ctx: FileContext, helper: Wrapper, where: str, guess: TaskGuess) -> None:
+    ctx.project.helper_uses.setdefault(helper.origin, []).append((where, guess))
+
+
+def register_helper_finding(ctx: FileContext, helper: Wrapper, rebuild: Callable[[TaskGuess], None]) -> None:
+    ctx.project.helper_findings.setdefault(helper.origin, []).append(rebuild)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 from jmigrate.models import V3, Model
 from jmigrate.rules._pins import pinned_ids
+from jmigrate.rules._calls import helper_at, register_helper_finding
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.python import PyModule, call_name, kwarg, last_part
@@ -109,7 +110,7 @@ def model_findings(
             # Changing the model changes every vector: never safe without re-embedding the corpus.
             applicability = Applicability.UNSAFE
         rec = recommendation(match.model, guess, local=local)
-        yield ctx.finding(
+        found = ctx.finding(
             match.start,
             match.end + len(match.tail),
             describe(match),
@@ -118,6 +119,21 @@ def model_findings(
             edits,
             rec,
         )
+        if guess is not None and node is not None and ctx.py is not None:
+            helper = helper_at(ctx, ctx.py, node)
+            if helper is not None:  # the id inside an embedding helper: its calls everywhere say the task
+                register_helper_finding(ctx, helper, _rebuild(found, match, fix, local))
+        yield found
+
+
+def _rebuild(
+    found: Finding, match: ModelMatch, fix: Callable[[ModelMatch, TaskGuess], str], local: bool
+) -> Callable[[TaskGuess], None]:
+    def rebuild(g: TaskGuess) -> None:
+        found.fix_title = fix(match, g)
+        found.recommendation = recommendation(match.model, g, local=local)
+
+    return rebuild
 
 
 def fix_text(match: ModelMatch, guess: TaskGuess) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jmigrate.models import V3
+from jmigrate.rules._calls import helper_at, register_helper_finding
 from jmigrate.rules._requests import other_requests, python_requests
 from jmigrate.rules._sites import add_dict_entry, insert_before_key
 from jmigrate.rules.registry import rule
@@ -85,7 +86,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             k.value for k in (payload.keys if payload else []) if isinstance(k, ast.Constant)
         }
         model_value = mod.constant_value(payload.values[model]) if payload and model is not None else None
-        yield ctx.finding(
+        found = ctx.finding(
             start,
             end,
             MESSAGE_V3 if model_value == V3 else MESSAGE,
@@ -94,6 +95,10 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             edits,
             _recommendation(model_value, guess, py_keys),
         )
+        helper = helper_at(ctx, mod, req.call)
+        if helper is not None and helper.request is not None and helper.request.call is req.call:
+            register_helper_finding(ctx, helper, _rebuild(found, helper.fn.name, model_value, py_keys, guess))
+        yield found
     text = ctx.src.text
     for treq in other_requests(ctx):
         keys = treq.keys(text)
@@ -128,6 +133,23 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 set[object](keys),
             ),
         )
+
+
+def _rebuild(
+    found: Finding, name: str, model_value: object, keys: set[object], first: TaskGuess
+) -> Callable[[TaskGuess], None]:
+    """Re-words the finding of a request inside an embedding helper once every call of the helper in the
+    repository is known: the sides they serve decide, not the helper's own module (its `__main__` demo)."""
+
+    def rebuild(g: TaskGuess) -> None:
+        found.fix_title = _fix(g.task, g.reason)
+        if g.task is None:
+            found.fix_title = f'Give {name}() a task parameter sent as "task"; ' + found.fix_title
+        found.recommendation = _recommendation(model_value, g, keys)
+        if g.task != first.task:  # the edit adds the task the module alone suggested: not this one
+            found.edits, found.applicability = [], Applicability.MANUAL
+
+    return rebuild
 
 
 def _recommendation(model_value: object, guess: TaskGuess, keys: set[object]) -> dict[str, Any]:

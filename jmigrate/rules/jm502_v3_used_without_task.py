@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
-from jmigrate.rules._calls import EmbedCall, embed_calls, flow, wrapper_calls
+from jmigrate.rules._calls import EmbedCall, embed_calls, flow, register_use, wrapper_calls
 from jmigrate.rules._integrations import model_node
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
@@ -71,16 +71,24 @@ def check(ctx: FileContext) -> Iterator[Finding]:
                 lines.add(f.line)
                 yield f
     for call, helper in wrapper_calls(ctx, mod):
-        loader = helper.inner.loader
-        if not loader.v3 or loader.legacy is not None or kwarg(call, "task") is not None:
+        if kwarg(call, "task") is not None:
             continue
-        side = infer_call(mod, call).task or "retrieval.passage for documents / retrieval.query for queries"
+        if helper.inner is None:
+            if helper.model is None or helper.model.name != V3:
+                continue
+        else:
+            loader = helper.inner.loader
+            if not loader.v3 or loader.legacy is not None:
+                continue
+        guess = infer_call(mod, call)
+        side = guess.task or "retrieval.passage for documents / retrieval.query for queries"
         found = ctx.finding(
             *mod.span(call.func),
             f"{helper.fn.name}() embeds through {V3} but this call chooses no task",
             f"Give {helper.fn.name}() a task parameter passed on to the model and pass it here ({side})",
             Applicability.MANUAL,
         )
+        register_use(ctx, helper, f"{found.path}:{found.line}", guess)
         if found.line not in lines:
             lines.add(found.line)
             yield found

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jmigrate.rules._calls import EmbedCall, embed_calls, wrapper_calls
+from jmigrate.rules._calls import (
+    EmbedCall,
+    embed_calls,
+    helper_at,
+    register_helper_finding,
+    register_use,
+    wrapper_calls,
+)
+from jmigrate.rules._requests import python_requests
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Finding
 from jmigrate.scan.python import kwarg
-from jmigrate.scan.tasks import PASSAGE, QUERY, infer_call, recommendation
+from jmigrate.scan.tasks import PASSAGE, QUERY, TaskGuess, infer_call, recommendation
 
 BOTH = "retrieval.passage for documents / retrieval.query for queries"
 
@@ -46,7 +54,8 @@ def _fix(kind: str, how: str, task: str | None) -> str:
     "retrieval tasks, an instruction prefix) per call: `encode(texts, task=...)` (with `prompt_name=` in "
     "sentence-transformers), fastembed's `passage_embed()`/`query_embed()`. A forward pass with pooling "
     "written by hand for v2 selects neither. Every such call is found, also through `self.model`, a "
-    "variable or a model imported from another module, and gets the task its use suggests.",
+    "variable or a model imported from another module, and gets the task its use suggests; so is every call "
+    "of a helper function that embeds its argument through such a model or a v2 request to /v1/embeddings.",
     example="vecs = self.model.encode(chunks)  # self.model: SentenceTransformer(<v2 model>)",
     fix="None automatic (v2's encode() takes no task): once on v3, pass the task the finding names at this "
     "call (JM502 keeps reporting the call until it does).",
@@ -62,23 +71,42 @@ def check(ctx: FileContext) -> Iterator[Finding]:
         for f in _finding(ctx, ec):
             lines.add(f.line)
             yield f
+    requests = {id(r.call) for r in python_requests(ctx)} if "embeddings" in ctx.src.text else set()
     for call, helper in wrapper_calls(ctx, mod):
-        loader = helper.inner.loader
-        if loader.legacy is None or loader.v3 or kwarg(call, "task") is not None:
+        if kwarg(call, "task") is not None:
             continue
+        if helper.inner is not None:
+            loader = helper.inner.loader
+            if loader.legacy is None or loader.v3:
+                continue
+            model, through = loader.legacy, f"a local {loader.legacy.name} model ({loader.kind})"
+        else:
+            if helper.model is None or helper.model.replacement is None:
+                continue  # v3 already: JM502 reports the call
+            model = helper.model
+            through = f"a request to api.jina.ai/v1/embeddings with {model.name} and no task"
         guess = infer_call(mod, call)
+        if helper.inner is not None:
+            fix = _fix(helper.inner.loader.kind, helper.inner.how, guess.task)
+        else:
+            side = guess.task or BOTH
+            fix = f'With jina-embeddings-v3 the helper sends it as "task" in the payload ({side})'
+
         name = helper.fn.name
+        start, end = mod.span(call.func)
         found = ctx.finding(
-            *mod.span(call.func),
-            f"{name}() embeds its argument through a local {loader.legacy.name} model ({loader.kind}): v3 "
-            f"needs the task chosen at this call; {guess.task or 'task unclear'}: {guess.reason}",
-            f"Give {name}() a task parameter passed on to the model and pass it here: "
-            + _fix(loader.kind, helper.inner.how, guess.task),
+            start,
+            end,
+            f"{name}() embeds its argument through {through}: v3 needs the task chosen at this call; "
+            f"{guess.task or 'task unclear'}: {guess.reason}",
+            f"Give {name}() a task parameter passed on to the model and pass it here: {fix}",
             Applicability.MANUAL,
             (),
-            recommendation(loader.legacy, guess, local=True),
+            recommendation(model, guess, local=helper.inner is not None),
         )
-        if found.line not in lines:
+        register_use(ctx, helper, f"{found.path}:{found.line}", guess)
+        # One finding a line: not beside another of this rule, nor on the request JM201 reports.
+        if found.line not in lines and id(call) not in requests:
             lines.add(found.line)
             yield found
 
@@ -91,17 +119,34 @@ def _finding(ctx: FileContext, ec: EmbedCall) -> Iterator[Finding]:
         return
     if mod.parents.get(loader.call) is not None and loader.call.lineno == call.lineno:
         return  # SentenceTransformer(<v2>).encode(...) on one line: the loader's finding says it
+    legacy = loader.legacy
     guess = infer_call(mod, call)
     what = {"forward": "forward pass (pooled by hand)", "encode": "encode()", "embed": "embed()"}[ec.how]
     here = mod.parents.get(loader.call) is not None
     where = f"on {mod.src.where(mod.start(loader.call))}" if here else "in another module"
     loaded = f"{'may be ' if loader.several else ''}loaded {where}"
-    yield ctx.finding(
+
+    def message(g: TaskGuess) -> str:
+        return (f"{what} of a local {legacy.name} model ({loader.kind}, {loaded}): v3 needs the task at this "
+                f"call; {g.task or 'task unclear'}: {g.reason}")
+
+    found = ctx.finding(
         *mod.span(call.func),
-        f"{what} of a local {loader.legacy.name} model ({loader.kind}, {loaded}): v3 needs the task at this "
-        f"call; {guess.task or 'task unclear'}: {guess.reason}",
+        message(guess),
         _fix(loader.kind, ec.how, guess.task),
         Applicability.MANUAL,
         (),
-        recommendation(loader.legacy, guess, local=True),
+        recommendation(legacy, guess, local=True),
     )
+    helper = helper_at(ctx, mod, call)
+    if helper is not None and helper.inner is ec:
+        # The calls of the helper, in every module, say which sides it serves (plan.py, after the walk).
+        def rebuild(g: TaskGuess) -> None:
+            found.message = message(g)
+            found.fix_title = _fix(loader.kind, ec.how, g.task)
+            if g.task is None:
+                found.fix_title = f"Give {helper.fn.name}() a task parameter: " + found.fix_title
+            found.recommendation = recommendation(legacy, g, local=True)
+
+        register_helper_finding(ctx, helper, rebuild)
+    yield found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from jmigrate.scan.notebook import CellMap
     from jmigrate.scan.prose import Regions
     from jmigrate.scan.python import PyModule
+    from jmigrate.scan.tasks import TaskGuess
 
 
 @dataclass
@@ -33,6 +34,13 @@ class ProjectFacts:
     v3_dimensions: set[int] = field(default_factory=set)
     # Where env files are looked for (scan/envfiles.py): the scanned folder; "" when one file is planned.
     env_root: str = ""
+    # Embedding helpers (functions that embed their argument through a v2 model), by (path, name, line):
+    # the calls of each anywhere in the repository with the side each serves ("app/ingest.py:12", guess),
+    # and how to re-word the helper's own findings once every call is known (plan.py, after the walk).
+    helper_uses: dict[tuple[str, str, int], list[tuple[str, TaskGuess]]] = field(default_factory=dict)
+    helper_findings: dict[tuple[str, str, int], list[Callable[[TaskGuess], None]]] = field(
+        default_factory=dict
+    )
 
     @property
     def legacy_dims(self) -> set[int]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from jmigrate.scan.notebook import NotebookError, notebook_units
 from jmigrate.scan.own_outputs import own_output
 from jmigrate.scan.prefilter import legacy_widths, sniff_tree, width_in_context, width_number
+from jmigrate.scan.tasks import helper_guess
 from jmigrate.scan.walk import DEFAULT_MAX_FILE_SIZE, DecodeError, RawFile, Source, decode_bytes
 
 # `dimensions=768`, `"dimensions": 768`, `dimensions: 768`: a width requested from v3 on purpose.
@@ -141,6 +142,7 @@ def plan(
     for ctx, extra in cross.finish(findings, any(r.code == "JM501" for r in file_rules)):
         item, contexts = kept[ctx.src.path]
         _record(item, contexts, [extra], findings, hashes, encodings)
+    _helper_sides(project)
 
     # Widths (768, 512) count only once we know which legacy models the project uses.
     widths = project.legacy_dims
@@ -307,6 +309,17 @@ def _javascript(
         if item.path in loaded and item.path in places:  # the width pass reuses the decoded text
             deferred[places[item.path]] = (item, contexts)
         _record(item, contexts, found, findings, hashes, encodings)
+
+
+def _helper_sides(project: ProjectFacts) -> None:
+    """Every call of each embedding helper is known now, in whatever module it is: the helper's own findings
+    (its embedding call, request, model id) say the sides those calls serve, merged."""
+    for key, rebuilds in project.helper_findings.items():
+        uses = project.helper_uses.get(key)
+        if uses:
+            guess = helper_guess(key[1], uses)
+            for rebuild in rebuilds:
+                rebuild(guess)
 
 
 def _stores(root: Path, price_per_mtok: float | None) -> list[dict[str, Any]]:

@@ -341,6 +341,15 @@ class _PyInference:
             or info.last in ("load_index_from_storage", "from_vector_store")
             or (info.last in STORE_BUILDERS and info.receiver.endswith("Index"))
         ]
+        # `for i, vec in enumerate(vectors)`: the loop's names hold the vectors too (by the iterated name).
+        self.loop_targets: dict[str, set[str]] = {}
+        loops: list[ast.For | ast.AsyncFor | ast.comprehension] = [
+            *mod.of_type(ast.For), *mod.of_type(ast.AsyncFor), *mod.of_type(ast.comprehension)
+        ]
+        for loop in loops:
+            targets = {self.qual(n.id, n) for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+            for n in mod.names_in(loop.iter):
+                self.loop_targets.setdefault(self.qual(n, loop.iter), set()).update(targets)
         self.matmuls = [
             (b, frozenset(self.qual(n, b) for n in mod.names_in(b)))
             for b in mod.of_type(ast.BinOp)
@@ -468,6 +477,9 @@ class _PyInference:
                 if isinstance(p, (ast.Call, ast.Attribute, ast.Subscript, ast.Await)):
                     outer = p
                     continue
+                if isinstance(p, (ast.ListComp, ast.GeneratorExp)) and p.elt is outer:
+                    outer = p  # vecs = [embed(t) for t in texts]: vecs holds the vectors
+                    continue
                 break
             for candidate in (start, outer):
                 target = mod.assigned_to(candidate)
@@ -479,6 +491,7 @@ class _PyInference:
             # Built from the embedder (a vector store) or derived from its output (vectors).
             for h in list(handles):
                 handles |= self.derived_by_root.get(h, set()) | self.derived_by_arg.get(h, set())
+                handles |= self.loop_targets.get(h, set())
         return handles, functions
 
     def _reads_root(self, call: ast.AST, names: set[str]) -> bool:
@@ -512,8 +525,10 @@ class _PyInference:
     def where(self, node: ast.AST) -> str:
         return self.mod.src.where(self.mod.start(node))
 
-    def signals(self, node: ast.AST) -> list[tuple[str, str]]:
+    def signals(self, node: ast.AST, follow_callers: bool = True) -> list[tuple[str, str]]:
         handles, functions = self.handles_for(node)
+        if not follow_callers:
+            functions = set()
         return self.signals_for(handles, functions)
 
     def signals_for(self, handles: set[str], functions: set[str]) -> list[tuple[str, str]]:
@@ -654,14 +669,15 @@ CLASS_TASKS = {
 }
 
 
-def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
-    """Infer the task for the embedder/request/model string at `node`."""
+def infer_python(mod: PyModule, node: ast.AST, follow_callers: bool = True) -> TaskGuess:
+    """Infer the task for the embedder/request/model string at `node` (without `follow_callers`, from its own
+    function only: not from the calls of the function that holds it)."""
     call = node if isinstance(node, ast.Call) else mod.enclosing_call(node)
     cls = last_part(call_name(call)) if call is not None else ""
     if cls in CLASS_TASKS:
         side = "queries" if CLASS_TASKS[cls] == QUERY else "documents"
         return decide([(CLASS_TASKS[cls], f"{cls} embeds {side}")])
-    signals = _inference(mod).signals(node)
+    signals = _inference(mod).signals(node, follow_callers)
     if not signals:
         fn = mod.enclosing_function(node)
         task = _word_task(fn.name) if fn else None
@@ -670,9 +686,48 @@ def infer_python(mod: PyModule, node: ast.AST) -> TaskGuess:
     return decide(signals)
 
 
+_CONTAINERS = (ast.List, ast.Tuple, ast.Dict, ast.Set, ast.keyword, ast.Starred, ast.ListComp,
+               ast.GeneratorExp, ast.comprehension)
+
+
+def _consumer_around(mod: PyModule, call: ast.Call) -> tuple[str, str] | None:
+    """The side of an embedding call written inside the call that consumes its vectors:
+    `qdrant.upsert(points=[PointStruct(vector=embed(text))])`, `index.search(embed(question), k)`."""
+    node: ast.AST = call
+    for _ in range(6):  # a few containers and calls out (a point built around the vector, say)
+        parent = mod.parent(node)
+        if parent is None or isinstance(parent, ast.stmt):
+            return None
+        if isinstance(parent, ast.Call) and node is not parent.func:
+            name = call_name(parent)
+            last = last_part(name).removesuffix("()")
+            at = mod.src.where(mod.start(parent))
+            if last in STORE_CALLS or last in INDEX_ADD:
+                return PASSAGE, f"{name}() on {at} stores the vectors"
+            if last in SEARCH_CALLS or last in INDEX_SEARCH:
+                return QUERY, f"{name}() on {at} searches with the vector"
+            task = _consumer_task(name, "", len(parent.args))
+            if task is not None:
+                return task, f"vectors passed to {name}() on {at}"
+        elif not isinstance(parent, (ast.Call, *_CONTAINERS)):
+            return None
+        node = parent
+    return None
+
+
+def own_side(mod: PyModule, call: ast.Call) -> str | None:
+    """The side an embedding call serves by what its own function does with the vectors (stores them, searches
+    with them, a function named for one side), not by who calls that function."""
+    direct = _consumer_around(mod, call)
+    return direct[0] if direct is not None else infer_python(mod, call, follow_callers=False).task
+
+
 def infer_call(mod: PyModule, call: ast.Call) -> TaskGuess:
     """The task for one embedding call (`model.encode(x)`): how its vectors are used, else the names of what
     it embeds and of what it returns into (`doc_vecs = model.encode(documents)`)."""
+    direct = _consumer_around(mod, call)
+    if direct is not None:
+        return decide([direct])
     guess = infer_python(mod, call)
     if guess.signals:
         return guess
@@ -682,6 +737,47 @@ def infer_call(mod: PyModule, call: ast.Call) -> TaskGuess:
         if task:
             return decide([(task, f"it embeds {word!r} (by its name) on {mod.src.where(mod.start(call))}")])
     return guess
+
+
+def helper_guess(name: str, uses: list[tuple[str, TaskGuess]]) -> TaskGuess:
+    """The task of an embedding helper, from every call of it in the repository (`uses`: "path:line" and the
+    guess made at that call). One side at every call: that side. Otherwise (two sides, or a call whose side
+    is unclear) no single task is right: the helper needs a task parameter, each call passes its side.
+    Its own `__main__` demo is one call among the others, never the only say."""
+    ordered = sorted(uses, key=lambda u: u[0])
+    by_task: dict[str, list[str]] = {}
+    unclear: list[str] = []
+    for where, guess in ordered:
+        if guess.task:
+            by_task.setdefault(guess.task, []).append(where)
+        else:
+            unclear.append(where)
+
+    def listed(wheres: list[str]) -> str:
+        return ", ".join(wheres[:3]) + (f" and {len(wheres) - 3} more" if len(wheres) > 3 else "")
+
+    signals = [(t, f"{name}() called on {w}") for t, ws in by_task.items() for w in ws]
+    if len(by_task) == 1 and not unclear:
+        [(task, wheres)] = by_task.items()
+        reason = f"every call of {name}() in the repository embeds for {task} ({listed(wheres)})"
+        return TaskGuess(task, reason, signals)
+    if not by_task:
+        return TaskGuess(
+            None,
+            f"no call of {name}() in the repository shows which side it embeds ({listed(unclear)}): give it "
+            "a task parameter passed on to the model and pass each call's side (retrieval.passage for "
+            "documents you store, retrieval.query for queries, text-matching for symmetric similarity)",
+            [],
+        )
+    parts = [f"{t} on {listed(ws)}" for t, ws in sorted(by_task.items())]
+    if unclear:
+        parts.append(f"a side this analysis cannot tell on {listed(unclear)}")
+    return TaskGuess(
+        None,
+        f"{name}() serves several sides ({'; '.join(parts)}): give it a task parameter passed on to the "
+        "model and pass each call's side",
+        signals,
+    )
 
 
 # --- other languages (JS/TS, shell, ...) --------------------------------------------------------------
