@@ -7,8 +7,8 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from jmigrate.models import V3, Model
+from jmigrate.rules._helpers import helper_at, register_helper_finding
 from jmigrate.rules._pins import pinned_ids
-from jmigrate.rules._calls import helper_at, register_helper_finding
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
 from jmigrate.scan.python import PyModule, call_name, kwarg, last_part

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from jmigrate.models import V3
-from jmigrate.rules._calls import helper_at, register_helper_finding
+from jmigrate.rules._helpers import helper_at, register_helper_finding
 from jmigrate.rules._requests import other_requests, python_requests
 from jmigrate.rules._sites import add_dict_entry, insert_before_key
 from jmigrate.rules.registry import rule

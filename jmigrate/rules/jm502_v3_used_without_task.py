@@ -11,7 +11,8 @@ import ast
 from collections.abc import Iterator
 
 from jmigrate.models import V3
-from jmigrate.rules._calls import EmbedCall, embed_calls, flow, register_use, wrapper_calls
+from jmigrate.rules._calls import EmbedCall, embed_calls, flow
+from jmigrate.rules._helpers import register_use, wrapper_calls
 from jmigrate.rules._integrations import model_node
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule

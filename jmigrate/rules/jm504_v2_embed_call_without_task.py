@@ -10,14 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jmigrate.rules._calls import (
-    EmbedCall,
-    embed_calls,
-    helper_at,
-    register_helper_finding,
-    register_use,
-    wrapper_calls,
-)
+from jmigrate.rules._calls import EmbedCall, embed_calls
+from jmigrate.rules._helpers import helper_at, register_helper_finding, register_use, wrapper_calls
 from jmigrate.rules._requests import python_requests
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
