@@ -124,3 +124,26 @@ def test_ambiguous_names_resolve_to_nothing(tmp_path: Path) -> None:
         ),
     })
     assert [f for f in plan(tmp_path).findings if f.path == "use.py"] == []
+
+
+def test_notebook_helper_defined_in_one_cell_and_called_in_others(tmp_path: Path) -> None:
+    import json
+
+    def cell(*lines: str) -> dict[str, object]:
+        return {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                "source": [line + "\n" for line in lines]}
+
+    nb = {"cells": [
+        cell("import requests",
+             "def embed(texts):",
+             "    body = {'model': 'jina-embeddings-v2-base-en', 'input': texts}",
+             "    return requests.post('https://api.jina.ai/v1/embeddings', json=body).json()"),
+        cell("store.add(embed(chunks))"),
+        cell("hits = store.search(embed([question]))"),
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "rag.ipynb").write_text(json.dumps(nb, indent=1), encoding="utf-8")
+    found = {f.cell: f for f in plan(tmp_path, select=["JM504"]).findings}
+    assert {c: f.recommendation["task"] for c, f in found.items()} == {2: "retrieval.passage",
+                                                                       3: "retrieval.query"}
+    [request] = plan(tmp_path, select=["JM201"]).findings
+    assert request.recommendation["task"] is None and "several sides" in request.recommendation["task_reason"]

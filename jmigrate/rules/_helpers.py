@@ -28,8 +28,8 @@ from jmigrate.rules._calls import (
 from jmigrate.rules._requests import python_requests
 from jmigrate.rules._sites import PyRequest
 from jmigrate.scan.context import FileContext
-from jmigrate.scan.python import PyModule, dict_key
-from jmigrate.scan.tasks import TaskGuess, own_side
+from jmigrate.scan.python import PyModule, dict_key, kwarg
+from jmigrate.scan.tasks import TaskGuess, infer_call, own_side
 from jmigrate.scan.text import model_matches
 
 _Fn = ast.FunctionDef | ast.AsyncFunctionDef
@@ -338,8 +338,24 @@ def helper_at(ctx: FileContext, mod: PyModule, node: ast.AST) -> Wrapper | None:
     return None
 
 
-def register_use(ctx: FileContext, helper: Wrapper, where: str, guess: TaskGuess) -> None:
-    ctx.project.helper_uses.setdefault(helper.origin, []).append((where, guess))
+def register_calls(ctx: FileContext, mod: PyModule) -> None:
+    """Record, once per module, the side each call of a Jina helper serves (whichever of the rules that use
+    it runs first: with `--select JM201` the request's advice still hears from every call)."""
+    if mod.__dict__.get("_helper_calls_registered") is ctx.project:
+        return
+    mod.__dict__["_helper_calls_registered"] = ctx.project
+    for call, helper in wrapper_calls(ctx, mod):
+        if kwarg(call, "task") is not None:
+            continue
+        if helper.inner is not None:
+            if helper.inner.loader.legacy is None and not helper.inner.loader.v3:
+                continue
+        elif helper.model is None:
+            continue
+        start = mod.start(call.func)
+        line = ctx.cell_map.position(start)[0] if ctx.cell_map is not None else ctx.src.position(start)[0]
+        where = f"{ctx.src.path}:{line}"
+        ctx.project.helper_uses.setdefault(helper.origin, []).append((where, infer_call(mod, call)))
 
 
 def register_helper_finding(ctx: FileContext, helper: Wrapper, rebuild: Callable[[TaskGuess], None]) -> None:

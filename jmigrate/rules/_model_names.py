@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from jmigrate.models import V3, Model
-from jmigrate.rules._helpers import helper_at, register_helper_finding
+from jmigrate.rules._helpers import helper_at, register_calls, register_helper_finding
 from jmigrate.rules._pins import pinned_ids
 from jmigrate.scan.context import FileContext
 from jmigrate.scan.finding import Applicability, Edit, Finding
@@ -88,6 +88,8 @@ def model_findings(
     fix: Callable[[ModelMatch, TaskGuess], str],
     rewrite: bool,
 ) -> Iterator[Finding]:
+    if ctx.py is not None:
+        register_calls(ctx, ctx.py)  # the calls of helpers: see _helpers.register_calls
     text = ctx.src.text
     for match in model_matches(text):
         if not wanted(match.model) or match.org in OWNED_ORGS:

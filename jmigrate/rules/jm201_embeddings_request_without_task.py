@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from jmigrate.models import V3
-from jmigrate.rules._helpers import helper_at, register_helper_finding
+from jmigrate.rules._helpers import helper_at, register_calls, register_helper_finding
 from jmigrate.rules._requests import other_requests, python_requests
 from jmigrate.rules._sites import add_dict_entry, insert_before_key
 from jmigrate.rules.registry import rule
@@ -66,6 +66,8 @@ def _fix(task: str | None, reason: str) -> str:
 )
 def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
+    if mod is not None:
+        register_calls(ctx, mod)
     for req in python_requests(ctx):
         assert mod is not None
         payload = req.payload

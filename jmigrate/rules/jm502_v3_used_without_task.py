@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from jmigrate.models import V3
 from jmigrate.rules._calls import EmbedCall, embed_calls, flow
-from jmigrate.rules._helpers import register_use, wrapper_calls
+from jmigrate.rules._helpers import register_calls, wrapper_calls
 from jmigrate.rules._integrations import model_node
 from jmigrate.rules._sites import string_value
 from jmigrate.rules.registry import rule
@@ -71,6 +71,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             for f in _embeds_without_task(ctx, mod, ec):
                 lines.add(f.line)
                 yield f
+    register_calls(ctx, mod)
     for call, helper in wrapper_calls(ctx, mod):
         if kwarg(call, "task") is not None:
             continue
@@ -89,7 +90,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             f"Give {helper.fn.name}() a task parameter passed on to the model and pass it here ({side})",
             Applicability.MANUAL,
         )
-        register_use(ctx, helper, f"{found.path}:{found.line}", guess)
         if found.line not in lines:
             lines.add(found.line)
             yield found

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from jmigrate.rules._calls import EmbedCall, embed_calls
-from jmigrate.rules._helpers import helper_at, register_helper_finding, register_use, wrapper_calls
+from jmigrate.rules._helpers import helper_at, register_calls, register_helper_finding, wrapper_calls
 from jmigrate.rules._requests import python_requests
 from jmigrate.rules.registry import rule
 from jmigrate.scan.context import FileContext
@@ -60,6 +60,7 @@ def check(ctx: FileContext) -> Iterator[Finding]:
     mod = ctx.py
     if mod is None:
         return
+    register_calls(ctx, mod)
     lines: set[int] = set()  # one finding a line (a helper call wrapping an encode call, say)
     for ec in embed_calls(ctx, mod):
         for f in _finding(ctx, ec):
@@ -98,7 +99,6 @@ def check(ctx: FileContext) -> Iterator[Finding]:
             (),
             recommendation(model, guess, local=helper.inner is not None),
         )
-        register_use(ctx, helper, f"{found.path}:{found.line}", guess)
         # One finding a line: not beside another of this rule, nor on the request JM201 reports.
         if found.line not in lines and id(call) not in requests:
             lines.add(found.line)

@@ -749,7 +749,7 @@ def helper_guess(name: str, uses: list[tuple[str, TaskGuess]]) -> TaskGuess:
     unclear: list[str] = []
     for where, guess in ordered:
         if guess.task:
-            by_task.setdefault(guess.task, []).append(where)
+            by_task.setdefault(guess.task, []).append(f"{where}: {guess.reason}")
         else:
             unclear.append(where)
 
