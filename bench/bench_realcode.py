@@ -2,7 +2,7 @@
 
 Each file in `bench/realcode/labels/` names one public repository at a pinned commit and lists, by path and
 line only (no code is copied), every line a v2 -> v3 migration of that repository must edit (`must`, with
-a class: model, call-task, integration, width, field, label), near misses a tool could wrongly flag
+a class: model, call-task, integration, width, field, label, tokenizer), near misses a tool could wrongly flag
 (`near`: prose, log, other-model, dead) and lines tied to jina-embeddings-v2-base-code (`keep`: the code
 model stays on v2, so those lines are left out of the scores). How the labels were made:
 `bench/realcode/README.md`.
@@ -48,7 +48,7 @@ LABELS = HERE / "realcode" / "labels"
 REPOS = Path(os.environ.get("JMIGRATE_REALREPOS", "/work/realrepos"))
 
 KINDS = {"must", "near", "keep"}
-MUST_CLASSES = {"model", "call-task", "integration", "width", "field", "label"}
+MUST_CLASSES = {"model", "call-task", "integration", "width", "field", "label", "tokenizer"}
 NEAR_CLASSES = {"prose", "log", "other-model", "dead"}
 
 # The baseline a user would type: every legacy model name, and the two v2 widths as whole numbers.
