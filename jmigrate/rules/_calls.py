@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -803,18 +803,25 @@ def imported_constant(mod: PyModule, root: str, name: str) -> str | None:
     """`from .config import MODEL`: the string MODEL evaluates to in that module of the repository."""
     if not root:
         return None
+    for path, imported in _from_imports(mod, root, name, star=True):
+        value = _constant_in(path, root, imported)
+        if value is not None:
+            return value
+    return None
+
+
+def _from_imports(mod: PyModule, root: str, name: str, star: bool = False) -> Iterator[tuple[Path, str]]:
+    """`from .config import MODEL [as name]` (and, with `star`, `from .settings import *`): each file of the
+    repository the local `name` may come from, with the name it has there."""
     for stmt in mod.tree.body:
         if not isinstance(stmt, ast.ImportFrom):
             continue
         for alias in stmt.names:
-            star = alias.name == "*"  # from .settings import *: any of its module-level names
-            if not star and (alias.asname or alias.name) != name:
+            every = star and alias.name == "*"  # from .settings import *: any of its module-level names
+            if not every and (alias.asname or alias.name) != name:
                 continue
             for path in _module_files(mod, root, stmt.module or "", stmt.level):
-                value = _constant_in(path, root, name if star else alias.name)
-                if value is not None:
-                    return value
-    return None
+                yield path, name if every else alias.name
 
 
 def imported_attribute(mod: PyModule, root: str, module_name: str, attr: str) -> str | None:
@@ -1037,21 +1044,15 @@ def _imported_loader(ctx: FileContext, mod: PyModule, name: str) -> Loader | Non
     root = ctx.project.root
     if not root:
         return None
-    for stmt in mod.tree.body:
-        if not isinstance(stmt, ast.ImportFrom):
+    for path, imported in _from_imports(mod, root, name):
+        other = repo_module(path, root)
+        if other is None:
             continue
-        for alias in stmt.names:
-            if (alias.asname or alias.name) != name:
-                continue
-            for path in _module_files(mod, root, stmt.module or "", stmt.level):
-                other = repo_module(path, root)
-                if other is None:
-                    continue
-                value = other.module_constants.get(alias.name)
-                if isinstance(value, ast.Call):
-                    other_ctx = FileContext(other.src, project=ctx.project)
-                    other_ctx._py, other_ctx._parsed = other, True
-                    return _loader_for(other_ctx, other, value, 2)
+        value = other.module_constants.get(imported)
+        if isinstance(value, ast.Call):
+            other_ctx = FileContext(other.src, project=ctx.project)
+            other_ctx._py, other_ctx._parsed = other, True
+            return _loader_for(other_ctx, other, value, 2)
     return None
 
 

@@ -792,13 +792,8 @@ def _is_function_body(text: str, brace: int) -> bool:
         if m is None:
             return False
         i = m.start()
-    depth, j = 0, i
-    while j >= max(0, i - 2000):
-        depth += {")": 1, "(": -1}.get(text[j], 0)
-        if depth == 0:
-            break
-        j -= 1
-    if depth != 0:
+    j = jsscope.opening_paren(text, i)
+    if j is None:
         return False
     word = re.search(r"([\w$]+)\s*\Z", text[max(0, j - 100) : j])
     return word is None or word.group(1) not in _KEYWORDS

@@ -141,6 +141,18 @@ def bindings(text: str, name: str) -> tuple[Binding, ...]:
 _NOT_FUNCTIONS = frozenset({"if", "for", "while", "switch", "catch", "with"})
 
 
+def opening_paren(text: str, close: int, reach: int = 2000) -> int | None:
+    """Where the `(` matching the `)` at `close` is, looking back at most `reach` characters (bounded, so
+    a file of unbalanced parentheses stays linear); None when it is not found."""
+    depth, j = 0, close
+    while j >= max(0, close - reach):
+        depth += {")": 1, "(": -1}.get(text[j], 0)
+        if depth == 0:
+            return j
+        j -= 1
+    return None
+
+
 @per_text()
 def function_blocks(text: str) -> tuple[bool, ...]:
     """For each pair: is it the body of a function, arrow function or method (what `var` is scoped to)?
@@ -157,13 +169,8 @@ def function_blocks(text: str) -> tuple[bool, ...]:
         if i < 0 or text[i] != ")":
             out.append(False)
             continue
-        depth, j = 0, i
-        while j >= max(0, i - 2000):
-            depth += {")": 1, "(": -1}.get(text[j], 0)
-            if depth == 0:
-                break
-            j -= 1
-        word = re.search(r"([\w$]+)\s*\Z", text[max(0, j - 100) : max(0, j)]) if depth == 0 else None
+        j = opening_paren(text, i)
+        word = re.search(r"([\w$]+)\s*\Z", text[max(0, j - 100) : j]) if j is not None else None
         out.append(bool(word) and word.group(1) not in _NOT_FUNCTIONS)  # type: ignore[union-attr]
     return tuple(out)
 
