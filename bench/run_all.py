@@ -84,7 +84,7 @@ BENCHES = (
 
 NOTES: dict[str, str] = {
     "realcode": """\
-The per-repository table, and every miss and false alarm with the labeller's note, are in
+The per-repository table and every miss and false alarm with the labeller's note are above and in
 `docs/realcode.md` (written by the same run). The repositories are not downloaded by the script: each
 is checked out at its pinned commit under `$JMIGRATE_REALREPOS` (default `/work/realrepos`) as
 `OWNER__NAME`; a missing or moved checkout is listed as skipped. Labels were made by hand from reading
@@ -318,6 +318,10 @@ def run_one(b: Bench, quick: bool, timeout: float) -> dict[str, Any]:
                 res.setdefault("error", f"no JSON result on stdout ({e})")
         elif json_out.exists():
             res["rows"] = json.loads(json_out.read_text())
+            if "--markdown" in args:  # a detailed report of its own: shown in the section too
+                report = ROOT / args[args.index("--markdown") + 1]
+                if report.exists():
+                    res["include"] = report.read_text(encoding="utf-8")
         elif "error" not in res:
             res["error"] = "the script wrote no --json-out result"
     print(f"[run_all] {b.name}: exit {res['rc']}, {res['seconds']:.0f} s, peak {res['maxrss_mb']:.0f} MB",
@@ -389,6 +393,11 @@ def section(r: dict[str, Any]) -> list[str]:
                      met_text(row.get("met"))]
             lines.append("| " + " | ".join(map(cell, cells)) + " |")
         lines.append("")
+    if r.get("include"):
+        # the benchmark's own report, without its title and header (the section has both)
+        body = r["include"].split("\n")
+        first_table = next((i for i, line in enumerate(body) if line.startswith("|")), len(body))
+        lines += [*body[first_table:], ""]
     if NOTES.get(r["name"]):
         lines += [NOTES[r["name"]], ""]
     if r.get("stdout", "").strip():

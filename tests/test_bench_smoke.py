@@ -100,7 +100,8 @@ def test_update_replaces_only_the_rerun_benchmarks_rows_and_section() -> None:
     api = {"name": "api", "title": "encoders (step 2): API client", "command": "cmd-api", "rows": [row],
            "rc": 0, "seconds": 1.0, "maxrss_mb": 10.0, "stdout": ""}
     new = {"name": "realcode", "title": "plan on real code", "command": "cmd-rc", "rows": [row], "rc": 0,
-           "seconds": 1.0, "maxrss_mb": 10.0, "stdout": ""}
+           "seconds": 1.0, "maxrss_mb": 10.0, "stdout": "",
+           "include": "# its own title\n\n- header\n\n| repository | commit |\n|---|---|\n| a/b | c |\n"}
     out = run_all.splice(doc, [api, new], ["--only", "api,realcode", "--update"],
                          datetime(2026, 12, 3, tzinfo=timezone.utc))
     assert "old api row" not in out and "old api section" not in out
@@ -115,3 +116,4 @@ def test_update_replaces_only_the_rerun_benchmarks_rows_and_section() -> None:
     assert out.count("## encoders (step 2): API client") == 1 and "`cmd-api`" in out
     assert lines.index("## plan on real code") > lines.index("## encoders (step 2): local ONNX")
     assert "by `.venv/bin/python bench/run_all.py --only api,realcode --update`" in out
+    assert "| a/b | c |" in out and "its own title" not in out  # the detailed report, without its header
