@@ -47,6 +47,14 @@ def wait_for_new_request(srv: StubServer, proc: subprocess.Popen[str], after: in
         time.sleep(0.002)
 
 
+def wait_for_in_flight(srv: StubServer, proc: subprocess.Popen[str], count: int) -> None:
+    """Until the stub holds `count` requests unanswered (records only show answered ones)."""
+    deadline = time.monotonic() + 120
+    while srv.in_flight < count and proc.poll() is None:
+        assert time.monotonic() < deadline, "the requests did not reach the stub"
+        time.sleep(0.002)
+
+
 def test_first_ctrl_c_sends_nothing_new_and_exits_130_resumable(tmp_path: Path) -> None:
     src, out = corpus(tmp_path), tmp_path / "out"
     # 60 requests/min: the client's limiter holds the other requests back about a second each, so
@@ -83,7 +91,10 @@ def test_second_ctrl_c_abandons_the_requests_in_flight(tmp_path: Path) -> None:
     src, out = corpus(tmp_path), tmp_path / "out"
     with StubServer(api_key=STUB_KEY, latency=30.0) as srv:  # answers nobody will wait for
         proc = start(command(src, out, srv.url))
-        wait_for_new_request(srv, proc, 3)  # all four slots busy
+        # all four slots busy. Not wait_for_new_request: the stub records a request when it has answered
+        # it, so that waited for the first four answers (30 s) and raced the next requests' sending
+        # (a loaded CI run signalled between them and saw "no request in flight").
+        wait_for_in_flight(srv, proc, 4)
         proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 30
         assert proc.stderr is not None

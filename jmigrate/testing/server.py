@@ -552,6 +552,12 @@ class StubServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self.port}/v1"
 
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not answered yet (`stats.records` holds a request once it is answered)."""
+        with self._lock:
+            return self._in_flight
+
     # request pieces (called from handler threads) --------------------------------------------------
     def _enter(self) -> bool:
         """Count the request in flight; False (and not counted) when over the concurrency limit."""
